@@ -1,0 +1,1 @@
+//! AWS backend: S3, Lambda and Step Functions through the official SDKs.

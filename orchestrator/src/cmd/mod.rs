@@ -1,0 +1,12 @@
+//! One module per subcommand.
+
+pub mod definition;
+pub mod deploy;
+pub mod evaluate;
+pub mod launch;
+pub mod model;
+pub mod package;
+pub mod plan;
+pub mod plans;
+pub mod platform;
+pub mod profile;

@@ -1,0 +1,10 @@
+//! `orchestrator platform`.
+
+/// Subcommands of `orchestrator platform`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {}
+
+/// Runs `orchestrator platform`.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {}
+}

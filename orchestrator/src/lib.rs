@@ -1,0 +1,14 @@
+//! ProPack orchestrator: chooses the packing degree k and runs packed serverless jobs.
+//!
+//! - [`model`]: profiles, the analytical model, the planner and the plan store;
+//! - [`platform`]: platform profiles shared by the model, the local platform and the simulator;
+//! - [`records`]: what a run measured, and the metrics computed from it;
+//! - [`backend`]: the local platform, AWS and the simulator behind one trait.
+//!
+//! The `orchestrator` binary (src/main.rs, one module per subcommand under
+//! `cmd/`) is a thin layer over this library.
+
+pub mod backend;
+pub mod model;
+pub mod platform;
+pub mod records;

@@ -1,0 +1,359 @@
+//! Platform profiles: how a serverless platform scales, what it limits and what it charges.
+//!
+//! One file format serves the model (prices, limits), the embedded local
+//! platform (how fast new instances appear) and the simulator. Three profiles
+//! are built in (`aws-2021`, `aws-today`, `unlimited`); any other name is read
+//! as a path to a JSON file of the same shape.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the platform profile format.
+pub const PLATFORM_SCHEMA_VERSION: u32 = 1;
+
+/// The built-in profile names.
+pub const BUILTIN_PLATFORMS: &[&str] = &["aws-2021", "aws-today", "unlimited"];
+
+/// Errors loading a platform profile.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// Neither a built-in name nor a readable file.
+    #[error("platform {name:?} is neither built in ({builtins}) nor a readable file: {source}")]
+    NotFound {
+        /// What the user asked for.
+        name: String,
+        /// The built-in names.
+        builtins: String,
+        /// Why the file could not be read.
+        source: std::io::Error,
+    },
+    /// The file is not a valid profile.
+    #[error("platform file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// The profile parses but makes no sense.
+    #[error("platform {name:?}: {message}")]
+    Invalid {
+        /// Profile name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// CPU architecture of the function, which decides its price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    /// x86_64 (the 2021 measurements).
+    #[default]
+    X86_64,
+    /// Graviton.
+    Arm64,
+}
+
+/// Lambda-style prices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prices {
+    /// USD per GB-second on x86_64.
+    pub gb_second_x86_64: f64,
+    /// USD per GB-second on arm64.
+    pub gb_second_arm64: f64,
+    /// USD per invocation request.
+    pub request: f64,
+    /// USD per Step Functions (standard) state transition.
+    pub state_transition: f64,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Self {
+            gb_second_x86_64: 0.000_016_666_7,
+            gb_second_arm64: 0.000_013_333_4,
+            request: 0.20 / 1_000_000.0,
+            state_transition: 0.025 / 1_000.0,
+        }
+    }
+}
+
+/// How fast the platform brings up new instances of one function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Scaling {
+    /// One new instance every `interval_ms` (the 2021 behaviour: ≈47 ms).
+    Interval {
+        /// Milliseconds between consecutive new instances.
+        interval_ms: f64,
+    },
+    /// A token bucket: `burst` instances at once, then `per_interval` more every `interval_s`
+    /// (today's Lambda: 1,000 per 10 s per function).
+    TokenBucket {
+        /// Instances available immediately.
+        burst: u32,
+        /// Instances added per interval.
+        per_interval: u32,
+        /// Interval length in seconds.
+        interval_s: f64,
+    },
+    /// As many instances as asked for, at once.
+    Unlimited,
+}
+
+/// A distribution of durations in milliseconds, described by a few quantiles
+/// (lognormal fit between median and p90).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DurationDist {
+    /// Median, ms.
+    pub median_ms: f64,
+    /// 90th percentile, ms (≥ median).
+    pub p90_ms: f64,
+}
+
+/// A serverless platform: limits, scaling behaviour and prices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformProfile {
+    /// [`PLATFORM_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Short name, e.g. `aws-2021`.
+    pub name: String,
+    /// One line on where the numbers come from.
+    #[serde(default)]
+    pub description: String,
+    /// Function memory in MB.
+    pub memory_mb: u32,
+    /// vCPUs at that memory (Lambda: 1 per 1,769 MB, 6 at 10,240 MB).
+    pub vcpus: u32,
+    /// Function timeout, seconds (Lambda: ≤ 900).
+    pub timeout_s: f64,
+    /// Ephemeral storage (/tmp) per instance, MB.
+    pub tmp_mb: u32,
+    /// Architecture the prices apply to.
+    #[serde(default)]
+    pub arch: Arch,
+    /// Prices.
+    #[serde(default)]
+    pub prices: Prices,
+    /// Concurrent instances allowed for the account; instances beyond it wait.
+    #[serde(default)]
+    pub account_concurrency_limit: Option<u32>,
+    /// How fast new instances appear.
+    pub scaling: Scaling,
+    /// Time from instance creation until the runtime polls for its first event.
+    pub cold_start: DurationDist,
+    /// Largest payload of one invocation / Step Functions batch, bytes.
+    pub max_payload_bytes: u64,
+}
+
+impl PlatformProfile {
+    /// AWS Lambda as measured in 2021 by the ProPack authors: one new instance every ≈47 ms.
+    pub fn aws_2021() -> Self {
+        Self {
+            schema_version: PLATFORM_SCHEMA_VERSION,
+            name: "aws-2021".into(),
+            description: "AWS Lambda, March-April 2021 (ProPack artifact): one new instance every ~47 ms, 10 GB / 6 vCPU".into(),
+            memory_mb: 10_240,
+            vcpus: 6,
+            timeout_s: 900.0,
+            tmp_mb: 512,
+            arch: Arch::X86_64,
+            prices: Prices::default(),
+            account_concurrency_limit: Some(10_000),
+            scaling: Scaling::Interval { interval_ms: 47.0 },
+            cold_start: DurationDist {
+                median_ms: 250.0,
+                p90_ms: 600.0,
+            },
+            max_payload_bytes: 262_144,
+        }
+    }
+
+    /// AWS Lambda today: 1,000 new environments per 10 s per function, account limit 1,000.
+    pub fn aws_today() -> Self {
+        Self {
+            schema_version: PLATFORM_SCHEMA_VERSION,
+            name: "aws-today".into(),
+            description: "AWS Lambda since 2023: 1,000 new execution environments per 10 s per function, default account concurrency 1,000".into(),
+            memory_mb: 10_240,
+            vcpus: 6,
+            timeout_s: 900.0,
+            tmp_mb: 10_240,
+            arch: Arch::X86_64,
+            prices: Prices::default(),
+            account_concurrency_limit: Some(1_000),
+            scaling: Scaling::TokenBucket {
+                burst: 1_000,
+                per_interval: 1_000,
+                interval_s: 10.0,
+            },
+            cold_start: DurationDist {
+                median_ms: 150.0,
+                p90_ms: 400.0,
+            },
+            max_payload_bytes: 262_144,
+        }
+    }
+
+    /// An ideal platform with no scaling bottleneck, for comparison.
+    pub fn unlimited() -> Self {
+        Self {
+            schema_version: PLATFORM_SCHEMA_VERSION,
+            name: "unlimited".into(),
+            description: "No scaling limit: every instance starts at once".into(),
+            memory_mb: 10_240,
+            vcpus: 6,
+            timeout_s: 900.0,
+            tmp_mb: 10_240,
+            arch: Arch::X86_64,
+            prices: Prices::default(),
+            account_concurrency_limit: None,
+            scaling: Scaling::Unlimited,
+            cold_start: DurationDist {
+                median_ms: 0.0,
+                p90_ms: 0.0,
+            },
+            max_payload_bytes: 262_144,
+        }
+    }
+
+    /// A built-in profile by name, or a profile file by path.
+    pub fn load(name_or_path: &str) -> Result<Self, PlatformError> {
+        let profile = match name_or_path {
+            "aws-2021" => Self::aws_2021(),
+            "aws-today" => Self::aws_today(),
+            "unlimited" => Self::unlimited(),
+            path => {
+                let text =
+                    std::fs::read_to_string(Path::new(path)).map_err(|source| PlatformError::NotFound {
+                        name: path.to_owned(),
+                        builtins: BUILTIN_PLATFORMS.join(", "),
+                        source,
+                    })?;
+                serde_json::from_str(&text).map_err(|source| PlatformError::Parse {
+                    path: path.to_owned(),
+                    source,
+                })?
+            }
+        };
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    /// Checks values that would make every prediction meaningless.
+    pub fn validate(&self) -> Result<(), PlatformError> {
+        let bad = |m: &str| {
+            Err(PlatformError::Invalid {
+                name: self.name.clone(),
+                message: m.to_owned(),
+            })
+        };
+        if self.schema_version != PLATFORM_SCHEMA_VERSION {
+            return bad(&format!(
+                "schema_version {} is not supported (expected {PLATFORM_SCHEMA_VERSION})",
+                self.schema_version
+            ));
+        }
+        if self.vcpus == 0 || self.memory_mb == 0 {
+            return bad("vcpus and memory_mb must be positive");
+        }
+        if !(self.timeout_s > 0.0) {
+            return bad("timeout_s must be positive");
+        }
+        if self.account_concurrency_limit == Some(0) {
+            return bad("account_concurrency_limit must be positive (omit it for no limit)");
+        }
+        match self.scaling {
+            Scaling::Interval { interval_ms } if !(interval_ms >= 0.0) => {
+                return bad("scaling.interval_ms must be non-negative");
+            }
+            Scaling::TokenBucket {
+                burst,
+                per_interval,
+                interval_s,
+            } if burst == 0 || per_interval == 0 || !(interval_s > 0.0) => {
+                return bad("scaling token bucket needs positive burst, per_interval and interval_s");
+            }
+            _ => {}
+        }
+        if self.cold_start.median_ms < 0.0 || self.cold_start.p90_ms < self.cold_start.median_ms {
+            return bad("cold_start needs 0 <= median_ms <= p90_ms");
+        }
+        Ok(())
+    }
+
+    /// USD per GB-second for this profile's architecture.
+    pub fn price_per_gb_second(&self) -> f64 {
+        match self.arch {
+            Arch::X86_64 => self.prices.gb_second_x86_64,
+            Arch::Arm64 => self.prices.gb_second_arm64,
+        }
+    }
+
+    /// USD for one instance-second at this profile's memory size.
+    pub fn price_per_instance_second(&self) -> f64 {
+        self.price_per_gb_second() * f64::from(self.memory_mb) / 1024.0
+    }
+
+    /// Seconds after launch at which the `i`-th new instance (0-based) may be created,
+    /// ignoring the account limit.
+    pub fn arrival_s(&self, i: u64) -> f64 {
+        match self.scaling {
+            Scaling::Interval { interval_ms } => i as f64 * interval_ms / 1000.0,
+            Scaling::TokenBucket {
+                burst,
+                per_interval,
+                interval_s,
+            } => {
+                if i < u64::from(burst) {
+                    0.0
+                } else {
+                    let beyond = i - u64::from(burst);
+                    ((beyond / u64::from(per_interval)) + 1) as f64 * interval_s
+                }
+            }
+            Scaling::Unlimited => 0.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_are_valid_and_round_trip() {
+        for name in BUILTIN_PLATFORMS {
+            let p = PlatformProfile::load(name).unwrap();
+            let json = serde_json::to_string_pretty(&p).unwrap();
+            let back: PlatformProfile = serde_json::from_str(&json).unwrap();
+            assert_eq!(p, back);
+        }
+    }
+
+    #[test]
+    fn arrivals_follow_the_scaling_rule() {
+        let p = PlatformProfile::aws_2021();
+        assert!((p.arrival_s(100) - 4.7).abs() < 1e-9);
+        let t = PlatformProfile::aws_today();
+        assert_eq!(t.arrival_s(999), 0.0);
+        assert_eq!(t.arrival_s(1000), 10.0);
+        assert_eq!(t.arrival_s(2500), 20.0);
+        assert_eq!(PlatformProfile::unlimited().arrival_s(1_000_000), 0.0);
+    }
+
+    #[test]
+    fn price_of_a_10gb_second() {
+        let p = PlatformProfile::aws_2021();
+        assert!((p.price_per_instance_second() - 0.000_166_667).abs() < 1e-9);
+    }
+
+    #[test]
+    fn unknown_name_is_a_clear_error() {
+        let e = PlatformProfile::load("no-such-platform").unwrap_err().to_string();
+        assert!(e.contains("aws-2021, aws-today, unlimited"), "{e}");
+    }
+}

@@ -1,0 +1,3 @@
+//! `bootstrap`: ProPack's packed custom Lambda runtime.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Typed Amazon States Language (ASL) for ProPack's packed Map runs.
