@@ -1,0 +1,293 @@
+//! Versioned JSON profiles: how an app scales (k = 1 at several C), how it packs (k tasks on one instance), and the workload.
+//!
+//! A profile file (`<app>.json`, written by `orchestrator profile import`) is an
+//! [`AppProfile`]: one [`ScalingProfile`], one [`PackingProfile`] and a default
+//! [`WorkloadProfile`]. Every struct carries `schema_version`
+//! ([`PROFILE_SCHEMA_VERSION`]); readers reject versions they do not know.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::ModelError;
+
+/// Version of every profile format in this module.
+pub const PROFILE_SCHEMA_VERSION: u32 = 1;
+
+fn one() -> u32 {
+    PROFILE_SCHEMA_VERSION
+}
+
+/// One instance of a scaling run: when its handler started (seconds after the
+/// first instance of the run started) and how long it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSample {
+    /// Handler start, seconds after the run's first instance (launch order) started.
+    pub start_s: f64,
+    /// Handler duration, seconds.
+    pub duration_s: f64,
+}
+
+/// One run without packing (k = 1) at concurrency `concurrency`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScalingRun {
+    /// Number of concurrent invocations C.
+    pub concurrency: u64,
+    /// Seconds from the client's start until it had issued all C invocations, if measured.
+    #[serde(default)]
+    pub scale_time_s: Option<f64>,
+    /// Seconds from the client's start until the last invocation returned, if measured.
+    #[serde(default)]
+    pub service_time_s: Option<f64>,
+    /// Per-instance start offsets and durations, in launch order.
+    pub instances: Vec<InstanceSample>,
+}
+
+/// How the platform scales one function: runs with k = 1 at several C.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScalingProfile {
+    /// [`PROFILE_SCHEMA_VERSION`].
+    #[serde(default = "one")]
+    pub schema_version: u32,
+    /// App (function) name.
+    pub app: String,
+    /// Name of the platform the runs were measured on (e.g. `aws-2021`); the
+    /// model uses the measured arrivals only when planning for that platform.
+    #[serde(default)]
+    pub platform: String,
+    /// The runs, any order.
+    pub runs: Vec<ScalingRun>,
+}
+
+/// Repeated measurements of one instance running `k` tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackingSample {
+    /// Packing degree.
+    pub k: u64,
+    /// Seconds for the whole invocation (client round trip), one per repeat.
+    pub seconds: Vec<f64>,
+}
+
+/// Execution time of one warm instance running k tasks, for the k that were measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackingProfile {
+    /// [`PROFILE_SCHEMA_VERSION`].
+    #[serde(default = "one")]
+    pub schema_version: u32,
+    /// App (function) name.
+    pub app: String,
+    /// Function memory during the measurement, MB.
+    pub memory_mb: u32,
+    /// vCPUs during the measurement.
+    pub vcpus: u32,
+    /// Samples, any order; a k may appear once with several repeats.
+    pub samples: Vec<PackingSample>,
+}
+
+/// What one job asks for: its size and per-task resources.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadProfile {
+    /// [`PROFILE_SCHEMA_VERSION`].
+    #[serde(default = "one")]
+    pub schema_version: u32,
+    /// Function / workload name (the plan store key).
+    pub name: String,
+    /// Number of tasks C.
+    pub tasks: u64,
+    /// Memory one task needs, MB (k tasks need k times this).
+    #[serde(default)]
+    pub memory_mb_per_task: f64,
+    /// /tmp one task needs, MB.
+    #[serde(default)]
+    pub tmp_mb_per_task: f64,
+    /// Bytes of one task's entry in the batch payload.
+    #[serde(default)]
+    pub payload_bytes_per_task: u64,
+}
+
+/// Everything the model needs about one app: the `--profile` file of `orchestrator plan`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppProfile {
+    /// [`PROFILE_SCHEMA_VERSION`].
+    #[serde(default = "one")]
+    pub schema_version: u32,
+    /// App (function) name.
+    pub app: String,
+    /// Scaling runs.
+    pub scaling: ScalingProfile,
+    /// Packing samples.
+    pub packing: PackingProfile,
+    /// Default workload (C and per-task resources); `plan --tasks` overrides C.
+    pub workload: WorkloadProfile,
+}
+
+impl AppProfile {
+    /// Reads and checks a profile file.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let profile: Self = serde_json::from_str(&text).map_err(|source| ModelError::Json {
+            path: path.display().to_string(),
+            source,
+        })?;
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    /// Writes the profile as pretty JSON.
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let io = |source| ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let text = serde_json::to_string_pretty(self).expect("profiles serialise");
+        std::fs::write(path, text).map_err(io)
+    }
+
+    /// Checks versions and that there is something to fit.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        for (what, v) in [
+            ("profile", self.schema_version),
+            ("scaling", self.scaling.schema_version),
+            ("packing", self.packing.schema_version),
+            ("workload", self.workload.schema_version),
+        ] {
+            if v != PROFILE_SCHEMA_VERSION {
+                return Err(ModelError::Invalid(format!(
+                    "{what} schema_version {v} is not supported (expected {PROFILE_SCHEMA_VERSION})"
+                )));
+            }
+        }
+        self.packing.validate()?;
+        self.scaling.validate()
+    }
+}
+
+impl PackingProfile {
+    /// Checks there is at least one positive sample and no k = 0.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if self.samples.iter().all(|s| s.seconds.is_empty()) {
+            return Err(ModelError::Invalid(format!(
+                "packing profile of {:?} has no samples",
+                self.app
+            )));
+        }
+        for s in &self.samples {
+            if s.k == 0 {
+                return Err(ModelError::Invalid("packing sample with k = 0".into()));
+            }
+            if s.seconds.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
+                return Err(ModelError::Invalid(format!(
+                    "packing sample k = {} has a non-positive or non-finite time",
+                    s.k
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ScalingProfile {
+    /// Checks runs have instances with finite, non-negative durations.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if self.runs.iter().all(|r| r.instances.is_empty()) {
+            return Err(ModelError::Invalid(format!(
+                "scaling profile of {:?} has no instances",
+                self.app
+            )));
+        }
+        for r in &self.runs {
+            if r.instances.iter().any(|i| {
+                !(i.start_s.is_finite() && i.duration_s.is_finite() && i.duration_s >= 0.0)
+            }) {
+                return Err(ModelError::Invalid(format!(
+                    "scaling run C = {} has a non-finite start or negative duration",
+                    r.concurrency
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> AppProfile {
+        AppProfile {
+            schema_version: PROFILE_SCHEMA_VERSION,
+            app: "t".into(),
+            scaling: ScalingProfile {
+                schema_version: PROFILE_SCHEMA_VERSION,
+                app: "t".into(),
+                platform: "aws-2021".into(),
+                runs: vec![ScalingRun {
+                    concurrency: 2,
+                    scale_time_s: Some(0.1),
+                    service_time_s: Some(2.0),
+                    instances: vec![
+                        InstanceSample {
+                            start_s: 0.0,
+                            duration_s: 1.0,
+                        },
+                        InstanceSample {
+                            start_s: 0.05,
+                            duration_s: 1.1,
+                        },
+                    ],
+                }],
+            },
+            packing: PackingProfile {
+                schema_version: PROFILE_SCHEMA_VERSION,
+                app: "t".into(),
+                memory_mb: 10_240,
+                vcpus: 6,
+                samples: vec![PackingSample {
+                    k: 1,
+                    seconds: vec![1.5],
+                }],
+            },
+            workload: WorkloadProfile {
+                schema_version: PROFILE_SCHEMA_VERSION,
+                name: "t".into(),
+                tasks: 2,
+                memory_mb_per_task: 0.0,
+                tmp_mb_per_task: 0.0,
+                payload_bytes_per_task: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn round_trips_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/t.json");
+        let p = tiny();
+        p.save(&path).unwrap();
+        assert_eq!(AppProfile::load(&path).unwrap(), p);
+    }
+
+    #[test]
+    fn rejects_unknown_versions_and_empty_samples() {
+        let mut p = tiny();
+        p.packing.schema_version = 99;
+        assert!(
+            p.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("packing schema_version 99")
+        );
+        let mut p = tiny();
+        p.packing.samples[0].seconds.clear();
+        assert!(p.validate().is_err());
+        let mut p = tiny();
+        p.packing.samples[0].k = 0;
+        assert!(p.validate().is_err());
+    }
+}
