@@ -1,1 +1,551 @@
 //! Seeded discrete-event simulator of a serverless platform.
+//!
+//! A job of C tasks packed k per instance becomes n = ⌈C/k⌉ invocations,
+//! issued in batch order. Each one waits for the platform's scaling rule and
+//! the account concurrency limit, pays a cold start when it lands on a new
+//! instance, and runs for a duration drawn from the workload's packing curve
+//! plus its spread. The output is the same [`RunRecords`] a real launch
+//! produces, so every metric, report and plot reads simulated and measured
+//! runs through one code path.
+//!
+//! How the platform profile's [`PlatformProfile::arrival_s`] is read depends on
+//! the scaling kind, because the two AWS eras were limited by different things:
+//! - `Interval` (aws-2021): the measured ~47 ms is per *invocation* — the
+//!   artifact's k = 1 runs take 47 ms × C even though their 1–3 s instances
+//!   finish long before the last one is issued, so a warm instance never
+//!   shortcut the schedule. Invocation j is issued at `arrival_s(j)` and runs
+//!   on a new (cold) instance.
+//! - `TokenBucket` (aws-today): the bucket limits *new execution environments*;
+//!   invocations are issued at once and a finished (warm) environment takes the
+//!   next waiting invocation without a cold start.
+//! - `Unlimited`: everything at once, warm reuse when the account limit binds.
+//!
+//! In every case an invocation beyond the account limit waits for a slot.
+//! A [`Dispatch::ClientPool`] replaces the issuing schedule with a client that
+//! issues invocations at a fixed rate (the PyWren baseline).
+
+pub mod durations;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use propack_runtime::{BatchResult, TaskResult, TaskStatus};
+
+use crate::backend::{Backend, BackendError, Job, Progress, RunOutcome};
+use crate::platform::{PlatformProfile, Scaling};
+use crate::records::{InstanceRecord, RunRecords, TaskRecord};
+
+pub use durations::{DurationSampler, PackingDurations};
+
+/// Who issues the invocations.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Dispatch {
+    /// The orchestration (Step Functions Map / the artifact's client) on the platform's schedule.
+    #[default]
+    Platform,
+    /// A client thread pool issuing `rate_per_s` invocations per second (PyWren).
+    ClientPool {
+        /// Invocations issued per second.
+        rate_per_s: f64,
+    },
+}
+
+/// One simulated run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimSpec {
+    /// C, the number of tasks.
+    pub tasks: usize,
+    /// Packing degree (≥ 1).
+    pub k: usize,
+    /// Seed of every random draw; the same seed gives the same records.
+    pub seed: u64,
+    /// Who issues the invocations.
+    pub dispatch: Dispatch,
+    /// Multiplies every handler duration (PyWren's per-invocation overhead).
+    pub duration_factor: f64,
+    /// Whether to draw cold starts (false: instances start the moment they may).
+    pub cold_starts: bool,
+}
+
+impl SimSpec {
+    /// C tasks packed k per instance, platform dispatch, cold starts on.
+    pub fn new(tasks: usize, k: usize, seed: u64) -> Self {
+        Self {
+            tasks,
+            k,
+            seed,
+            dispatch: Dispatch::Platform,
+            duration_factor: 1.0,
+            cold_starts: true,
+        }
+    }
+}
+
+/// Whether a finished instance may take a waiting invocation on this platform (see the module docs).
+fn warm_reuse(platform: &PlatformProfile, dispatch: Dispatch) -> bool {
+    match (&platform.scaling, dispatch) {
+        (Scaling::Interval { .. }, Dispatch::Platform) => false,
+        _ => true,
+    }
+}
+
+/// Runs one job on the simulated platform and returns its records (launch at t = 0).
+///
+/// Task ids are `t<i>`; use [`simulate_tasks`] to keep a job's own ids.
+pub fn simulate(
+    platform: &PlatformProfile,
+    durations: &dyn DurationSampler,
+    spec: &SimSpec,
+) -> RunRecords {
+    simulate_inner(platform, durations, spec, None)
+}
+
+/// As [`simulate`], naming the task records after `ids` (one per task).
+pub fn simulate_tasks(
+    platform: &PlatformProfile,
+    durations: &dyn DurationSampler,
+    spec: &SimSpec,
+    ids: &[String],
+) -> RunRecords {
+    simulate_inner(platform, durations, spec, Some(ids))
+}
+
+fn simulate_inner(
+    platform: &PlatformProfile,
+    durations: &dyn DurationSampler,
+    spec: &SimSpec,
+    ids: Option<&[String]>,
+) -> RunRecords {
+    let k = spec.k.max(1);
+    let c = spec.tasks;
+    let n = c.div_ceil(k);
+    let limit = platform
+        .account_concurrency_limit
+        .map_or(usize::MAX, |l| l as usize);
+    let reuse = warm_reuse(platform, spec.dispatch);
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+
+    // When invocation j is issued.
+    let issue_s = |j: usize| -> f64 {
+        match spec.dispatch {
+            Dispatch::ClientPool { rate_per_s } if rate_per_s > 0.0 => j as f64 / rate_per_s,
+            Dispatch::ClientPool { .. } => 0.0,
+            Dispatch::Platform => match platform.scaling {
+                Scaling::Interval { .. } => platform.arrival_s(j as u64),
+                _ => 0.0,
+            },
+        }
+    };
+    // When the m-th new environment may be created.
+    let new_env_s = |m: usize| -> f64 {
+        match platform.scaling {
+            Scaling::TokenBucket { .. } => platform.arrival_s(m as u64),
+            _ => 0.0,
+        }
+    };
+
+    // Busy instances by end time (the account limit counts them).
+    let mut busy: BinaryHeap<Reverse<(OrdF64, usize)>> = BinaryHeap::new();
+    // Idle warm instances by the time they became free.
+    let mut idle: BinaryHeap<Reverse<(OrdF64, usize)>> = BinaryHeap::new();
+    let mut created = 0usize;
+    let mut instances = Vec::with_capacity(n);
+    let mut tasks = Vec::with_capacity(c);
+
+    for j in 0..n {
+        let size = if j + 1 == n { c - k * (n - 1) } else { k };
+        let ready = issue_s(j);
+        let cold_s = if spec.cold_starts {
+            durations::lognormal_from_median_p90(
+                platform.cold_start.median_ms / 1000.0,
+                platform.cold_start.p90_ms / 1000.0,
+                &mut rng,
+            )
+        } else {
+            0.0
+        };
+        let duration = durations.sample(size, &mut rng) * spec.duration_factor;
+
+        // Instances that finished by `ready` are free now.
+        while let Some(Reverse((end, id))) = busy.peek().copied() {
+            if end.0 > ready {
+                break;
+            }
+            busy.pop();
+            if reuse {
+                idle.push(Reverse((end, id)));
+            }
+        }
+        // Earliest a slot under the account limit is free.
+        let slot_s = if busy.len() < limit {
+            ready
+        } else {
+            let Reverse((end, id)) = busy.pop().expect("busy is at the limit, so non-empty");
+            if reuse {
+                idle.push(Reverse((end, id)));
+            }
+            end.0.max(ready)
+        };
+        // Option 1: a warm instance — idle already, or the busy one that frees up first.
+        let warm = if reuse {
+            let from_idle = idle
+                .peek()
+                .map(|Reverse((free, id))| (free.0.max(slot_s), *id, true));
+            let from_busy = busy
+                .peek()
+                .map(|Reverse((end, id))| (end.0.max(slot_s), *id, false));
+            match (from_idle, from_busy) {
+                (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+                (a, b) => a.or(b),
+            }
+        } else {
+            None
+        };
+        // Option 2: a new instance, if the scaling rule allows one; it pays the cold start.
+        let may_create = !reuse || created < limit;
+        let cold = may_create.then(|| new_env_s(created).max(slot_s) + cold_s);
+        let take_warm = match (warm, cold) {
+            (Some((w, _, _)), Some(cs)) => w <= cs,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => unreachable!("with reuse, created == limit implies an instance exists"),
+        };
+        let (start, instance, is_cold) = if take_warm {
+            let (w, id, was_idle) = warm.expect("take_warm implies a warm candidate");
+            if was_idle {
+                idle.pop();
+            } else {
+                busy.pop();
+            }
+            (w, id, false)
+        } else {
+            created += 1;
+            (
+                cold.expect("not warm implies a new instance"),
+                created - 1,
+                true,
+            )
+        };
+        let end = start + duration;
+        busy.push(Reverse((OrdF64(end), instance)));
+        let ok = duration <= platform.timeout_s;
+        let end = if ok { end } else { start + platform.timeout_s };
+        instances.push(InstanceRecord {
+            batch: j,
+            attempt: 0,
+            instance_id: format!("sim-{instance}"),
+            cold_start: is_cold,
+            requested_s: ready,
+            start_s: start,
+            end_s: end,
+            init_ms: if is_cold { cold_s * 1000.0 } else { 0.0 },
+            tasks: size,
+            ok,
+        });
+        for t in 0..size {
+            let i = j * k + t;
+            // A packed instance returns its tasks' results together, so a task is
+            // done (for the caller) when its batch returns.
+            tasks.push(TaskRecord {
+                id: ids
+                    .and_then(|v| v.get(i).cloned())
+                    .unwrap_or_else(|| format!("t{i}")),
+                batch: j,
+                status: if ok {
+                    TaskStatus::Succeeded
+                } else {
+                    TaskStatus::TimedOut
+                },
+                start_s: Some(start),
+                end_s: ok.then_some(end),
+            });
+        }
+    }
+    RunRecords {
+        launch_epoch_ms: 0,
+        instances,
+        tasks,
+    }
+}
+
+/// Total order on finite f64 for the event heaps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OrdF64(f64);
+
+impl Eq for OrdF64 {}
+
+impl PartialOrd for OrdF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OrdF64 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// Which instance the artifact measured a service time at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactMetric {
+    /// The last instance in launch order (`net`).
+    Net,
+    /// Index ⌊0.9·n⌋ in launch order (`tail`).
+    Tail,
+    /// Index ⌊n/2⌋ in launch order (`median`).
+    Median,
+}
+
+/// The artifact's service time: for the instance at the metric's launch-order
+/// index, the time its invocation was issued plus its handler duration
+/// (`final_output` line 2 = line 1 + that instance's `end − start`).
+pub fn artifact_service_s(records: &RunRecords, metric: ArtifactMetric) -> Option<f64> {
+    let mut order: Vec<&InstanceRecord> = records.instances.iter().collect();
+    if order.is_empty() {
+        return None;
+    }
+    order.sort_by(|a, b| {
+        a.requested_s
+            .total_cmp(&b.requested_s)
+            .then(a.batch.cmp(&b.batch))
+    });
+    let n = order.len();
+    let idx = match metric {
+        ArtifactMetric::Net => n - 1,
+        ArtifactMetric::Tail => (9 * n / 10).min(n - 1),
+        ArtifactMetric::Median => n / 2,
+    };
+    let i = order[idx];
+    Some(i.requested_s + (i.end_s - i.start_s))
+}
+
+/// The simulator as a [`Backend`]: a job's tasks are not executed, only timed.
+pub struct SimBackend {
+    durations: Box<dyn DurationSampler>,
+    seed: u64,
+}
+
+impl std::fmt::Debug for SimBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimBackend")
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimBackend {
+    /// A simulator drawing durations from `durations`, seeded by `seed`.
+    pub fn new(durations: Box<dyn DurationSampler>, seed: u64) -> Self {
+        Self { durations, seed }
+    }
+}
+
+impl Backend for SimBackend {
+    fn name(&self) -> &str {
+        "sim"
+    }
+
+    async fn run(
+        &mut self,
+        job: &Job,
+        progress: &dyn Progress,
+    ) -> Result<RunOutcome, BackendError> {
+        if job.k == 0 {
+            return Err(BackendError::Other(
+                "packing degree k must be at least 1".into(),
+            ));
+        }
+        let ids: Vec<String> = job.tasks.iter().map(|t| t.id.clone()).collect();
+        let spec = SimSpec::new(job.tasks.len(), job.k, self.seed);
+        let records = simulate_tasks(&job.platform, self.durations.as_ref(), &spec, &ids);
+        let ms = |s: f64| (s * 1000.0).round().max(0.0) as u64;
+        let mut results = Vec::with_capacity(records.instances.len());
+        for inst in &records.instances {
+            let batch_tasks: Vec<TaskResult> = records
+                .tasks
+                .iter()
+                .filter(|t| t.batch == inst.batch)
+                .map(|t| TaskResult {
+                    id: t.id.clone(),
+                    status: t.status,
+                    exit_code: None,
+                    signal: None,
+                    started_at: t.start_s.map(ms),
+                    ended_at: t.end_s.map(ms),
+                    cpu_ms: None,
+                    max_rss_kb: None,
+                    stdout_tail: String::new(),
+                    stderr_tail: String::new(),
+                    error: (t.status != TaskStatus::Succeeded)
+                        .then(|| "simulated timeout".to_owned()),
+                    outputs: Default::default(),
+                    summary: serde_json::Value::Null,
+                })
+                .collect();
+            let failed = batch_tasks
+                .iter()
+                .filter(|t| t.status != TaskStatus::Succeeded)
+                .count();
+            progress.batch_done(batch_tasks.len(), failed);
+            results.push(BatchResult {
+                schema_version: propack_runtime::contract::SCHEMA_VERSION,
+                run_id: Some(job.run_id.clone()),
+                batch_id: Some(inst.batch.to_string()),
+                instance_id: inst.instance_id.clone(),
+                cold_start: inst.cold_start,
+                init_ms: inst.init_ms.round() as u64,
+                received_at: ms(inst.start_s),
+                started_at: ms(inst.start_s),
+                ended_at: ms(inst.end_s),
+                vcpus: job.platform.vcpus as usize,
+                parallelism: inst.tasks.min(job.platform.vcpus as usize).max(1),
+                memory_mb: Some(u64::from(job.platform.memory_mb)),
+                request_id: None,
+                tasks: batch_tasks,
+            });
+        }
+        Ok(RunOutcome {
+            records,
+            results,
+            state_transitions: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::DurationDist;
+
+    fn fixed(seconds_per_k: &[(usize, f64)]) -> PackingDurations {
+        PackingDurations::new(seconds_per_k.iter().copied()).unwrap()
+    }
+
+    fn interval_platform(ms: f64) -> PlatformProfile {
+        let mut p = PlatformProfile::aws_2021();
+        p.scaling = Scaling::Interval { interval_ms: ms };
+        p.cold_start = DurationDist {
+            median_ms: 0.0,
+            p90_ms: 0.0,
+        };
+        p
+    }
+
+    #[test]
+    fn hand_computable_interval_run() {
+        // C = 10 tasks, k = 3 → 4 invocations of 3, 3, 3, 1 tasks issued every
+        // 50 ms; an instance of 3 tasks takes 2 s, of 1 task 1 s (no spread,
+        // no cold start). Ends: 0+2, 0.05+2, 0.10+2, 0.15+1.
+        let p = interval_platform(50.0);
+        let d = fixed(&[(1, 1.0), (3, 2.0)]);
+        let r = simulate(&p, &d, &SimSpec::new(10, 3, 1));
+        let ends: Vec<f64> = r.instances.iter().map(|i| i.end_s).collect();
+        let expect = [2.0, 2.05, 2.10, 1.15];
+        for (e, x) in ends.iter().zip(expect) {
+            assert!((e - x).abs() < 1e-9, "{ends:?}");
+        }
+        assert_eq!(r.tasks.len(), 10);
+        let m = r.metrics(0.95, 1.0, 0.0, 0.0);
+        assert!((m.total_s - 2.10).abs() < 1e-9);
+        assert!((m.scale_s - 0.15).abs() < 1e-9);
+        // Median task: 10 ends sorted = [1.15, 2.0×3, 2.05×3, 2.10×3]; rank 5 → 2.05.
+        assert!((m.median_s - 2.05).abs() < 1e-9);
+        // Billed: 2 + 2 + 2 + 1 s.
+        assert!((m.expense_usd - 7.0).abs() < 1e-9);
+        assert!(r.instances.iter().all(|i| i.cold_start));
+        let net = artifact_service_s(&r, ArtifactMetric::Net).unwrap();
+        assert!((net - 1.15).abs() < 1e-9);
+    }
+
+    #[test]
+    fn account_limit_makes_waves_with_warm_reuse() {
+        // Unlimited scaling, limit 2, 5 single-task instances of 1 s each and a
+        // fixed 0.5 s cold start: waves start at 0.5 (cold), 1.5 and 2.5 (warm).
+        let mut p = PlatformProfile::unlimited();
+        p.account_concurrency_limit = Some(2);
+        p.cold_start = DurationDist {
+            median_ms: 500.0,
+            p90_ms: 500.0,
+        };
+        let d = fixed(&[(1, 1.0)]);
+        let r = simulate(&p, &d, &SimSpec::new(5, 1, 3));
+        let starts: Vec<f64> = r.instances.iter().map(|i| i.start_s).collect();
+        assert_eq!(starts, vec![0.5, 0.5, 1.5, 1.5, 2.5]);
+        let cold: Vec<bool> = r.instances.iter().map(|i| i.cold_start).collect();
+        assert_eq!(cold, vec![true, true, false, false, false]);
+        // Never more than 2 running at once.
+        for i in &r.instances {
+            let running = r
+                .instances
+                .iter()
+                .filter(|o| o.start_s <= i.start_s && o.end_s > i.start_s)
+                .count();
+            assert!(running <= 2);
+        }
+        assert!((r.metrics(0.95, 0.0, 0.0, 0.0).total_s - 3.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn token_bucket_gates_new_instances_not_warm_ones() {
+        // Burst 2, then 2 more every 10 s: the 3rd and 4th invocations take the
+        // warm instances freed at 1 s instead of waiting for new ones at 10 s.
+        let mut p = PlatformProfile::aws_today();
+        p.scaling = Scaling::TokenBucket {
+            burst: 2,
+            per_interval: 2,
+            interval_s: 10.0,
+        };
+        p.cold_start = DurationDist {
+            median_ms: 0.0,
+            p90_ms: 0.0,
+        };
+        let d = fixed(&[(1, 1.0)]);
+        let r = simulate(&p, &d, &SimSpec::new(4, 1, 0));
+        let starts: Vec<f64> = r.instances.iter().map(|i| i.start_s).collect();
+        assert_eq!(starts, vec![0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(r.instances[2].instance_id, r.instances[0].instance_id);
+    }
+
+    #[test]
+    fn client_pool_issues_at_its_rate() {
+        let p = interval_platform(47.0);
+        let d = fixed(&[(1, 1.0)]);
+        let mut spec = SimSpec::new(5, 1, 0);
+        spec.dispatch = Dispatch::ClientPool { rate_per_s: 100.0 };
+        spec.duration_factor = 1.5;
+        let r = simulate(&p, &d, &spec);
+        let last = r.instances.last().unwrap();
+        assert!((last.requested_s - 0.04).abs() < 1e-12);
+        assert!((last.end_s - 1.54).abs() < 1e-12);
+    }
+
+    #[test]
+    fn same_seed_same_records_other_seed_differs() {
+        let p = PlatformProfile::aws_2021();
+        let d = fixed(&[(1, 1.0), (10, 6.0)]).with_spread_from(&[0.6, 0.7, 0.7, 0.8, 1.5, 3.0]);
+        let a = simulate(&p, &d, &SimSpec::new(500, 7, 42));
+        let b = simulate(&p, &d, &SimSpec::new(500, 7, 42));
+        let c = simulate(&p, &d, &SimSpec::new(500, 7, 43));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn timeouts_fail_the_batch() {
+        let mut p = interval_platform(0.0);
+        p.timeout_s = 5.0;
+        let d = fixed(&[(1, 1.0), (10, 10.0)]);
+        let r = simulate(&p, &d, &SimSpec::new(10, 10, 0));
+        assert!(!r.instances[0].ok);
+        assert_eq!(r.instances[0].end_s, 5.0);
+        assert!(
+            r.tasks
+                .iter()
+                .all(|t| t.status == TaskStatus::TimedOut && t.end_s.is_none())
+        );
+    }
+}
