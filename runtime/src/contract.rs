@@ -32,7 +32,9 @@ pub enum ContractError {
     #[error("batch payload must be a JSON object, got {0}")]
     NotAnObject(&'static str),
     /// Neither `Items` nor `tasks` is present.
-    #[error("batch has no task list: expected field `Items` (Step Functions) or `tasks` (direct invoke)")]
+    #[error(
+        "batch has no task list: expected field `Items` (Step Functions) or `tasks` (direct invoke)"
+    )]
     MissingTasks,
     /// The task list is present but empty.
     #[error("field `{0}` is empty: a batch needs at least one task")]
@@ -48,7 +50,9 @@ pub enum ContractError {
         id: String,
     },
     /// More tasks than the configured maximum.
-    #[error("field `{field}` has {count} tasks, above the configured maximum of {max} (PROPACK_MAX_TASKS)")]
+    #[error(
+        "field `{field}` has {count} tasks, above the configured maximum of {max} (PROPACK_MAX_TASKS)"
+    )]
     TooManyTasks {
         /// `Items` or `tasks`.
         field: &'static str,
@@ -194,7 +198,10 @@ impl Task {
         }
         match (&self.exec, &self.builtin) {
             (Some(_), Some(_)) => {
-                return Err(invalid("exec", "a task has either `exec` or `builtin`, not both"));
+                return Err(invalid(
+                    "exec",
+                    "a task has either `exec` or `builtin`, not both",
+                ));
             }
             (None, None) => {
                 return Err(invalid(
@@ -331,7 +338,8 @@ impl Batch {
 
     /// Parses a JSON payload from bytes.
     pub fn from_slice(bytes: &[u8], opts: &ParseOptions) -> Result<Self, ContractError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| field_error("(payload)", e))?;
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| field_error("(payload)", e))?;
         Self::from_value(&value, opts)
     }
 
@@ -524,28 +532,44 @@ mod tests {
 
     #[test]
     fn shape_direct_invoke() {
-        let b = parse(json!({"run_id": "r3", "tasks": [exec_task("x")], "unknown": {"a": 1}})).unwrap();
+        let b =
+            parse(json!({"run_id": "r3", "tasks": [exec_task("x")], "unknown": {"a": 1}})).unwrap();
         assert_eq!(b.run_id.as_deref(), Some("r3"));
-        assert!(matches!(b.tasks[0].action(), Some(TaskAction::Exec(e)) if e.program == "/bin/true"));
+        assert!(
+            matches!(b.tasks[0].action(), Some(TaskAction::Exec(e)) if e.program == "/bin/true")
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
-        assert_eq!(parse(json!({"run_id": "r"})), Err(ContractError::MissingTasks));
-        assert_eq!(parse(json!({"tasks": []})), Err(ContractError::EmptyTasks("tasks")));
-        assert_eq!(parse(json!([1])), Err(ContractError::NotAnObject("an array")));
+        assert_eq!(
+            parse(json!({"run_id": "r"})),
+            Err(ContractError::MissingTasks)
+        );
+        assert_eq!(
+            parse(json!({"tasks": []})),
+            Err(ContractError::EmptyTasks("tasks"))
+        );
+        assert_eq!(
+            parse(json!([1])),
+            Err(ContractError::NotAnObject("an array"))
+        );
         let dup = parse(json!({"Items": [exec_task("a"), exec_task("a")]})).unwrap_err();
         assert!(dup.to_string().contains("Items[1].id"), "{dup}");
         let many: Vec<Value> = (0..5).map(|i| exec_task(&format!("t{i}"))).collect();
-        let err = Batch::from_value(&json!({"tasks": many}), &ParseOptions { max_tasks: 4 }).unwrap_err();
+        let err =
+            Batch::from_value(&json!({"tasks": many}), &ParseOptions { max_tasks: 4 }).unwrap_err();
         assert!(err.to_string().contains("`tasks` has 5 tasks"), "{err}");
         let err = parse(json!({"tasks": [{"id": "a"}]})).unwrap_err();
         assert!(err.to_string().contains("tasks[0].exec"), "{err}");
-        let err = parse(json!({"tasks": [{"id": "a", "exec": {"program": "/bin/sh", "args": "-c ls"}}]}))
-            .unwrap_err();
+        let err =
+            parse(json!({"tasks": [{"id": "a", "exec": {"program": "/bin/sh", "args": "-c ls"}}]}))
+                .unwrap_err();
         assert!(err.to_string().contains("tasks[0]"), "{err}");
-        let err = parse(json!({"tasks": [{"id": "a", "exec": {"program": "x"}, "inputs": {"in": "http://x"}}]}))
-            .unwrap_err();
+        let err = parse(
+            json!({"tasks": [{"id": "a", "exec": {"program": "x"}, "inputs": {"in": "http://x"}}]}),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("tasks[0].inputs.in"), "{err}");
     }
 

@@ -6,12 +6,28 @@
 //! - [`contract`]: the JSON wire contract (batch payload, task spec, per-task
 //!   result, error payload) shared with the orchestrator. It needs only `serde`;
 //!   depend on this crate with `default-features = false` to get just that.
-//! - the executor, storage layer and front-ends (feature `executor`, `s3`,
-//!   `lambda`), used by the `bootstrap` binary.
+//! - [`deadline`]: invocation deadline parsing that tolerates emulators.
+//! - `storage` (feature `executor`; `s3://` with feature `s3`): blocking
+//!   fetch/upload of task inputs and outputs.
+//! - `executor` (feature `executor`): [`executor::run_batch`], bounded
+//!   parallel execution of a batch with failure isolation and deadline awareness.
+//! - `handler` (feature `executor`): the invocation handler shared by the
+//!   `bootstrap` front-ends (Lambda Runtime API, plain HTTP, command line).
 
 pub mod contract;
+pub mod deadline;
+#[cfg(feature = "executor")]
+pub mod executor;
+#[cfg(feature = "executor")]
+pub mod handler;
+#[cfg(feature = "executor")]
+pub mod storage;
 
 pub use contract::{
     Batch, BatchInput, BatchResult, BuiltinSpec, ContractError, ErrorPayload, ExecSpec,
     ParseOptions, Task, TaskAction, TaskResult, TaskStatus,
 };
+#[cfg(feature = "executor")]
+pub use executor::{ExecutorConfig, run_batch};
+#[cfg(feature = "executor")]
+pub use storage::{Storage, StorageError};

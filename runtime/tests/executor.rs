@@ -1,0 +1,181 @@
+//! Executor behaviour: failure isolation, panics, deadlines, inputs and outputs.
+
+use std::time::{Duration, Instant};
+
+use propack_runtime::contract::{Batch, ParseOptions, TaskStatus};
+use propack_runtime::{ExecutorConfig, Storage, run_batch};
+use serde_json::{Value, json};
+
+fn batch(v: Value) -> Batch {
+    Batch::from_value(&v, &ParseOptions::default()).expect("valid batch")
+}
+
+fn sh(id: &str, script: &str) -> Value {
+    json!({"id": id, "exec": {"program": "/bin/sh", "args": ["-c", script]}})
+}
+
+fn cfg() -> ExecutorConfig {
+    ExecutorConfig {
+        parallelism: Some(5),
+        ..ExecutorConfig::default()
+    }
+}
+
+#[test]
+fn failures_are_isolated() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut timeout = sh("timeout", "sleep 30");
+    timeout["timeout_ms"] = json!(300);
+    let b = batch(json!({"run_id": "iso", "tasks": [
+        sh("exit1", "echo bad >&2; exit 1"),
+        sh("signal", "kill -9 $$"),
+        timeout,
+        sh("flood", "head -c 100000000 /dev/zero"),
+        sh("normal", "echo hello; echo done"),
+    ]}));
+    let cfg = ExecutorConfig {
+        scratch_root: scratch.path().to_path_buf(),
+        ..cfg()
+    };
+    let r = run_batch(&b, &cfg, &Storage::from_env().unwrap());
+    assert_eq!(r.tasks.len(), 5);
+    let by_id = |id: &str| r.tasks.iter().find(|t| t.id == id).unwrap();
+
+    let t = by_id("exit1");
+    assert_eq!((t.status, t.exit_code), (TaskStatus::Failed, Some(1)));
+    assert_eq!(t.stderr_tail, "bad\n");
+
+    let t = by_id("signal");
+    assert_eq!((t.status, t.signal), (TaskStatus::Failed, Some(9)), "{t:?}");
+
+    let t = by_id("timeout");
+    assert_eq!(t.status, TaskStatus::TimedOut, "{t:?}");
+    assert!(t.error.as_deref().unwrap().contains("300 ms"));
+
+    let t = by_id("flood");
+    assert_eq!(t.status, TaskStatus::Succeeded, "{t:?}");
+    assert_eq!(t.stdout_tail.len(), 4096);
+
+    let t = by_id("normal");
+    assert_eq!(t.status, TaskStatus::Succeeded);
+    assert_eq!(t.stdout_tail, "hello\ndone\n");
+    assert!(t.cpu_ms.is_some() && t.max_rss_kb.unwrap() > 0);
+    assert!(t.started_at.unwrap() <= t.ended_at.unwrap());
+
+    assert_eq!(r.parallelism, 5);
+    assert_eq!(r.run_id.as_deref(), Some("iso"));
+    // Every scratch directory is removed afterwards.
+    assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn builtin_panic_is_a_failed_result() {
+    let b = batch(json!({"tasks": [
+        {"id": "p", "builtin": {"name": "panic", "params": {"message": "boom"}}},
+        {"id": "n", "builtin": {"name": "noop"}},
+        {"id": "s", "builtin": {"name": "spin", "params": {"ms": 1}}},
+        {"id": "u", "builtin": {"name": "no-such-workload"}},
+    ]}));
+    let r = run_batch(&b, &cfg(), &Storage::from_env().unwrap());
+    assert_eq!(r.tasks[0].status, TaskStatus::Failed);
+    assert!(r.tasks[0].error.as_deref().unwrap().contains("boom"));
+    assert_eq!(r.tasks[1].status, TaskStatus::Succeeded);
+    assert_eq!(r.tasks[2].status, TaskStatus::Succeeded);
+    assert!(r.tasks[2].summary["iterations"].as_u64().unwrap() > 0);
+    assert_eq!(r.tasks[3].status, TaskStatus::Failed);
+}
+
+#[test]
+fn deadline_stops_starting_and_kills_running_tasks() {
+    // One worker: the first task runs into the cutoff, the rest never start.
+    let b = batch(json!({"parallelism": 1, "tasks": [
+        sh("long", "sleep 30"),
+        sh("queued1", "true"),
+        {"id": "queued2", "builtin": {"name": "noop"}},
+    ]}));
+    let cfg = ExecutorConfig {
+        deadline: Some(Instant::now() + Duration::from_millis(400)),
+        safety_margin: Duration::from_millis(200),
+        ..cfg()
+    };
+    let t0 = Instant::now();
+    let r = run_batch(&b, &cfg, &Storage::from_env().unwrap());
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "returned long after the deadline"
+    );
+    assert_eq!(r.tasks[0].status, TaskStatus::TimedOut, "{:?}", r.tasks[0]);
+    assert_eq!(r.tasks[1].status, TaskStatus::NotRun);
+    assert_eq!(r.tasks[2].status, TaskStatus::NotRun);
+}
+
+#[test]
+fn abandoned_builtin_is_timed_out() {
+    let b = batch(json!({"parallelism": 1, "tasks": [
+        {"id": "slow", "builtin": {"name": "sleep", "params": {"ms": 3000}}},
+        {"id": "next", "builtin": {"name": "noop"}},
+    ]}));
+    let cfg = ExecutorConfig {
+        deadline: Some(Instant::now() + Duration::from_millis(300)),
+        safety_margin: Duration::from_millis(100),
+        ..cfg()
+    };
+    let r = run_batch(&b, &cfg, &Storage::from_env().unwrap());
+    assert_eq!(r.tasks[0].status, TaskStatus::TimedOut);
+    assert_eq!(r.tasks[1].status, TaskStatus::NotRun);
+}
+
+#[test]
+fn inputs_fetched_and_outputs_uploaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
+    let storage = Storage::from_env().unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        storage
+            .put_bytes(
+                &format!("file://{root}/in/{i}.txt"),
+                format!("data {i}\n").as_bytes(),
+            )
+            .unwrap();
+        tasks.push(json!({
+            "id": format!("t{i}"),
+            "exec": {"program": "/bin/sh", "args": ["-c", "tr a-z A-Z < in.txt > out.txt"]},
+            "inputs": {"in.txt": format!("file://{root}/in/{i}.txt")},
+            "outputs": {"out.txt": format!("file://{root}/out/{i}.txt")},
+        }));
+    }
+    tasks.push(json!({
+        "id": "missing-input", "exec": {"program": "/bin/true"},
+        "inputs": {"x": format!("file://{root}/nope")},
+    }));
+    tasks.push(json!({
+        "id": "missing-output", "exec": {"program": "/bin/true"},
+        "outputs": {"x": format!("file://{root}/out/x")},
+    }));
+    let cfg = ExecutorConfig {
+        parallelism: Some(2),
+        prefetch_depth: 2,
+        ..ExecutorConfig::default()
+    };
+    let r = run_batch(&batch(json!({"tasks": tasks})), &cfg, &storage);
+    for i in 0..6 {
+        let t = &r.tasks[i];
+        assert_eq!(t.status, TaskStatus::Succeeded, "{t:?}");
+        assert_eq!(t.outputs["out.txt"], format!("file://{root}/out/{i}.txt"));
+        let got = storage
+            .get_bytes(&format!("file://{root}/out/{i}.txt"))
+            .unwrap();
+        assert_eq!(got, format!("DATA {i}\n").as_bytes());
+    }
+    assert_eq!(r.tasks[6].status, TaskStatus::Failed);
+    assert!(r.tasks[6].error.as_deref().unwrap().contains("input \"x\""));
+    assert_eq!(r.tasks[7].status, TaskStatus::Failed);
+    assert!(
+        r.tasks[7]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("output \"x\"")
+    );
+}
