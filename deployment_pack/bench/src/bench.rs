@@ -72,7 +72,7 @@ pub struct BenchArgs {
 }
 
 /// One case: a workload with fixed params.
-struct Case {
+pub struct Case {
     name: String,
     workload: &'static str,
     params: Map<String, Value>,
@@ -103,8 +103,8 @@ struct Single {
     max_rss_kb: u64,
 }
 
-/// Runs `propack-bench bench`.
-pub fn run(a: BenchArgs) -> Result<()> {
+/// Checks the arguments and resolves the cases; errors here are usage errors.
+pub fn cases(a: &BenchArgs) -> Result<Vec<Case>> {
     if a.max_k == 0 || a.repeats == 0 {
         bail!("--max-k and --repeats must be at least 1");
     }
@@ -132,7 +132,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
     {
         bail!("--profile-out {p:?} must contain {{app}} when several cases are measured");
     }
+    Ok(cases)
+}
 
+/// Runs `propack-bench bench` on the cases from [`cases`].
+pub fn run(a: &BenchArgs, cases: &[Case]) -> Result<()> {
     let tmp;
     let work = match &a.work_dir {
         Some(d) => d.clone(),
@@ -150,7 +154,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let memory_mb = a.memory_mb.unwrap_or_else(total_memory_mb);
 
     let mut report = Vec::new();
-    for case in &cases {
+    for case in cases {
         let dir = work.join(&case.name);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let inputs = generate_inputs(case, &dir, a.max_k)?;
@@ -162,7 +166,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let curve = if a.no_packing {
             Vec::new()
         } else {
-            packing_curve(case, &inputs, &dir, &a, &storage)?
+            packing_curve(case, &inputs, &dir, a, &storage)?
         };
         if let Some(p) = &a.profile_out
             && !curve.is_empty()
@@ -443,5 +447,61 @@ fn print_table(report: &Value) {
             c["case"].as_str().unwrap_or(""),
             row.join("  ")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[command(flatten)]
+        a: BenchArgs,
+    }
+
+    fn args(extra: &[&str]) -> BenchArgs {
+        T::parse_from(std::iter::once("bench").chain(extra.iter().copied())).a
+    }
+
+    #[test]
+    fn cases_default_and_override_sizes() {
+        let all = cases(&args(&[])).unwrap();
+        assert_eq!(
+            all.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            CASES
+        );
+        assert_eq!(all[1].params["format"], "terasort");
+        let c = cases(&args(&["--workloads", "video", "--size", "video=64x48x5"])).unwrap();
+        assert_eq!(c[0].params["frames"], 5);
+        assert_eq!(c[0].params["width"], 64);
+        assert_eq!(run_params(&c[0])["frames"], 5);
+        let s = cases(&args(&["--workloads", "statelesscost"])).unwrap();
+        assert_eq!(run_params(&s[0]), json!({}));
+    }
+
+    #[test]
+    fn bad_arguments_are_named() {
+        let err = |a: &[&str]| {
+            cases(&args(a))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(err(&["--workloads", "audio"]).contains("unknown bench case \"audio\""));
+        assert!(
+            err(&["--workloads", "sort", "--size", "video=1x1"]).contains("not being measured")
+        );
+        assert!(err(&["--size", "sort"]).contains("expected CASE=SIZE"));
+        assert!(err(&["--max-k", "0"]).contains("at least 1"));
+        assert!(err(&["--profile-out", "p.json"]).contains("must contain {app}"));
+        assert!(err(&["--workloads", "sort", "--profile-out", "p.json"]).is_empty());
+    }
+
+    #[test]
+    fn meminfo_is_read() {
+        // Linux-only machine: MemTotal is always present.
+        assert!(total_memory_mb() > 0);
     }
 }

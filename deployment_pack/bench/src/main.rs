@@ -119,7 +119,10 @@ fn main() -> ExitCode {
         Command::Video(a) => run_task("video", a),
         Command::Gen(a) => generate(a),
         Command::Verify(a) => verify(a),
-        Command::Bench(a) => bench::run(a).map_err(failed),
+        Command::Bench(a) => match bench::cases(&a) {
+            Ok(cases) => bench::run(&a, &cases).map_err(failed),
+            Err(e) => Err(usage(e)),
+        },
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
