@@ -49,7 +49,7 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct TaskArgs {
-    /// Input object (file:///abs/path or s3://bucket/key); optional for statelesscost only.
+    /// Input object (file:///abs/path, s3://bucket/key, or a plain local path); optional for statelesscost only.
     #[arg(long)]
     input: Option<String>,
     /// Where to write the output object.
@@ -168,10 +168,10 @@ fn run_task(workload: &str, a: TaskArgs) -> Result<(), Failure> {
         .context("creating a scratch directory")
         .map_err(failed)?;
     let mut inputs = BTreeMap::new();
-    if let Some(uri) = &a.input {
+    if let Some(uri) = a.input.as_deref().map(resolve).transpose()? {
         let path = scratch.path().join("input");
         storage
-            .fetch(uri, &path)
+            .fetch(&uri, &path)
             .with_context(|| format!("fetching input {uri}"))
             .map_err(failed)?;
         inputs.insert("input".to_owned(), path);
@@ -181,9 +181,10 @@ fn run_task(workload: &str, a: TaskArgs) -> Result<(), Failure> {
     let summary =
         propack_workloads::run_builtin(workload, &params, scratch.path(), &inputs, &outputs)
             .map_err(|e| failed(e.into()))?;
+    let output = resolve(&a.output)?;
     storage
-        .upload(&out_path, &a.output)
-        .with_context(|| format!("uploading output to {}", a.output))
+        .upload(&out_path, &output)
+        .with_context(|| format!("uploading output to {output}"))
         .map_err(failed)?;
     println!("{summary}");
     Ok(())
@@ -208,11 +209,12 @@ fn generate(a: GenArgs) -> Result<(), Failure> {
     }
     let bytes = propack_workloads::generator::generate(&a.workload, a.seed, &Value::Object(params))
         .map_err(|e| usage(e.into()))?;
+    let output = resolve(&a.output)?;
     storage()?
-        .put_bytes(&a.output, &bytes)
-        .with_context(|| format!("writing {}", a.output))
+        .put_bytes(&output, &bytes)
+        .with_context(|| format!("writing {output}"))
         .map_err(failed)?;
-    eprintln!("wrote {} bytes to {}", bytes.len(), a.output);
+    eprintln!("wrote {} bytes to {output}", bytes.len());
     Ok(())
 }
 
@@ -220,8 +222,9 @@ fn verify(a: VerifyArgs) -> Result<(), Failure> {
     let params = parse_params(&a.params)?;
     let storage = storage()?;
     let get = |uri: &str| {
+        let uri = resolve(uri)?;
         storage
-            .get_bytes(uri)
+            .get_bytes(&uri)
             .with_context(|| format!("reading {uri}"))
             .map_err(failed)
     };
@@ -236,4 +239,18 @@ fn verify(a: VerifyArgs) -> Result<(), Failure> {
 /// `file://` URI of a local path (absolute paths only, as storage requires).
 pub(crate) fn file_uri(path: &std::path::Path) -> String {
     format!("file://{}", path.display())
+}
+
+/// A URI as given, or a plain path (no `scheme://`) made into a `file://` URI
+/// relative to the working directory. This lets an `exec` task name the files
+/// the runtime staged in its scratch directory (its working directory):
+/// `--input input --output output`.
+fn resolve(uri: &str) -> Result<String, Failure> {
+    if uri.contains("://") {
+        return Ok(uri.to_owned());
+    }
+    std::path::absolute(uri)
+        .map(|p| file_uri(&p))
+        .with_context(|| format!("resolving path {uri:?}"))
+        .map_err(usage)
 }

@@ -165,6 +165,28 @@ fn video_one_line_per_frame() {
 }
 
 #[test]
+fn plain_paths_are_relative_to_the_working_directory() {
+    // As an exec task in a packed batch: the runtime stages `input` in the
+    // scratch directory, runs the program there, and uploads `output`.
+    let d = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_propack-bench"))
+            .args(args)
+            .current_dir(d.path())
+            .output()
+            .unwrap()
+    };
+    ok(run(&[
+        "gen", "sort", "--output", "input", "--seed", "2", "--size", "10kB",
+    ]));
+    ok(run(&["sort", "--input", "input", "--output", "output"]));
+    ok(run(&[
+        "verify", "sort", "--input", "input", "--output", "output",
+    ]));
+    assert!(d.path().join("output").is_file());
+}
+
+#[test]
 fn generators_are_deterministic_across_processes() {
     let d = tempfile::tempdir().unwrap();
     for (wl, size) in [
