@@ -1,1 +1,407 @@
 //! The embedded local Lambda + Step Functions platform.
+//!
+//! - [`lambda`]: the Lambda emulator (Runtime API per instance, real `bootstrap`
+//!   processes, scaling paced by the platform profile, timeouts, warm reuse);
+//! - [`invoke_api`]: the Lambda Invoke API over HTTP, for any Lambda client;
+//! - [`sfn`]: the Step Functions interpreter for the ASL ProPack generates;
+//! - [`LocalBackend`]: runs a [`Job`] on both, with S3 as a directory of the run.
+
+pub mod invoke_api;
+pub mod lambda;
+pub mod sfn;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use propack_runtime::{BatchResult, Task, TaskStatus};
+use serde_json::{Value, json};
+
+use self::lambda::{FunctionConfig, LambdaPlatform};
+use self::sfn::{Interpreter, ItemDone};
+use super::{Backend, BackendError, Job, Progress, RunOutcome};
+use crate::records::{InstanceRecord, RunRecords, TaskRecord};
+
+/// The bucket name local runs use (any name works: buckets are directories).
+pub const LOCAL_BUCKET: &str = "propack-local";
+
+/// Where S3 lives for a run: `<run_dir>/storage`.
+pub fn storage_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("storage")
+}
+
+/// The local file behind `s3://bucket/key` in a run's storage.
+pub fn s3_to_path(storage: &Path, uri: &str) -> Option<PathBuf> {
+    let rest = uri.strip_prefix("s3://")?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    Some(sfn::storage_path(storage, bucket, key))
+}
+
+/// Rewrites an `s3://` URI to the `file://` URI of its local object (other URIs unchanged).
+pub fn localize_uri(storage: &Path, uri: &str) -> String {
+    match s3_to_path(storage, uri) {
+        Some(p) => {
+            let mut s = format!("file://{}", p.display());
+            if uri.ends_with('/') && !s.ends_with('/') {
+                s.push('/');
+            }
+            s
+        }
+        None => uri.to_owned(),
+    }
+}
+
+/// A task whose `s3://` inputs and outputs point into the local storage instead.
+pub fn localize_task(storage: &Path, task: &Task) -> Task {
+    let mut t = task.clone();
+    for uri in t.inputs.values_mut().chain(t.outputs.values_mut()) {
+        *uri = localize_uri(storage, uri);
+    }
+    t
+}
+
+fn find_functions(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(f)) = m.get("FunctionName") {
+                out.insert(f.clone());
+            }
+            if let Some(Value::String(r)) = m.get("Resource")
+                && r.contains(":function:")
+            {
+                out.insert(r.clone());
+            }
+            m.values().for_each(|x| find_functions(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| find_functions(x, out)),
+        _ => {}
+    }
+}
+
+fn uses_item_reader(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.contains_key("ItemReader") || m.values().any(uses_item_reader),
+        Value::Array(a) => a.iter().any(uses_item_reader),
+        _ => false,
+    }
+}
+
+/// Environment variable naming the `bootstrap` executable explicitly.
+pub const BOOTSTRAP_ENV: &str = "PROPACK_BOOTSTRAP";
+
+/// Finds the `bootstrap` executable the local platform runs as function instances.
+///
+/// In order: `$PROPACK_BOOTSTRAP`; `bootstrap` next to the current executable
+/// (or one directory up, for test binaries in `target/*/deps`); and, when this
+/// binary was built from a source tree that still exists, `cargo build -p
+/// propack-runtime --bin bootstrap` in that tree with the same profile, so that
+/// `cargo run -p propack-orchestrator -- launch ...` works on a fresh clone.
+pub fn find_bootstrap() -> Result<PathBuf, BackendError> {
+    if let Some(p) = std::env::var_os(BOOTSTRAP_ENV) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(BackendError::Other(format!("{BOOTSTRAP_ENV}={} is not a file", p.display())))
+        };
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    for d in [Some(dir.as_path()), dir.parent()].into_iter().flatten() {
+        let c = d.join("bootstrap");
+        if c.is_file() {
+            return Ok(c);
+        }
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf);
+    let hint = "build it with `cargo build -p propack-runtime --bin bootstrap` or set PROPACK_BOOTSTRAP";
+    let Some(ws) = workspace.filter(|w| w.join("runtime/Cargo.toml").is_file()) else {
+        return Err(BackendError::Other(format!(
+            "no `bootstrap` executable next to {}: {hint}",
+            exe.display()
+        )));
+    };
+    let release = exe.components().any(|c| c.as_os_str() == "release");
+    eprintln!("building the bootstrap runtime (first run): cargo build -p propack-runtime --bin bootstrap{}", if release { " --release" } else { "" });
+    let mut cmd = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(&ws).args(["build", "-p", "propack-runtime", "--bin", "bootstrap"]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| BackendError::Other(format!("running cargo to build bootstrap: {e}; {hint}")))?;
+    if !status.success() {
+        return Err(BackendError::Other(format!("cargo build of bootstrap failed ({status}); {hint}")));
+    }
+    let built = ws.join("target").join(if release { "release" } else { "debug" }).join("bootstrap");
+    let candidates = [dir.join("bootstrap"), built];
+    candidates
+        .into_iter()
+        .find(|c| c.is_file())
+        .ok_or_else(|| BackendError::Other(format!("cargo built bootstrap but it was not found; {hint}")))
+}
+
+/// Runs jobs on the embedded platform: one fresh [`LambdaPlatform`] per run, so
+/// every run starts cold at its own time zero, as a new deployment on AWS would.
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    /// The `bootstrap` executable deployed as every function of the definition.
+    pub bootstrap: PathBuf,
+    /// Extra environment for the function (e.g. `PROPACK_PARALLELISM`).
+    pub env: BTreeMap<String, String>,
+    /// Seed of the cold-start samples.
+    pub seed: u64,
+    current: Arc<Mutex<Option<LambdaPlatform>>>,
+}
+
+impl LocalBackend {
+    /// A backend deploying `bootstrap`.
+    pub fn new(bootstrap: impl Into<PathBuf>) -> Self {
+        Self {
+            bootstrap: bootstrap.into(),
+            env: BTreeMap::new(),
+            seed: 0x5eed,
+            current: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The platform of the run in progress (for inspection and fault injection), if any.
+    pub fn current_platform(&self) -> Option<LambdaPlatform> {
+        self.current.lock().expect("lock").clone()
+    }
+
+    /// A handle that keeps reporting the run in progress from another thread.
+    pub fn platform_handle(&self) -> PlatformHandle {
+        PlatformHandle(self.current.clone())
+    }
+
+    /// The execution input for `job`: a Distributed Map reads its manifest from storage, an inline one gets the batches.
+    fn stage(&self, job: &Job, storage: &Path) -> Result<Value, BackendError> {
+        let tasks: Vec<Task> = job.tasks.iter().map(|t| localize_task(storage, t)).collect();
+        let output_prefix = localize_uri(
+            storage,
+            &format!("s3://{LOCAL_BUCKET}/propack/runs/{}/out/", job.run_id),
+        );
+        if uses_item_reader(&job.definition) {
+            let input = propack_step_functions::manifest::distributed_input(&job.run_id, LOCAL_BUCKET);
+            let key = input.manifest_key.clone().expect("distributed inputs name a manifest");
+            let path = sfn::storage_path(storage, LOCAL_BUCKET, &key);
+            std::fs::create_dir_all(path.parent().expect("keys have a parent"))?;
+            std::fs::write(&path, propack_step_functions::write_manifest(&tasks))?;
+            let mut v = serde_json::to_value(&input).expect("inputs serialise");
+            v["output_prefix"] = json!(output_prefix);
+            Ok(v)
+        } else {
+            let input = propack_step_functions::inline_input(&job.run_id, &output_prefix, &tasks, job.k, None)
+                .map_err(|e| BackendError::Other(format!("building the inline execution input: {e}")))?;
+            Ok(serde_json::to_value(&input).expect("inputs serialise"))
+        }
+    }
+}
+
+/// See [`LocalBackend::platform_handle`].
+#[derive(Debug, Clone)]
+pub struct PlatformHandle(Arc<Mutex<Option<LambdaPlatform>>>);
+
+impl PlatformHandle {
+    /// The platform of the run in progress, if any.
+    pub fn get(&self) -> Option<LambdaPlatform> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+impl Backend for LocalBackend {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    async fn run(&mut self, job: &Job, progress: &dyn Progress) -> Result<RunOutcome, BackendError> {
+        sfn::check_supported(&job.definition)?;
+        if !self.bootstrap.is_file() {
+            return Err(BackendError::Other(format!(
+                "the bootstrap executable {} does not exist (build it with `cargo build -p propack-runtime --bin bootstrap`)",
+                self.bootstrap.display()
+            )));
+        }
+        let storage = storage_dir(&job.run_dir);
+        std::fs::create_dir_all(&storage)?;
+        let input = self.stage(job, &storage)?;
+
+        let mut names = BTreeSet::new();
+        find_functions(&job.definition, &mut names);
+        let functions: Vec<FunctionConfig> = names
+            .iter()
+            .map(|n| {
+                let name = n.rsplit_once(":function:").map_or(n.as_str(), |(_, r)| r);
+                let name = name.split(':').next().unwrap_or(name);
+                let mut f = FunctionConfig::new(name, &self.bootstrap, &job.platform);
+                f.env = self.env.clone();
+                f.log_dir = Some(job.run_dir.join("logs"));
+                f
+            })
+            .collect();
+
+        let platform = LambdaPlatform::new(job.platform.clone(), functions, self.seed);
+        *self.current.lock().expect("lock") = Some(platform.clone());
+
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Vec<String>, usize)>();
+        let on_item: sfn::ItemCallback = Arc::new(move |d: ItemDone<'_>| {
+            let ids: Vec<String> = d.input["Items"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|t| t["id"].as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            let failed = match d.output {
+                Err(_) => ids.len(),
+                Ok(v) if v["failed"] == true => ids.len(),
+                Ok(v) => v["tasks"]
+                    .as_array()
+                    .map_or(0, |ts| ts.iter().filter(|t| t["status"] != "succeeded").count()),
+            };
+            let _ = tx.send((d.index, ids, failed));
+        });
+        let interp = Interpreter::new(platform.clone(), &storage, Some(on_item));
+        let exec = interp.execute(&job.definition, &job.run_id, input);
+        tokio::pin!(exec);
+        let mut batch_tasks: HashMap<usize, Vec<String>> = HashMap::new();
+        let execution = loop {
+            tokio::select! {
+                r = &mut exec => break r,
+                Some((i, ids, failed)) = rx.recv() => {
+                    progress.batch_done(ids.len(), failed);
+                    batch_tasks.insert(i, ids);
+                }
+            }
+        };
+        while let Ok((i, ids, failed)) = rx.try_recv() {
+            progress.batch_done(ids.len(), failed);
+            batch_tasks.insert(i, ids);
+        }
+        platform.shutdown();
+        *self.current.lock().expect("lock") = None;
+        let execution = execution?;
+        if let Err(e) = &execution.result {
+            // Tolerated failures are per batch; an execution failure still has records worth reporting,
+            // so it is recorded in the run directory and surfaced through failed tasks, not dropped.
+            std::fs::write(
+                job.run_dir.join("execution-error.json"),
+                serde_json::to_vec_pretty(&json!({"Error": e.error, "Cause": e.cause})).expect("serialises"),
+            )?;
+        }
+        Ok(outcome(job, &platform, &execution, &batch_tasks))
+    }
+}
+
+fn outcome(
+    job: &Job,
+    platform: &LambdaPlatform,
+    execution: &sfn::Execution,
+    batch_tasks: &HashMap<usize, Vec<String>>,
+) -> RunOutcome {
+    let zero = platform.zero_epoch_ms();
+    let rel = |ms: Option<u64>| ms.map(|m| (m as f64 - zero as f64) / 1000.0);
+    let mut records = RunRecords {
+        launch_epoch_ms: zero,
+        ..RunRecords::default()
+    };
+    let mut results = Vec::new();
+    let mut task_recs: BTreeMap<String, TaskRecord> = BTreeMap::new();
+    for log in &execution.invocations {
+        let inv = &log.invocation;
+        let batch = log.item.unwrap_or(0);
+        let parsed: Option<BatchResult> = match &inv.status {
+            lambda::InvokeStatus::Ok(body) => serde_json::from_slice(body).ok(),
+            lambda::InvokeStatus::FunctionError { .. } => None,
+        };
+        let tasks = batch_tasks
+            .get(&batch)
+            .map(Vec::len)
+            .or_else(|| parsed.as_ref().map(|r| r.tasks.len()))
+            .unwrap_or(0);
+        records.instances.push(InstanceRecord {
+            batch,
+            attempt: log.attempt,
+            instance_id: inv.instance_id.clone(),
+            cold_start: inv.cold_start,
+            requested_s: inv.requested_s,
+            start_s: inv.start_s,
+            end_s: inv.end_s,
+            init_ms: inv.init_ms,
+            tasks,
+            ok: parsed.is_some(),
+        });
+        if let Some(r) = parsed {
+            for t in &r.tasks {
+                task_recs.insert(
+                    t.id.clone(),
+                    TaskRecord {
+                        id: t.id.clone(),
+                        batch,
+                        status: t.status,
+                        start_s: rel(t.started_at),
+                        end_s: rel(t.ended_at),
+                    },
+                );
+            }
+            results.push(r);
+        }
+    }
+    // Tasks no successful attempt reported: their batch failed for good.
+    for (&batch, ids) in batch_tasks {
+        for id in ids {
+            task_recs.entry(id.clone()).or_insert_with(|| TaskRecord {
+                id: id.clone(),
+                batch,
+                status: TaskStatus::Failed,
+                start_s: None,
+                end_s: None,
+            });
+        }
+    }
+    for (i, t) in job.tasks.iter().enumerate() {
+        task_recs.entry(t.id.clone()).or_insert_with(|| TaskRecord {
+            id: t.id.clone(),
+            batch: i / job.k.max(1),
+            status: TaskStatus::NotRun,
+            start_s: None,
+            end_s: None,
+        });
+    }
+    records.instances.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+    let order: HashMap<&str, usize> = job.tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
+    let mut tasks: Vec<TaskRecord> = task_recs.into_values().collect();
+    tasks.sort_by_key(|t| order.get(t.id.as_str()).copied().unwrap_or(usize::MAX));
+    records.tasks = tasks;
+    RunOutcome {
+        records,
+        results,
+        state_transitions: execution.state_transitions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_uris_map_into_the_run_storage() {
+        let s = Path::new("/runs/r1/storage");
+        assert_eq!(
+            localize_uri(s, "s3://b/propack/runs/r1/in/x"),
+            "file:///runs/r1/storage/b/propack/runs/r1/in/x"
+        );
+        assert_eq!(localize_uri(s, "s3://b/p/out/"), "file:///runs/r1/storage/b/p/out/");
+        assert_eq!(localize_uri(s, "file:///x"), "file:///x");
+    }
+
+    #[test]
+    fn functions_are_found_in_parameters_and_resources() {
+        let def = json!({"States": {"A": {"Parameters": {"FunctionName": "propack"}},
+            "B": {"Resource": "arn:aws:lambda:us-east-1:1:function:other"}}});
+        let mut out = BTreeSet::new();
+        find_functions(&def, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(uses_item_reader(&json!({"a": [{"ItemReader": {}}]})));
+        assert!(!uses_item_reader(&json!({"ItemsPath": "$.batches"})));
+    }
+}

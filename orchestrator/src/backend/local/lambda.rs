@@ -1,0 +1,932 @@
+//! A Lambda emulator: function instances are real `bootstrap` processes served the Runtime API, created at the pace a platform profile allows.
+//!
+//! Each instance gets its own Runtime API listener on an ephemeral 127.0.0.1
+//! port: that is how real Lambda isolates environments, and it lets the
+//! platform attribute every `/next` poll to one instance without trusting the
+//! runtime to identify itself.
+//!
+//! Scheduling follows Lambda, not a work queue: an invocation that finds no
+//! idle instance of its function is bound to a *new* instance, which appears
+//! when the profile's scaling rule allows (`arrival_s`) plus a sampled cold
+//! start. It does not wait for a busy instance to free up, because that is
+//! precisely the behaviour that makes C concurrent invocations take
+//! `arrival_s(C)` to start on AWS. Only the account concurrency limit makes
+//! invocations wait for (or, on the Invoke API, be throttled by) busy ones.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::platform::PlatformProfile;
+
+/// Region reported to functions and used in ARNs.
+pub const LOCAL_REGION: &str = "us-east-1";
+/// Account id used in ARNs (the one every AWS emulator uses).
+pub const LOCAL_ACCOUNT: &str = "000000000000";
+/// How long a new instance may take from process start to its first `/next` poll (Lambda's init limit).
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A function deployed on the emulator.
+#[derive(Debug, Clone)]
+pub struct FunctionConfig {
+    /// Function name.
+    pub name: String,
+    /// The custom runtime executable (`bootstrap`).
+    pub bootstrap: PathBuf,
+    /// Memory size reported to the function, MB.
+    pub memory_mb: u32,
+    /// Invocation timeout, seconds; the instance is killed when it passes.
+    pub timeout_s: f64,
+    /// Extra environment variables (the function's configuration).
+    pub env: BTreeMap<String, String>,
+    /// Where each instance's stdout/stderr goes (`<instance>.log`); discarded when `None`.
+    pub log_dir: Option<PathBuf>,
+}
+
+impl FunctionConfig {
+    /// A function using the profile's memory and timeout.
+    pub fn new(name: impl Into<String>, bootstrap: impl Into<PathBuf>, profile: &PlatformProfile) -> Self {
+        Self {
+            name: name.into(),
+            bootstrap: bootstrap.into(),
+            memory_mb: profile.memory_mb,
+            timeout_s: profile.timeout_s,
+            env: BTreeMap::new(),
+            log_dir: None,
+        }
+    }
+
+    /// The function's ARN on the emulator.
+    pub fn arn(&self) -> String {
+        format!("arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{}", self.name)
+    }
+}
+
+/// What to do with an invocation when the account concurrency limit is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtLimit {
+    /// Wait for a busy instance to finish (Step Functions' view once its retries absorb throttling).
+    Wait,
+    /// Fail at once with [`InvokeError::Throttled`] (the Invoke API's 429).
+    Throttle,
+}
+
+/// Why the platform could not run an invocation at all (no function code ran).
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// No such function.
+    #[error("function not found: {0}")]
+    NotFound(String),
+    /// The account concurrency limit is reached.
+    #[error("rate exceeded: the account concurrency limit of {0} is reached")]
+    Throttled(u32),
+    /// The bootstrap could not be started.
+    #[error("could not start an instance of {function} from {path}: {message}")]
+    Spawn {
+        /// Function name.
+        function: String,
+        /// Bootstrap path.
+        path: String,
+        /// OS error.
+        message: String,
+    },
+    /// The platform was shut down.
+    #[error("the local platform is shut down")]
+    Shutdown,
+}
+
+/// How an invocation that reached the function ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InvokeStatus {
+    /// The function posted a response.
+    Ok(Bytes),
+    /// The function failed (error posted, crashed, killed, timed out, or failed to initialise);
+    /// `body` is Lambda's `{"errorType", "errorMessage"}` JSON.
+    FunctionError {
+        /// Lambda's error type, e.g. `Runtime.ExitError`, `Sandbox.Timedout`.
+        error_type: String,
+        /// The error payload.
+        body: Bytes,
+    },
+}
+
+impl InvokeStatus {
+    fn error(error_type: &str, message: &str) -> Self {
+        let body = serde_json::json!({"errorType": error_type, "errorMessage": message});
+        InvokeStatus::FunctionError {
+            error_type: error_type.to_owned(),
+            body: Bytes::from(body.to_string()),
+        }
+    }
+}
+
+/// One invocation as the platform saw it. Times are seconds since the platform's zero.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// Lambda request id.
+    pub request_id: String,
+    /// Platform-assigned instance id (`i-0001`, …).
+    pub instance_id: String,
+    /// Whether a new instance was created for this invocation.
+    pub cold_start: bool,
+    /// Cold start: from the moment the scaling rule allowed the instance until its first poll, ms.
+    pub init_ms: f64,
+    /// When the invocation was requested.
+    pub requested_s: f64,
+    /// When the runtime received the event (handler start).
+    pub start_s: f64,
+    /// When the response (or failure) arrived.
+    pub end_s: f64,
+    /// The outcome.
+    pub status: InvokeStatus,
+}
+
+/// A live instance, for inspection and fault injection.
+#[derive(Debug, Clone)]
+pub struct InstanceInfo {
+    /// Platform-assigned id.
+    pub id: String,
+    /// Function it belongs to.
+    pub function: String,
+    /// OS process id of its bootstrap.
+    pub pid: u32,
+    /// Whether it is running an invocation.
+    pub busy: bool,
+}
+
+struct Event {
+    request_id: String,
+    payload: Bytes,
+    deadline_ms: u64,
+}
+
+enum Completion {
+    Response(Bytes),
+    Error { error_type: String, body: Bytes },
+    Exited(String),
+}
+
+struct Current {
+    request_id: String,
+    done: oneshot::Sender<Completion>,
+}
+
+/// State shared between an instance's Runtime API server, its process watcher and the dispatcher.
+struct Instance {
+    id: String,
+    function: String,
+    arn: String,
+    events_tx: mpsc::Sender<Event>,
+    events_rx: tokio::sync::Mutex<mpsc::Receiver<Event>>,
+    current: Mutex<Option<Current>>,
+    ready: Mutex<Option<oneshot::Sender<Result<(), (String, String)>>>>,
+    started: Mutex<Option<Instant>>,
+    pid: AtomicU32,
+    busy: AtomicBool,
+    dead: AtomicBool,
+    kill: Notify,
+}
+
+impl Instance {
+    fn complete(&self, request_id: Option<&str>, c: Completion) -> bool {
+        let mut cur = self.current.lock().expect("instance lock");
+        match cur.as_ref() {
+            Some(x) if request_id.is_none_or(|id| id == x.request_id) => {
+                let x = cur.take().expect("checked");
+                let _ = x.done.send(c);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+enum Grant {
+    Warm(Arc<Instance>),
+    Slot,
+}
+
+#[derive(Default)]
+struct Pool {
+    idle: HashMap<String, Vec<Arc<Instance>>>,
+    /// Instances running or being created (Lambda's concurrent executions).
+    busy: u32,
+    waiters: VecDeque<(String, oneshot::Sender<Grant>)>,
+    all: Vec<Arc<Instance>>,
+    shutdown: bool,
+}
+
+/// Paces instance creation by the profile's `arrival_s` rule.
+struct Pacer {
+    zero: Instant,
+    count: u64,
+}
+
+struct Inner {
+    profile: PlatformProfile,
+    functions: HashMap<String, FunctionConfig>,
+    zero: Instant,
+    zero_epoch_ms: u64,
+    pool: Mutex<Pool>,
+    pacer: Mutex<Pacer>,
+    next_instance: AtomicU64,
+    seed: u64,
+}
+
+/// The emulated Lambda service. Cheap to clone; all clones share one pool of instances.
+#[derive(Clone)]
+pub struct LambdaPlatform {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for LambdaPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaPlatform")
+            .field("profile", &self.inner.profile.name)
+            .field("functions", &self.inner.functions.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Unix epoch milliseconds now.
+pub fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn random_request_id(rng: &mut impl Rng) -> String {
+    let b: [u8; 16] = rng.random();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// A cold-start duration drawn from the profile's lognormal (median, p90), ms.
+fn sample_cold_start_ms(profile: &PlatformProfile, rng: &mut impl Rng) -> f64 {
+    let median = profile.cold_start.median_ms;
+    if median <= 0.0 {
+        return 0.0;
+    }
+    // 1.2816 is the standard normal's 90th percentile.
+    let sigma = (profile.cold_start.p90_ms / median).ln() / 1.2816;
+    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+    let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+    // Cap far tails: one 10-sigma draw would otherwise dominate a small local run.
+    (median * (sigma * z.clamp(-3.0, 3.0)).exp()).min(profile.timeout_s * 1000.0)
+}
+
+impl LambdaPlatform {
+    /// A platform with the given functions; time zero is now. `seed` makes cold-start samples reproducible.
+    pub fn new(profile: PlatformProfile, functions: Vec<FunctionConfig>, seed: u64) -> Self {
+        let now = Instant::now();
+        Self {
+            inner: Arc::new(Inner {
+                profile,
+                functions: functions.into_iter().map(|f| (f.name.clone(), f)).collect(),
+                zero: now,
+                zero_epoch_ms: epoch_ms(),
+                pool: Mutex::new(Pool::default()),
+                pacer: Mutex::new(Pacer { zero: now, count: 0 }),
+                next_instance: AtomicU64::new(0),
+                seed,
+            }),
+        }
+    }
+
+    /// The profile the platform follows.
+    pub fn profile(&self) -> &PlatformProfile {
+        &self.inner.profile
+    }
+
+    /// Unix epoch ms of the platform's time zero.
+    pub fn zero_epoch_ms(&self) -> u64 {
+        self.inner.zero_epoch_ms
+    }
+
+    /// Seconds since the platform's time zero.
+    pub fn now_s(&self) -> f64 {
+        self.inner.zero.elapsed().as_secs_f64()
+    }
+
+    fn secs(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.inner.zero).as_secs_f64()
+    }
+
+    /// A deployed function by name, ARN or partial ARN (`NAME`, `NAME:QUALIFIER`, `arn:…:function:NAME[:Q]`).
+    pub fn function(&self, name_or_arn: &str) -> Option<&FunctionConfig> {
+        let name = name_or_arn
+            .rsplit_once(":function:")
+            .map_or(name_or_arn, |(_, rest)| rest);
+        let name = name.split(':').next().unwrap_or(name);
+        self.inner.functions.get(name)
+    }
+
+    /// Names of the deployed functions.
+    pub fn function_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.inner.functions.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// The live instances.
+    pub fn instances(&self) -> Vec<InstanceInfo> {
+        let pool = self.inner.pool.lock().expect("pool lock");
+        pool.all
+            .iter()
+            .filter(|i| !i.dead.load(Ordering::SeqCst))
+            .map(|i| InstanceInfo {
+                id: i.id.clone(),
+                function: i.function.clone(),
+                pid: i.pid.load(Ordering::SeqCst),
+                busy: i.busy.load(Ordering::SeqCst),
+            })
+            .collect()
+    }
+
+    /// Kills every instance and refuses new invocations.
+    pub fn shutdown(&self) {
+        let mut pool = self.inner.pool.lock().expect("pool lock");
+        pool.shutdown = true;
+        for i in &pool.all {
+            i.kill.notify_one();
+        }
+        pool.idle.clear();
+        pool.waiters.clear();
+    }
+
+    /// Invokes a function synchronously (RequestResponse).
+    pub async fn invoke(&self, function: &str, payload: Bytes, at_limit: AtLimit) -> Result<Invocation, InvokeError> {
+        let cfg = self
+            .function(function)
+            .ok_or_else(|| InvokeError::NotFound(function.to_owned()))?
+            .clone();
+        let requested = Instant::now();
+        let (instance, cold_init_ms) = match self.acquire(&cfg, at_limit).await? {
+            Ok(x) => x,
+            Err((error_type, message)) => {
+                let now = Instant::now();
+                return Ok(Invocation {
+                    request_id: String::new(),
+                    instance_id: String::new(),
+                    cold_start: true,
+                    init_ms: 0.0,
+                    requested_s: self.secs(requested),
+                    start_s: self.secs(now),
+                    end_s: self.secs(now),
+                    status: InvokeStatus::error(&error_type, &message),
+                });
+            }
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+            self.inner.seed ^ requested.elapsed().as_nanos() as u64 ^ epoch_ms(),
+        );
+        let request_id = random_request_id(&mut rng);
+        let (done_tx, done_rx) = oneshot::channel();
+        *instance.current.lock().expect("instance lock") = Some(Current {
+            request_id: request_id.clone(),
+            done: done_tx,
+        });
+        *instance.started.lock().expect("instance lock") = None;
+        let timeout = Duration::from_secs_f64(cfg.timeout_s);
+        let deadline_ms = epoch_ms() + timeout.as_millis() as u64;
+        let completion = if instance.dead.load(Ordering::SeqCst) {
+            instance.complete(None, Completion::Exited("the instance exited".into()));
+            Completion::Exited("the instance exited before the event was delivered".into())
+        } else {
+            let _ = instance
+                .events_tx
+                .send(Event {
+                    request_id: request_id.clone(),
+                    payload,
+                    deadline_ms,
+                })
+                .await;
+            tokio::select! {
+                c = done_rx => c.unwrap_or_else(|_| Completion::Exited("the instance went away".into())),
+                _ = tokio::time::sleep(timeout) => {
+                    instance.current.lock().expect("instance lock").take();
+                    instance.kill.notify_one();
+                    Completion::Error {
+                        error_type: "Sandbox.Timedout".into(),
+                        body: Bytes::from(serde_json::json!({
+                            "errorType": "Sandbox.Timedout",
+                            "errorMessage": format!("{request_id} Task timed out after {:.2} seconds", cfg.timeout_s),
+                        }).to_string()),
+                    }
+                }
+            }
+        };
+        let end = Instant::now();
+        let start = instance.started.lock().expect("instance lock").unwrap_or(end);
+        let (status, alive) = match completion {
+            Completion::Response(b) => (InvokeStatus::Ok(b), true),
+            Completion::Error { error_type, body } => {
+                let alive = error_type != "Sandbox.Timedout";
+                (InvokeStatus::FunctionError { error_type, body }, alive)
+            }
+            Completion::Exited(why) => (
+                InvokeStatus::error("Runtime.ExitError", &format!("RequestId: {request_id} Error: {why}")),
+                false,
+            ),
+        };
+        let instance_id = instance.id.clone();
+        self.release(instance, alive);
+        Ok(Invocation {
+            request_id,
+            instance_id,
+            cold_start: cold_init_ms.is_some(),
+            init_ms: cold_init_ms.unwrap_or(0.0),
+            requested_s: self.secs(requested),
+            start_s: self.secs(start),
+            end_s: self.secs(end),
+            status,
+        })
+    }
+
+    /// An instance ready for an event: warm if one is idle, else a new one.
+    /// The inner error is an initialisation failure (reported to the caller as a function error).
+    #[allow(clippy::type_complexity)]
+    async fn acquire(
+        &self,
+        cfg: &FunctionConfig,
+        at_limit: AtLimit,
+    ) -> Result<Result<(Arc<Instance>, Option<f64>), (String, String)>, InvokeError> {
+        let rx = {
+            let mut pool = self.inner.pool.lock().expect("pool lock");
+            if pool.shutdown {
+                return Err(InvokeError::Shutdown);
+            }
+            while let Some(i) = pool.idle.get_mut(&cfg.name).and_then(Vec::pop) {
+                if !i.dead.load(Ordering::SeqCst) {
+                    pool.busy += 1;
+                    i.busy.store(true, Ordering::SeqCst);
+                    return Ok(Ok((i, None)));
+                }
+            }
+            match self.inner.profile.account_concurrency_limit {
+                Some(limit) if pool.busy >= limit => match at_limit {
+                    AtLimit::Throttle => return Err(InvokeError::Throttled(limit)),
+                    AtLimit::Wait => {
+                        let (tx, rx) = oneshot::channel();
+                        pool.waiters.push_back((cfg.name.clone(), tx));
+                        Some(rx)
+                    }
+                },
+                _ => {
+                    pool.busy += 1;
+                    None
+                }
+            }
+        };
+        if let Some(rx) = rx {
+            match rx.await {
+                Ok(Grant::Warm(i)) => {
+                    i.busy.store(true, Ordering::SeqCst);
+                    return Ok(Ok((i, None)));
+                }
+                Ok(Grant::Slot) => {}
+                Err(_) => return Err(InvokeError::Shutdown),
+            }
+        }
+        match self.create(cfg).await {
+            Ok(Ok((i, init_ms))) => {
+                i.busy.store(true, Ordering::SeqCst);
+                Ok(Ok((i, Some(init_ms))))
+            }
+            other => {
+                self.release_slot();
+                other.map(|r| r.map(|(i, ms)| (i, Some(ms))))
+            }
+        }
+    }
+
+    /// Gives a finished instance to a waiter, or parks it idle (alive) / forgets it (dead).
+    fn release(&self, instance: Arc<Instance>, alive: bool) {
+        instance.busy.store(false, Ordering::SeqCst);
+        if !alive {
+            instance.kill.notify_one();
+            self.release_slot();
+            return;
+        }
+        let mut pool = self.inner.pool.lock().expect("pool lock");
+        if pool.shutdown {
+            instance.kill.notify_one();
+            return;
+        }
+        let mut instance = instance;
+        while let Some(pos) = pool.waiters.iter().position(|(f, _)| *f == instance.function) {
+            let (_, tx) = pool.waiters.remove(pos).expect("position is valid");
+            match tx.send(Grant::Warm(instance)) {
+                Ok(()) => return,
+                Err(Grant::Warm(back)) => instance = back,
+                Err(Grant::Slot) => unreachable!("sent a warm grant"),
+            }
+        }
+        pool.idle.entry(instance.function.clone()).or_default().push(instance);
+        pool.busy = pool.busy.saturating_sub(1);
+        Self::grant_slots(&mut pool, self.inner.profile.account_concurrency_limit);
+    }
+
+    fn release_slot(&self) {
+        let mut pool = self.inner.pool.lock().expect("pool lock");
+        pool.busy = pool.busy.saturating_sub(1);
+        Self::grant_slots(&mut pool, self.inner.profile.account_concurrency_limit);
+    }
+
+    fn grant_slots(pool: &mut Pool, limit: Option<u32>) {
+        while limit.is_none_or(|l| pool.busy < l) {
+            let Some((_, tx)) = pool.waiters.pop_front() else { break };
+            if tx.send(Grant::Slot).is_ok() {
+                pool.busy += 1;
+            }
+        }
+    }
+
+    /// When the next new instance may appear under the scaling rule.
+    fn reserve_arrival(&self) -> (u64, Instant) {
+        let p = &self.inner.profile;
+        let mut pacer = self.inner.pacer.lock().expect("pacer lock");
+        let now = Instant::now();
+        let due = pacer.zero + Duration::from_secs_f64(p.arrival_s(pacer.count));
+        // A schedule that has fallen behind the clock means demand paused: the
+        // rule limits a rate, so restart it rather than allow a catch-up burst.
+        let slack = match p.scaling {
+            crate::platform::Scaling::TokenBucket { interval_s, .. } => Duration::from_secs_f64(interval_s),
+            _ => Duration::ZERO,
+        };
+        if pacer.count > 0 && now > due + slack {
+            pacer.zero = now;
+            pacer.count = 0;
+        }
+        let i = pacer.count;
+        pacer.count += 1;
+        let at = pacer.zero + Duration::from_secs_f64(p.arrival_s(i));
+        let n = self.inner.next_instance.fetch_add(1, Ordering::SeqCst);
+        (n, at)
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn create(&self, cfg: &FunctionConfig) -> Result<Result<(Arc<Instance>, f64), (String, String)>, InvokeError> {
+        let (n, at) = self.reserve_arrival();
+        tokio::time::sleep_until(at.into()).await;
+        let allowed = Instant::now();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.inner.seed.wrapping_add(n));
+        let cold_ms = sample_cold_start_ms(&self.inner.profile, &mut rng);
+        if cold_ms > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(cold_ms / 1000.0)).await;
+        }
+        let id = format!("i-{:05}", n + 1);
+        let instance = self.spawn(cfg, &id).await?;
+        let (ready_tx, ready_rx) = oneshot::channel();
+        *instance.ready.lock().expect("instance lock") = Some(ready_tx);
+        // The process may already have polled or died before `ready` was armed.
+        if instance.started.lock().expect("instance lock").is_some() {
+            instance.ready.lock().expect("instance lock").take();
+        } else if instance.dead.load(Ordering::SeqCst) {
+            return Ok(Err(("Runtime.ExitError".into(), "the runtime exited during init".into())));
+        } else {
+            match tokio::time::timeout(INIT_TIMEOUT, ready_rx).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => return Ok(Err(e)),
+                Ok(Err(_)) => {
+                    return Ok(Err(("Runtime.ExitError".into(), "the runtime exited during init".into())));
+                }
+                Err(_) => {
+                    instance.kill.notify_one();
+                    return Ok(Err((
+                        "Runtime.InitError".into(),
+                        format!("init did not finish within {} s", INIT_TIMEOUT.as_secs()),
+                    )));
+                }
+            }
+        }
+        let init_ms = allowed.elapsed().as_secs_f64() * 1000.0;
+        Ok(Ok((instance, init_ms)))
+    }
+
+    async fn spawn(&self, cfg: &FunctionConfig, id: &str) -> Result<Arc<Instance>, InvokeError> {
+        let spawn_err = |message: String| InvokeError::Spawn {
+            function: cfg.name.clone(),
+            path: cfg.bootstrap.display().to_string(),
+            message,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| spawn_err(format!("binding the Runtime API: {e}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| spawn_err(e.to_string()))?
+            .port();
+        let (events_tx, events_rx) = mpsc::channel(1);
+        let instance = Arc::new(Instance {
+            id: id.to_owned(),
+            function: cfg.name.clone(),
+            arn: cfg.arn(),
+            events_tx,
+            events_rx: tokio::sync::Mutex::new(events_rx),
+            current: Mutex::new(None),
+            ready: Mutex::new(None),
+            started: Mutex::new(None),
+            pid: AtomicU32::new(0),
+            busy: AtomicBool::new(true),
+            dead: AtomicBool::new(false),
+            kill: Notify::new(),
+        });
+
+        let mut cmd = tokio::process::Command::new(&cfg.bootstrap);
+        cmd.env_clear();
+        for key in ["PATH", "HOME", "LANG", "TMPDIR", "RUST_LOG", "RUST_BACKTRACE"] {
+            if let Some(v) = std::env::var_os(key) {
+                cmd.env(key, v);
+            }
+        }
+        let task_root = cfg.bootstrap.parent().unwrap_or(Path::new("/"));
+        let stream = format!("{}/[$LATEST]{}", chrono_date(), id);
+        cmd.env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", &cfg.name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", cfg.memory_mb.to_string())
+            .env("AWS_LAMBDA_FUNCTION_TIMEOUT", format!("{}", cfg.timeout_s.ceil() as u64))
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", cfg.name))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", stream)
+            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+            .env("AWS_REGION", LOCAL_REGION)
+            .env("AWS_DEFAULT_REGION", LOCAL_REGION)
+            .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+            .env("LAMBDA_TASK_ROOT", task_root)
+            .env("LAMBDA_RUNTIME_DIR", task_root)
+            .env("_HANDLER", "bootstrap")
+            .env("TZ", ":UTC")
+            .envs(&cfg.env)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        match &cfg.log_dir {
+            Some(dir) => {
+                let _ = std::fs::create_dir_all(dir);
+                let log = std::fs::File::create(dir.join(format!("{id}.log")))
+                    .map_err(|e| spawn_err(format!("creating its log file: {e}")))?;
+                let log2 = log.try_clone().map_err(|e| spawn_err(e.to_string()))?;
+                cmd.stdout(log).stderr(log2);
+            }
+            None => {
+                cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+            }
+        }
+        // SAFETY: prctl is async-signal-safe; it only makes the kernel kill the
+        // instance if the platform dies, so no orphaned bootstraps linger.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| spawn_err(e.to_string()))?;
+        instance.pid.store(child.id().unwrap_or(0), Ordering::SeqCst);
+        {
+            let mut pool = self.inner.pool.lock().expect("pool lock");
+            pool.all.retain(|i| !i.dead.load(Ordering::SeqCst));
+            pool.all.push(instance.clone());
+            if pool.shutdown {
+                instance.kill.notify_one();
+            }
+        }
+
+        let server = tokio::spawn(serve_runtime_api(listener, instance.clone()));
+        let watched = instance.clone();
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                s = child.wait() => s,
+                _ = watched.kill.notified() => {
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            };
+            watched.dead.store(true, Ordering::SeqCst);
+            server.abort();
+            let why = match status {
+                Ok(s) => format!("Runtime exited ({s})"),
+                Err(e) => format!("Runtime exited: {e}"),
+            };
+            if let Some(r) = watched.ready.lock().expect("instance lock").take() {
+                let _ = r.send(Err(("Runtime.ExitError".into(), why.clone())));
+            }
+            watched.complete(None, Completion::Exited(why));
+        });
+        Ok(instance)
+    }
+}
+
+/// Today's date as `YYYY/MM/DD` for log stream names, without a date crate.
+fn chrono_date() -> String {
+    let days = (epoch_ms() / 86_400_000) as i64;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}/{m:02}/{d:02}")
+}
+
+type HttpResponse = Response<Full<Bytes>>;
+
+fn respond(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(body.into()))
+        .expect("static response parts are valid")
+}
+
+async fn serve_runtime_api(listener: tokio::net::TcpListener, instance: Arc<Instance>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let instance = instance.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let instance = instance.clone();
+                async move { Ok::<_, std::convert::Infallible>(runtime_api(req, &instance).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn runtime_api(req: Request<Incoming>, instance: &Instance) -> HttpResponse {
+    let path = req.uri().path().to_owned();
+    let Some(rest) = path.strip_prefix("/2018-06-01/runtime/") else {
+        return respond(StatusCode::NOT_FOUND, r#"{"errorType":"NotFound","errorMessage":"unknown path"}"#);
+    };
+    let method = req.method().clone();
+    let error_type_header = req
+        .headers()
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    match (method, rest) {
+        (Method::GET, "invocation/next") => {
+            let mut rx = instance.events_rx.lock().await;
+            if let Some(r) = instance.ready.lock().expect("instance lock").take() {
+                let _ = r.send(Ok(()));
+            }
+            // Mark the first poll even when `ready` is not armed yet (see `create`).
+            instance.started.lock().expect("instance lock").get_or_insert_with(Instant::now);
+            let Some(ev) = rx.recv().await else {
+                return respond(StatusCode::INTERNAL_SERVER_ERROR, "{}");
+            };
+            *instance.started.lock().expect("instance lock") = Some(Instant::now());
+            Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/json")
+                .header("lambda-runtime-aws-request-id", &ev.request_id)
+                .header("lambda-runtime-deadline-ms", ev.deadline_ms.to_string())
+                .header("lambda-runtime-invoked-function-arn", &instance.arn)
+                .header(
+                    "lambda-runtime-trace-id",
+                    format!("Root=1-{:08x}-{};Sampled=0", epoch_ms() / 1000, &ev.request_id.replace('-', "")[..24]),
+                )
+                .body(Full::new(ev.payload))
+                .expect("valid headers")
+        }
+        (Method::POST, "init/error") => {
+            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let (ty, msg) = parse_error_body(&body, error_type_header.as_deref());
+            if let Some(r) = instance.ready.lock().expect("instance lock").take() {
+                let _ = r.send(Err((ty, msg)));
+            }
+            // Lambda discards an environment whose init failed.
+            instance.kill.notify_one();
+            respond(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
+        }
+        (Method::POST, r) if r.starts_with("invocation/") => {
+            let tail = &r["invocation/".len()..];
+            let (id, kind) = match tail.rsplit_once('/') {
+                Some(x) => x,
+                None => return respond(StatusCode::NOT_FOUND, "{}"),
+            };
+            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let completion = match kind {
+                "response" => Completion::Response(body),
+                "error" => {
+                    let (ty, msg) = parse_error_body(&body, error_type_header.as_deref());
+                    let body = serde_json::json!({"errorType": ty, "errorMessage": msg}).to_string();
+                    Completion::Error {
+                        error_type: ty,
+                        body: Bytes::from(body),
+                    }
+                }
+                _ => return respond(StatusCode::NOT_FOUND, "{}"),
+            };
+            if instance.complete(Some(id), completion) {
+                respond(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
+            } else {
+                respond(
+                    StatusCode::BAD_REQUEST,
+                    r#"{"errorType":"InvalidRequestID","errorMessage":"Invalid request ID"}"#,
+                )
+            }
+        }
+        _ => respond(
+            StatusCode::NOT_FOUND,
+            r#"{"errorType":"NotFound","errorMessage":"unknown Runtime API route"}"#,
+        ),
+    }
+}
+
+fn parse_error_body(body: &[u8], header: Option<&str>) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+    let ty = v["errorType"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| header.map(str::to_owned))
+        .unwrap_or_else(|| "Unhandled".into());
+    let msg = v["errorMessage"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    (ty, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cold_start_samples_follow_the_profile() {
+        let p = PlatformProfile::aws_2021();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut v: Vec<f64> = (0..2000).map(|_| sample_cold_start_ms(&p, &mut rng)).collect();
+        v.sort_by(f64::total_cmp);
+        let median = v[1000];
+        let p90 = v[1800];
+        assert!((median - 250.0).abs() < 25.0, "median {median}");
+        assert!((p90 - 600.0).abs() < 90.0, "p90 {p90}");
+        assert_eq!(sample_cold_start_ms(&PlatformProfile::unlimited(), &mut rng), 0.0);
+    }
+
+    #[test]
+    fn function_lookup_accepts_names_and_arns() {
+        let p = PlatformProfile::unlimited();
+        let f = FunctionConfig::new("propack", "/nonexistent/bootstrap", &p);
+        let arn = f.arn();
+        let platform = LambdaPlatform::new(p, vec![f], 1);
+        assert!(platform.function("propack").is_some());
+        assert!(platform.function("propack:$LATEST").is_some());
+        assert!(platform.function(&arn).is_some());
+        assert!(platform.function(&format!("{arn}:1")).is_some());
+        assert!(platform.function("other").is_none());
+    }
+
+    #[test]
+    fn error_bodies_fall_back_to_the_header() {
+        assert_eq!(
+            parse_error_body(br#"{"errorType":"X","errorMessage":"m"}"#, None),
+            ("X".to_owned(), "m".to_owned())
+        );
+        assert_eq!(
+            parse_error_body(b"plain", Some("Runtime.Crash")),
+            ("Runtime.Crash".to_owned(), "plain".to_owned())
+        );
+    }
+
+    #[test]
+    fn log_stream_dates_are_civil() {
+        let d = chrono_date();
+        assert_eq!(d.len(), 10);
+        assert!(d.starts_with("20"), "{d}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_bootstrap_is_a_clear_spawn_error() {
+        let p = PlatformProfile::unlimited();
+        let f = FunctionConfig::new("f", "/nonexistent/bootstrap", &p);
+        let platform = LambdaPlatform::new(p, vec![f], 1);
+        let e = platform
+            .invoke("f", Bytes::from_static(b"{}"), AtLimit::Wait)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/bootstrap"), "{e}");
+        let e = platform
+            .invoke("g", Bytes::from_static(b"{}"), AtLimit::Wait)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, InvokeError::NotFound(_)), "{e}");
+    }
+}
