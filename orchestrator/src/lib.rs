@@ -3,7 +3,8 @@
 //! - [`model`]: profiles, the analytical model, the planner and the plan store;
 //! - [`platform`]: platform profiles shared by the model, the local platform and the simulator;
 //! - [`records`]: what a run measured, and the metrics computed from it;
-//! - [`backend`]: the local platform, AWS and the simulator behind one trait.
+//! - [`backend`]: the local platform, AWS and the simulator behind one trait;
+//! - [`report`], [`plot`]: a launch's run directory (run.json, instances.csv, report.md, SVG plots).
 //!
 //! The `orchestrator` binary (src/main.rs, one module per subcommand under
 //! `cmd/`) is a thin layer over this library.
@@ -11,4 +12,6 @@
 pub mod backend;
 pub mod model;
 pub mod platform;
+pub mod plot;
 pub mod records;
+pub mod report;
