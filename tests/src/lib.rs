@@ -28,3 +28,61 @@ pub fn propack_aws_2021() -> Option<PathBuf> {
         None
     }
 }
+
+/// The URL of the moto server started by `scripts/test` (`PROPACK_MOTO_URL`).
+///
+/// Missing is a failure, not a skip, so that a broken test set-up cannot pass
+/// silently; `PROPACK_SKIP_MOTO=1` skips deliberately (returns `None`).
+pub fn moto_url() -> Option<String> {
+    match std::env::var("PROPACK_MOTO_URL") {
+        Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_owned()),
+        _ if std::env::var("PROPACK_SKIP_MOTO").as_deref() == Ok("1") => {
+            eprintln!("skipping: PROPACK_SKIP_MOTO=1 (moto server tests not run)");
+            None
+        }
+        _ => panic!(
+            "PROPACK_MOTO_URL is not set: these tests need moto's server. Start it with \
+             `eval \"$(bash scripts/moto start)\"` (scripts/test does this), or set \
+             PROPACK_SKIP_MOTO=1 to skip them deliberately"
+        ),
+    }
+}
+
+/// Sends one plain HTTP/1.1 request to a local server and returns (status, body).
+/// Enough for moto's control API and IAM's query API, without an HTTP client dependency.
+pub fn http_request(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let hostport = url
+        .strip_prefix("http://")
+        .expect("plain http:// URL")
+        .trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(hostport).expect("connect to local server");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).expect("send request");
+    let mut resp = String::new();
+    stream.read_to_string(&mut resp).expect("read response");
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}

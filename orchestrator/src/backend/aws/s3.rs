@@ -138,7 +138,7 @@ impl ObjectStore {
         let file = tokio::fs::File::open(path)
             .await
             .map_err(|e| AwsError::io(path, e))?;
-        self.put_multipart(uri, file, path).await
+        self.put_multipart(uri, file, path, len).await
     }
 
     async fn put_multipart(
@@ -146,6 +146,7 @@ impl ObjectStore {
         uri: &S3Uri,
         mut file: tokio::fs::File,
         path: &Path,
+        len: u64,
     ) -> Result<usize, AwsError> {
         let resource = uri.to_string();
         let created = self
@@ -198,7 +199,8 @@ impl ObjectStore {
                 number += 1;
             }
             let count = parts.len();
-            self.client
+            let done = self
+                .client
                 .complete_multipart_upload()
                 .bucket(&uri.bucket)
                 .key(&uri.key)
@@ -209,10 +211,38 @@ impl ObjectStore {
                         .build(),
                 )
                 .send()
-                .await
-                .map_err(|e| {
-                    sdk_error(&e, "s3:CompleteMultipartUpload", &resource, "s3:PutObject")
-                })?;
+                .await;
+            match done {
+                Ok(_) => {}
+                // Some S3-compatible servers (moto 5.1+) answer 200 with a body whose root
+                // element the SDK refuses; trust the object only if it is really there, whole.
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 200) => {
+                    let head = self
+                        .client
+                        .head_object()
+                        .bucket(&uri.bucket)
+                        .key(&uri.key)
+                        .send()
+                        .await;
+                    let size = head.ok().and_then(|h| h.content_length());
+                    if size != Some(len as i64) {
+                        return Err(sdk_error(
+                            &e,
+                            "s3:CompleteMultipartUpload",
+                            &resource,
+                            "s3:PutObject",
+                        ));
+                    }
+                }
+                Err(e) => {
+                    return Err(sdk_error(
+                        &e,
+                        "s3:CompleteMultipartUpload",
+                        &resource,
+                        "s3:PutObject",
+                    ));
+                }
+            }
             Ok(count)
         }
         .await;
