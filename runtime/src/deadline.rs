@@ -99,6 +99,7 @@ pub fn function_timeout_from_env() -> Option<Duration> {
 pub struct DeadlineResolver {
     function_timeout: Option<Duration>,
     warned: AtomicBool,
+    warn_on_missing: bool,
 }
 
 impl DeadlineResolver {
@@ -107,7 +108,15 @@ impl DeadlineResolver {
         Self {
             function_timeout,
             warned: AtomicBool::new(false),
+            warn_on_missing: true,
         }
+    }
+
+    /// For front-ends where no deadline header is the norm (`serve`, `run`):
+    /// an absent header falls back silently; an implausible one still warns.
+    pub fn missing_header_expected(mut self) -> Self {
+        self.warn_on_missing = false;
+        self
     }
 
     /// A resolver falling back to `AWS_LAMBDA_FUNCTION_TIMEOUT`.
@@ -119,14 +128,17 @@ impl DeadlineResolver {
     /// time only, the warning to log about a rejected header.
     pub fn resolve(&self, header: Option<&str>) -> (Resolved, Option<String>) {
         let r = resolve(header, epoch_ms(), Instant::now(), self.function_timeout);
+        let quiet = header.is_none() && !self.warn_on_missing;
         let warning = match &r.rejected {
-            Some(why) if !self.warned.swap(true, Ordering::Relaxed) => Some(match r.source {
-                DeadlineSource::FunctionTimeout => format!(
-                    "{why}; using the function timeout ({:?}) from AWS_LAMBDA_FUNCTION_TIMEOUT instead (warned once)",
-                    self.function_timeout.unwrap_or_default()
-                ),
-                _ => format!("{why}; running without an invocation deadline (warned once)"),
-            }),
+            Some(why) if !quiet && !self.warned.swap(true, Ordering::Relaxed) => {
+                Some(match r.source {
+                    DeadlineSource::FunctionTimeout => format!(
+                        "{why}; using the function timeout ({:?}) from AWS_LAMBDA_FUNCTION_TIMEOUT instead (warned once)",
+                        self.function_timeout.unwrap_or_default()
+                    ),
+                    _ => format!("{why}; running without an invocation deadline (warned once)"),
+                })
+            }
             _ => None,
         };
         (r, warning)
@@ -199,5 +211,9 @@ mod tests {
         let (r4, w4) = res.resolve(Some(&good));
         assert_eq!(r4.source, DeadlineSource::Header);
         assert_eq!(w4, None);
+
+        let quiet = DeadlineResolver::new(None).missing_header_expected();
+        assert_eq!(quiet.resolve(None).1, None);
+        assert!(quiet.resolve(Some("5000")).1.is_some());
     }
 }

@@ -41,6 +41,12 @@ impl Instance {
         ))
     }
 
+    /// Replaces the deadline resolver (e.g. one that expects no header).
+    pub fn with_resolver(mut self, resolver: DeadlineResolver) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
     /// An instance with explicit parts.
     pub fn new(cfg: ExecutorConfig, storage: Storage, resolver: DeadlineResolver) -> Self {
         Self {

@@ -1,0 +1,409 @@
+//! The `bootstrap` binary's front-ends: the Lambda Runtime API loop against a mock, `serve` and `run`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BOOTSTRAP: &str = env!("CARGO_BIN_EXE_bootstrap");
+/// Upper bound on waiting for the child, so a broken runtime fails the test instead of hanging it.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// One HTTP request as the mock saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{} body is not JSON: {e}", self.path))
+    }
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> Option<Seen> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+    }
+    let mut body = Vec::new();
+    if let Some(n) = headers.get("content-length") {
+        body.resize(n.parse().ok()?, 0);
+        r.read_exact(&mut body).ok()?;
+    } else if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.contains("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).ok()?;
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).ok()?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    }
+    Some(Seen {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+#[derive(Default)]
+struct MockState {
+    /// (request id, deadline header, body) served by GET /next, in order.
+    events: VecDeque<(String, String, Vec<u8>)>,
+    /// Every POST received.
+    posts: Vec<Seen>,
+}
+
+/// A Runtime API that serves queued events and records what the runtime posts back.
+#[derive(Clone)]
+struct MockApi {
+    addr: String,
+    state: Arc<(Mutex<MockState>, Condvar)>,
+}
+
+impl MockApi {
+    fn start(events: Vec<(&str, String, Vec<u8>)>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let state = Arc::new((
+            Mutex::new(MockState {
+                events: events
+                    .into_iter()
+                    .map(|(id, d, b)| (id.to_owned(), d, b))
+                    .collect(),
+                posts: Vec::new(),
+            }),
+            Condvar::new(),
+        ));
+        let st = Arc::clone(&state);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let st = Arc::clone(&st);
+                std::thread::spawn(move || serve_conn(stream, &st));
+            }
+        });
+        MockApi { addr, state }
+    }
+
+    /// Waits until `n` POSTs arrived (or the patience runs out) and returns them.
+    fn wait_posts(&self, n: usize) -> Vec<Seen> {
+        let (lock, cv) = &*self.state;
+        let t0 = Instant::now();
+        let mut st = lock.lock().unwrap();
+        while st.posts.len() < n && t0.elapsed() < PATIENCE {
+            st = cv.wait_timeout(st, Duration::from_millis(100)).unwrap().0;
+        }
+        st.posts.clone()
+    }
+}
+
+fn respond(stream: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
+    let mut head = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+    let _ = stream.flush();
+}
+
+fn serve_conn(stream: TcpStream, state: &(Mutex<MockState>, Condvar)) {
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    while let Some(req) = read_request(&mut reader) {
+        let (lock, cv) = state;
+        if req.method == "GET" && req.path.ends_with("/runtime/invocation/next") {
+            // Long-poll like the real API: block until there is an event.
+            let event = {
+                let mut st = lock.lock().unwrap();
+                loop {
+                    if let Some(e) = st.events.pop_front() {
+                        break Some(e);
+                    }
+                    let (s, timeout) = cv.wait_timeout(st, PATIENCE).unwrap();
+                    st = s;
+                    if timeout.timed_out() {
+                        break None;
+                    }
+                }
+            };
+            let Some((id, deadline, body)) = event else {
+                return;
+            };
+            respond(
+                &mut writer,
+                "200 OK",
+                &[
+                    ("content-type", "application/json".into()),
+                    ("lambda-runtime-aws-request-id", id),
+                    ("lambda-runtime-deadline-ms", deadline),
+                    (
+                        "lambda-runtime-invoked-function-arn",
+                        "arn:aws:lambda:us-east-1:000000000000:function:propack".into(),
+                    ),
+                ],
+                &body,
+            );
+        } else {
+            lock.lock().unwrap().posts.push(req);
+            cv.notify_all();
+            respond(
+                &mut writer,
+                "202 Accepted",
+                &[("content-type", "application/json".into())],
+                b"{\"status\":\"OK\"}",
+            );
+        }
+    }
+}
+
+fn spawn_runtime(api: &MockApi, extra_env: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(BOOTSTRAP);
+    cmd.env("AWS_LAMBDA_RUNTIME_API", &api.addr)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "propack-test")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769")
+        .env_remove("PROPACK_PARALLELISM")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn bootstrap")
+}
+
+fn future_deadline() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    (now + 60_000).to_string()
+}
+
+#[test]
+fn runtime_api_loop_responses_and_errors() {
+    let good = json!({"Items": [
+        {"id": "a", "exec": {"program": "/bin/sh", "args": ["-c", "echo hi"]}},
+        {"id": "b", "builtin": {"name": "noop"}},
+    ], "BatchInput": {"run_id": "r"}});
+    let api = MockApi::start(vec![
+        (
+            "req-1",
+            future_deadline(),
+            serde_json::to_vec(&good).unwrap(),
+        ),
+        ("req-2", future_deadline(), br#"{"tasks": []}"#.to_vec()),
+        ("req-3", "5000".into(), serde_json::to_vec(&good).unwrap()),
+        ("req-4", future_deadline(), b"this is not json".to_vec()),
+    ]);
+    let mut child = spawn_runtime(&api, &[]);
+    let posts = api.wait_posts(4);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(posts.len(), 4, "{posts:#?}");
+    let find = |suffix: &str| {
+        posts
+            .iter()
+            .find(|p| p.path.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no POST to …{suffix}: {posts:#?}"))
+    };
+
+    let r1 = find("/invocation/req-1/response").json();
+    assert_eq!(r1["schema_version"], 1);
+    assert_eq!(r1["cold_start"], true);
+    assert_eq!(r1["request_id"], "req-1");
+    assert_eq!(r1["run_id"], "r");
+    assert_eq!(r1["memory_mb"], 1769);
+    assert_eq!(r1["tasks"][0]["status"], "succeeded");
+    assert_eq!(r1["tasks"][0]["stdout_tail"], "hi\n");
+    assert_eq!(r1["tasks"][1]["status"], "succeeded");
+
+    let e2 = find("/invocation/req-2/error");
+    assert_eq!(e2.json()["errorType"], "InvalidBatch");
+    assert!(
+        e2.json()["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("tasks")
+    );
+    // lambda_runtime always sends the header as "unhandled"; the body carries the type.
+    assert!(
+        e2.headers
+            .contains_key("lambda-runtime-function-error-type")
+    );
+
+    // An emulator's constant deadline must not make the tasks "not run".
+    let r3 = find("/invocation/req-3/response").json();
+    assert_eq!(r3["cold_start"], false);
+    assert_eq!(r3["instance_id"], r1["instance_id"]);
+    assert_eq!(r3["tasks"][0]["status"], "succeeded");
+
+    find("/invocation/req-4/error");
+}
+
+#[test]
+fn init_failure_goes_to_the_init_error_endpoint() {
+    let api = MockApi::start(vec![]);
+    let mut child = spawn_runtime(&api, &[("PROPACK_PARALLELISM", "lots")]);
+    let posts = api.wait_posts(1);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if t0.elapsed() > PATIENCE {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.and_then(|s| s.code()), Some(1));
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    assert!(
+        posts[0].path.ends_with("/runtime/init/error"),
+        "{}",
+        posts[0].path
+    );
+    let body = posts[0].json();
+    assert_eq!(body["errorType"], "Runtime.InitError");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("PROPACK_PARALLELISM")
+    );
+}
+
+fn http_post(addr: &str, path: &str, body: &[u8]) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, serde_json::from_str(body).unwrap())
+}
+
+#[test]
+fn serve_answers_invoke() {
+    let mut child = Command::new(BOOTSTRAP)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_owned();
+
+    let (code, v) = http_post(
+        &addr,
+        "/invoke",
+        br#"{"tasks": [{"id": "x", "exec": {"program": "/bin/echo", "args": ["ok"]}}]}"#,
+    );
+    let (bad_code, bad) = http_post(&addr, "/invoke", br#"{"tasks": [{"id": "x"}]}"#);
+    let (nf_code, _) = http_post(&addr, "/nope", b"{}");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["tasks"][0]["stdout_tail"], "ok\n");
+    assert_eq!(v["cold_start"], true);
+    assert_eq!(bad_code, 400);
+    assert_eq!(bad["errorType"], "InvalidBatch");
+    assert!(
+        bad["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("tasks[0].exec")
+    );
+    assert_eq!(nf_code, 404);
+}
+
+fn run_cli(stdin: &[u8]) -> (Option<i32>, String) {
+    let mut child = Command::new(BOOTSTRAP)
+        .args(["run", "--batch", "-", "--compact"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn run_prints_result_and_exit_status() {
+    let (code, out) = run_cli(br#"{"tasks": [{"id": "t", "builtin": {"name": "noop"}}]}"#);
+    assert_eq!(code, Some(0));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["tasks"][0]["status"], "succeeded");
+
+    let (code, out) = run_cli(br#"{"tasks": [{"id": "t", "exec": {"program": "/bin/false"}}]}"#);
+    assert_eq!(code, Some(1));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["tasks"][0]["status"], "failed");
+
+    let (code, out) = run_cli(b"{}");
+    assert_eq!(code, Some(1));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["errorType"], "InvalidBatch");
+}
+
+#[test]
+fn example_batch_runs() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/batch.json");
+    let out = Command::new(BOOTSTRAP)
+        .args(["run", "--batch", path])
+        .env("PROPACK_SPIN_ITERS_PER_MS", "1000")
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["tasks"].as_array().unwrap().len(), 7);
+}
