@@ -40,11 +40,9 @@ pub fn generate(workload: &str, seed: u64, params: &Value) -> Result<Vec<u8>, Wo
     match workload {
         "sort" => {
             let p = SortParams::from_value(params)?;
-            Ok(sort_shard(
-                seed,
-                p.bytes.unwrap_or(sort::DEFAULT_BYTES),
-                p.format,
-            ))
+            let bytes = p.bytes.unwrap_or(sort::DEFAULT_BYTES);
+            check_size("sort", bytes as u64)?;
+            Ok(sort_shard(seed, bytes, p.format))
         }
         "statelesscost" => {
             let p = StatelessCostParams::from_value(params)?;
@@ -52,10 +50,27 @@ pub fn generate(workload: &str, seed: u64, params: &Value) -> Result<Vec<u8>, Wo
         }
         "video" => {
             let p = VideoParams::from_value(params)?;
+            let frame = 6 + u64::from(p.width) * u64::from(p.height) * 3 / 2;
+            check_size("video", frame * u64::from(p.frames))?;
             video_chunk(seed, p.width, p.height, p.frames)
         }
         other => Err(WorkloadError::Unknown(other.to_owned())),
     }
+}
+
+/// Largest input [`generate`] builds in memory; larger requests fail instead of aborting on allocation.
+pub const MAX_GENERATED_BYTES: u64 = 4 << 30;
+
+fn check_size(workload: &'static str, bytes: u64) -> Result<(), WorkloadError> {
+    if bytes > MAX_GENERATED_BYTES {
+        return Err(WorkloadError::params(
+            workload,
+            format!(
+                "a {bytes}-byte input is above the generator's limit of {MAX_GENERATED_BYTES} bytes"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses a command-line size into params fields for [`generate`].
@@ -132,6 +147,13 @@ mod tests {
             generate("x", 0, &Value::Null),
             Err(WorkloadError::Unknown(_))
         ));
+        let err = generate("sort", 0, &json!({"bytes": 1u64 << 40})).unwrap_err();
+        assert!(
+            err.to_string().contains("above the generator's limit"),
+            "{err}"
+        );
+        let huge = json!({"width": 16384, "height": 16384, "frames": 100});
+        assert!(generate("video", 0, &huge).is_err());
     }
 
     fn gen_video() -> Vec<u8> {
