@@ -61,23 +61,21 @@ impl Benchmark {
     pub fn task(self, index: usize, bucket: &str, run_id: &str) -> Task {
         let base = format!("s3://{bucket}/propack/runs/{run_id}");
         let name = self.name();
-        let (params, input, output) = match self {
-            Benchmark::Sort => (json!({"format": "text"}), "input.txt", "sorted.txt"),
-            Benchmark::StatelessCost => (
-                json!({"seed": index, "width": 5000, "height": 5000}),
-                "",
-                "out.jpg",
-            ),
-            Benchmark::Video => (json!({"scale": 4}), "chunk.y4m", "frames.jsonl"),
+        // Params and file names follow deployment_pack/README.md: a built-in reads the
+        // input named `input` and writes the output named `output`.
+        let (params, has_input) = match self {
+            Benchmark::Sort => (json!({"format": "text"}), true),
+            Benchmark::StatelessCost => {
+                (json!({"seed": index, "width": 5000, "height": 5000}), false)
+            }
+            Benchmark::Video => (json!({"downscale_width": 320}), true),
         };
         let mut inputs = BTreeMap::new();
-        if !input.is_empty() {
-            inputs.insert(input.to_owned(), format!("{base}/in/{name}-{index:06}"));
+        if has_input {
+            inputs.insert("input".to_owned(), format!("{base}/in/{name}-{index:06}"));
         }
-        let outputs = BTreeMap::from([(
-            output.to_owned(),
-            format!("{base}/out/{name}-{index:06}-{output}"),
-        )]);
+        let outputs =
+            BTreeMap::from([("output".to_owned(), format!("{base}/out/{name}-{index:06}"))]);
         Task {
             id: format!("{name}-{index:06}"),
             exec: None,

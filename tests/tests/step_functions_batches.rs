@@ -305,3 +305,28 @@ fn byte_limit_would_split_batches_the_builder_refuses() {
     );
     assert_eq!(MAP_STATE, built.definition.start_at);
 }
+
+#[test]
+fn benchmark_task_params_are_accepted_by_the_workloads() {
+    use propack_workloads::{
+        sort::SortParams, statelesscost::StatelessCostParams, video::VideoParams,
+    };
+    for bench in Benchmark::ALL {
+        let task = bench.task(3, "b", "r");
+        let spec = task
+            .builtin
+            .as_ref()
+            .expect("benchmark tasks are built-ins");
+        assert_eq!(spec.name, bench.name());
+        let ok = match bench {
+            Benchmark::Sort => SortParams::from_value(&spec.params).map(drop),
+            Benchmark::StatelessCost => StatelessCostParams::from_value(&spec.params).map(drop),
+            Benchmark::Video => VideoParams::from_value(&spec.params).map(drop),
+        };
+        ok.unwrap_or_else(|e| panic!("{}: {e}", bench.name()));
+        assert!(
+            task.outputs.contains_key("output"),
+            "built-ins write the output named `output`"
+        );
+    }
+}
