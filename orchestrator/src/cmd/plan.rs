@@ -1,10 +1,263 @@
-//! `orchestrator plan`.
+//! `orchestrator plan`: choose the packing degree k for a job from a profile, store it, print it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use propack_orchestrator::model::planner::{DEFAULT_W_COST, DEFAULT_W_TIME, Plan};
+use propack_orchestrator::model::store::{PlanKey, PlanStore, default_path};
+use propack_orchestrator::model::{
+    AppProfile, Metric, Model, ModelKind, Objective, PlanRequest, plan,
+};
+use propack_orchestrator::platform::PlatformProfile;
+
+/// What to minimise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ObjectiveArg {
+    /// Service time of the metric.
+    Time,
+    /// Expense.
+    Cost,
+    /// Weighted normalised excess of both (--w-cost, --w-time).
+    Both,
+}
+
+/// Which service time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricArg {
+    /// Last task done.
+    Total,
+    /// Tail quantile of tasks done (--tail-quantile).
+    Tail,
+    /// Half of the tasks done.
+    Median,
+}
+
+impl From<MetricArg> for Metric {
+    fn from(m: MetricArg) -> Self {
+        match m {
+            MetricArg::Total => Metric::Total,
+            MetricArg::Tail => Metric::Tail,
+            MetricArg::Median => Metric::Median,
+        }
+    }
+}
 
 /// Arguments of `orchestrator plan`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Profile file (from `orchestrator profile import`).
+    #[arg(long)]
+    pub profile: PathBuf,
+    /// Tasks C (default: the profile's workload).
+    #[arg(long)]
+    pub tasks: Option<u64>,
+    /// What to minimise.
+    #[arg(long, value_enum, default_value_t = ObjectiveArg::Time)]
+    pub objective: ObjectiveArg,
+    /// Which service time counts.
+    #[arg(long, value_enum, default_value_t = MetricArg::Total)]
+    pub metric: MetricArg,
+    /// Quantile of the tail metric.
+    #[arg(long, default_value_t = propack_orchestrator::records::DEFAULT_TAIL_QUANTILE)]
+    pub tail_quantile: f64,
+    /// Largest k considered (default: the largest k the packing profile measured).
+    #[arg(long)]
+    pub kmax: Option<u64>,
+    /// Weight of expense for --objective both.
+    #[arg(long, default_value_t = DEFAULT_W_COST)]
+    pub w_cost: f64,
+    /// Weight of time for --objective both.
+    #[arg(long, default_value_t = DEFAULT_W_TIME)]
+    pub w_time: f64,
+    /// Platform: aws-2021, aws-today, unlimited, or a platform JSON file.
+    #[arg(long, default_value = "aws-2021")]
+    pub platform: String,
+    /// Model: propack (default) or paper (the artifact's polynomial).
+    #[arg(long, default_value = "propack", value_parser = ["propack", "paper"])]
+    pub model: String,
+    /// Memory per task, MB (default: the profile's workload).
+    #[arg(long)]
+    pub memory_mb_per_task: Option<f64>,
+    /// /tmp per task, MB (default: the profile's workload).
+    #[arg(long)]
+    pub tmp_mb_per_task: Option<f64>,
+    /// Payload bytes per task (default: the profile's workload).
+    #[arg(long)]
+    pub payload_bytes_per_task: Option<u64>,
+    /// Function name of the plan store key (default: the profile's workload name).
+    #[arg(long)]
+    pub function: Option<String>,
+    /// Plan store file (default: $PROPACK_PLANS, $PROPACK_HOME/plans.json or ~/.propack/plans.json).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Re-plan even if the store holds a plan for this key.
+    #[arg(long)]
+    pub refresh: bool,
+    /// Write an SVG of service time and expense against k.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// Print JSON (the whole curve and the Pareto front included).
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Runs `orchestrator plan`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`orchestrator plan` is not implemented yet")
+pub fn run(a: Args) -> anyhow::Result<()> {
+    if !(a.tail_quantile > 0.0 && a.tail_quantile < 1.0) {
+        anyhow::bail!("--tail-quantile must be in (0, 1)");
+    }
+    let profile = AppProfile::load(&a.profile)
+        .with_context(|| format!("loading profile {}", a.profile.display()))?;
+    let platform = PlatformProfile::load(&a.platform)?;
+    let kind: ModelKind = a.model.parse()?;
+    let model = Model::new(&profile, platform, kind)?.with_tail_quantile(a.tail_quantile);
+    let w = &profile.workload;
+    let objective = match a.objective {
+        ObjectiveArg::Time => Objective::Time,
+        ObjectiveArg::Cost => Objective::Cost,
+        ObjectiveArg::Both => Objective::Both {
+            w_cost: a.w_cost,
+            w_time: a.w_time,
+        },
+    };
+    let req = PlanRequest {
+        tasks: a.tasks.unwrap_or(w.tasks),
+        objective,
+        metric: a.metric.into(),
+        kmax: a.kmax.unwrap_or(model.packing.k_max),
+        memory_mb_per_task: a.memory_mb_per_task.unwrap_or(w.memory_mb_per_task),
+        tmp_mb_per_task: a.tmp_mb_per_task.unwrap_or(w.tmp_mb_per_task),
+        payload_bytes_per_task: a.payload_bytes_per_task.unwrap_or(w.payload_bytes_per_task),
+    };
+    let function = a.function.clone().unwrap_or_else(|| w.name.clone());
+    let store_path = a.store.clone().unwrap_or_else(default_path);
+    let mut store = PlanStore::open(&store_path)?;
+    let key = PlanKey::new(
+        &function,
+        &model.platform.name,
+        req.tasks,
+        req.objective,
+        req.metric,
+    );
+    let (stored, reused) = store.plan_or_reuse(key, a.refresh, || plan(&model, &req))?;
+    let p = &stored.plan;
+    if let Some(svg) = &a.svg {
+        write_svg(svg, p)?;
+    }
+    if a.json {
+        let mut v = serde_json::to_value(p)?;
+        v["reused"] = reused.into();
+        v["store"] = store_path.display().to_string().into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", summary(p, &function));
+        if reused {
+            println!(
+                "(reused the plan stored in {}; --refresh re-plans)",
+                store_path.display()
+            );
+        } else {
+            println!("(stored in {})", store_path.display());
+        }
+    }
+    Ok(())
+}
+
+/// The human summary: chosen k, its predictions, the k = 1 baseline and the improvement.
+pub fn summary(p: &Plan, function: &str) -> String {
+    let m = p.request.metric;
+    let row = |name: &str, x: &propack_orchestrator::model::Prediction| {
+        format!(
+            "  {name:<9} k = {:<5} instances {:<7} {} {:>9.2} s   scale {:>9.2} s   expense ${:.4}\n",
+            x.k,
+            x.instances,
+            m.name(),
+            x.metric(m),
+            x.scale_s,
+            x.expense_usd
+        )
+    };
+    let infeasible = p.curve.iter().filter(|c| !c.feasible).count();
+    let mut s = format!(
+        "{function}: C = {}, objective {}, metric {}, platform {}, model {}, k in 1..={}\n",
+        p.request.tasks,
+        p.request.objective.name(),
+        m.name(),
+        p.platform,
+        p.model,
+        p.curve.len()
+    );
+    s += &row("chosen", &p.prediction);
+    s += &row("baseline", &p.baseline);
+    s += &format!(
+        "  {} {:.1}% faster, {:.1}% cheaper than k = 1; predicted total {:.2} s, tail {:.2} s, median {:.2} s\n",
+        m.name(),
+        p.time_improvement_pct,
+        p.cost_improvement_pct,
+        p.prediction.total_s,
+        p.prediction.tail_s,
+        p.prediction.median_s
+    );
+    let pareto: Vec<String> = p.pareto.iter().map(u64::to_string).collect();
+    s += &format!(
+        "  Pareto front (time, expense): k = {}\n",
+        pareto.join(", ")
+    );
+    if infeasible > 0 {
+        let first = p.curve.iter().find(|c| !c.feasible).expect("counted");
+        let why: Vec<String> = first.infeasible.iter().map(ToString::to_string).collect();
+        s += &format!(
+            "  {infeasible} infeasible k (first: k = {}: {})\n",
+            first.k,
+            why.join("; ")
+        );
+    }
+    s
+}
+
+/// A two-line SVG: the metric's service time (left axis) and expense (right axis) against k.
+fn write_svg(path: &Path, p: &Plan) -> anyhow::Result<()> {
+    let (w, h, pad) = (720.0, 360.0, 60.0);
+    let m = p.request.metric;
+    let pts: Vec<(u64, f64, f64)> = p
+        .curve
+        .iter()
+        .filter(|c| c.feasible)
+        .map(|c| (c.k, c.prediction.metric(m), c.prediction.expense_usd))
+        .collect();
+    let kmax = pts.iter().map(|x| x.0).max().unwrap_or(1).max(2) as f64;
+    let tmax = pts.iter().map(|x| x.1).fold(0.0, f64::max).max(1e-9);
+    let emax = pts.iter().map(|x| x.2).fold(0.0, f64::max).max(1e-12);
+    let x = |k: u64| pad + (k as f64 - 1.0) / (kmax - 1.0) * (w - 2.0 * pad);
+    let y = |v: f64, max: f64| h - pad - v / max * (h - 2.0 * pad);
+    let line = |f: &dyn Fn(&(u64, f64, f64)) -> f64, max: f64| -> String {
+        pts.iter()
+            .map(|p| format!("{:.1},{:.1}", x(p.0), y(f(p), max)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{pad}" y="20">C = {c}: {metric} service time (blue, left, max {tmax:.1} s) and expense (orange, right, max ${emax:.4}) vs k; chosen k = {k}</text>
+<line x1="{pad}" y1="{yb}" x2="{xr}" y2="{yb}" stroke="black"/>
+<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{yb}" stroke="black"/>
+<line x1="{xr}" y1="{pad}" x2="{xr}" y2="{yb}" stroke="black"/>
+<text x="{pad}" y="{yl}">1</text><text x="{xr}" y="{yl}" text-anchor="end">{kmax}</text>
+<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="{tl}"/>
+<polyline fill="none" stroke="#ff7f0e" stroke-width="2" points="{el}"/>
+<line x1="{xk:.1}" y1="{pad}" x2="{xk:.1}" y2="{yb}" stroke="gray" stroke-dasharray="4"/>
+</svg>
+"##,
+        c = p.request.tasks,
+        metric = m.name(),
+        k = p.k,
+        yb = h - pad,
+        xr = w - pad,
+        yl = h - pad + 16.0,
+        tl = line(&|p| p.1, tmax),
+        el = line(&|p| p.2, emax),
+        xk = x(p.k),
+    );
+    std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))
 }

@@ -64,11 +64,12 @@ impl PaperScaling {
                     "scale times are degenerate for a polynomial fit".into(),
                 ));
             }
-            for row in 0..m {
-                if row != col {
-                    let f = a[row][col] / d;
-                    for c in col..=m {
-                        a[row][c] -= f * a[col][c];
+            let pivot_row = a[col].clone();
+            for (r, row) in a.iter_mut().enumerate() {
+                if r != col {
+                    let f = row[col] / d;
+                    for (x, p) in row.iter_mut().zip(&pivot_row).skip(col) {
+                        *x -= f * p;
                     }
                 }
             }

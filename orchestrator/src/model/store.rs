@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
-use super::planner::Plan;
+use super::planner::{Metric, Objective, Plan};
 
 /// Version of the store file.
 pub const STORE_SCHEMA_VERSION: u32 = 1;
@@ -26,6 +26,25 @@ pub struct PlanKey {
     pub objective: String,
     /// `total`, `tail` or `median`.
     pub metric: String,
+}
+
+impl PlanKey {
+    /// The key of a plan for `function` on `platform`.
+    pub fn new(
+        function: &str,
+        platform: &str,
+        tasks: u64,
+        objective: Objective,
+        metric: Metric,
+    ) -> Self {
+        Self {
+            function: function.to_owned(),
+            platform: platform.to_owned(),
+            tasks,
+            objective: objective.name().to_owned(),
+            metric: metric.name().to_owned(),
+        }
+    }
 }
 
 /// One stored plan: the key, the choice, and the full plan it came from.
@@ -117,6 +136,23 @@ impl PlanStore {
         self.plans.sort_by(|a, b| a.key.cmp(&b.key));
     }
 
+    /// The stored plan for `key` unless `refresh`; otherwise plans with `make`,
+    /// stores and saves. Returns the plan and whether it was reused.
+    pub fn plan_or_reuse(
+        &mut self,
+        key: PlanKey,
+        refresh: bool,
+        make: impl FnOnce() -> Result<Plan, ModelError>,
+    ) -> Result<(StoredPlan, bool), ModelError> {
+        if !refresh && let Some(p) = self.get(&key) {
+            return Ok((p.clone(), true));
+        }
+        let plan = make()?;
+        self.put(key.clone(), plan);
+        self.save()?;
+        Ok((self.get(&key).cloned().expect("just stored"), false))
+    }
+
     /// Writes the store atomically (temp file + rename), creating its directory.
     pub fn save(&self) -> Result<(), ModelError> {
         let io = |source| ModelError::Io {
@@ -163,13 +199,8 @@ mod tests {
             payload_bytes_per_task: 0,
         };
         let p = plan(&m, &req).unwrap();
-        let key = PlanKey {
-            function: "syn".into(),
-            platform: "aws-2021".into(),
-            tasks: 400,
-            objective: "time".into(),
-            metric: "total".into(),
-        };
+        let key = PlanKey::new("syn", "aws-2021", 400, Objective::Time, Metric::Total);
+        assert_eq!(key.objective, "time");
         let mut s = PlanStore::open(&path).unwrap();
         assert!(s.get(&key).is_none());
         s.put(key.clone(), p.clone());
@@ -178,7 +209,32 @@ mod tests {
         assert_eq!(s.get(&key).unwrap().k, p.k);
         s.put(key.clone(), p);
         assert_eq!(s.plans.len(), 1);
-        let other = PlanKey { tasks: 800, ..key };
+        let other = PlanKey {
+            tasks: 800,
+            ..key.clone()
+        };
         assert!(s.get(&other).is_none());
+        // Reused unless refreshed; a refresh re-plans and saves.
+        let (got, reused) = s
+            .plan_or_reuse(key.clone(), false, || panic!("must not re-plan"))
+            .unwrap();
+        assert!(reused && got.k == 6);
+        let mut calls = 0;
+        let (_, reused) = s
+            .plan_or_reuse(other.clone(), false, || {
+                calls += 1;
+                plan(
+                    &m,
+                    &PlanRequest {
+                        tasks: 800,
+                        ..req.clone()
+                    },
+                )
+            })
+            .unwrap();
+        assert!(!reused && calls == 1);
+        let (_, reused) = s.plan_or_reuse(key, true, || plan(&m, &req)).unwrap();
+        assert!(!reused);
+        assert_eq!(PlanStore::open(&path).unwrap().plans.len(), 2);
     }
 }
