@@ -4,12 +4,14 @@
 //! - [`platform`]: platform profiles shared by the model, the local platform and the simulator;
 //! - [`records`]: what a run measured, and the metrics computed from it;
 //! - [`backend`]: the local platform, AWS and the simulator behind one trait;
+//! - [`evaluate`]: ProPack vs no packing, the Oracle and PyWren on the simulator;
 //! - [`report`], [`plot`]: a launch's run directory (run.json, instances.csv, report.md, SVG plots).
 //!
 //! The `orchestrator` binary (src/main.rs, one module per subcommand under
 //! `cmd/`) is a thin layer over this library.
 
 pub mod backend;
+pub mod evaluate;
 pub mod model;
 pub mod platform;
 pub mod plot;

@@ -1,0 +1,1277 @@
+//! Evaluation on the simulator: ProPack's k against no packing, the Oracle k and a PyWren-style baseline.
+//!
+//! For every app, platform and C the simulator runs every feasible k with
+//! several seeds (common random numbers: the same seeds for every k, so
+//! comparisons between k are paired). The Oracle is the k with the best
+//! simulated score; ProPack's k is what the planner picks from the model;
+//! regret is how much worse ProPack's k does on the simulator than the Oracle.
+//!
+//! The simulator's workload comes from the same profile the model is fitted
+//! from (packing curve, k = 1 durations at scale) plus one calibration factor
+//! per app fitted on the artifact's packed runs of the `time` objective (see
+//! [`Calibration`]); the other objectives' runs are held out to check it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::sim::{
+    self, ArtifactMetric, Dispatch, DurationSampler, PackingDurations, SimSpec,
+};
+use crate::model::artifact;
+use crate::model::planner::{DEFAULT_W_COST, DEFAULT_W_TIME, Metric, Objective, PlanRequest, plan};
+use crate::model::{
+    AppProfile, Model, ModelError, ModelKind, STATE_TRANSITIONS_FIXED, STATE_TRANSITIONS_PER_BATCH,
+};
+use crate::platform::PlatformProfile;
+use crate::records::{Metrics, RunRecords};
+
+/// The concurrency levels of the paper's evaluation: 100, 500, 1000, …, 5000.
+pub fn paper_concurrencies() -> Vec<u64> {
+    std::iter::once(100)
+        .chain((1..=10).map(|i| i * 500))
+        .collect()
+}
+
+/// Price per second of a 10 GB instance that the artifact used for its cost columns.
+pub const ARTIFACT_PRICE_PER_S: f64 = 0.000_166_7;
+
+/// Errors of the evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The model, the planner or the artifact reader failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A data file is missing or malformed.
+    #[error("{path}: {message}")]
+    Data {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Nothing to evaluate.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn data_err(path: &Path, message: impl Into<String>) -> EvalError {
+    EvalError::Data {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+/// How the simulator's durations were calibrated for one app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Median handler duration of one task at scale (k = 1 scaling runs), seconds.
+    pub k1_median_s: f64,
+    /// Multiplies the packing curve's growth beyond k = 1: an instance of k tasks
+    /// runs `k1_median_s + slope_factor · (P(k) − P(1))`. 1 = the warm curve as measured.
+    pub slope_factor: f64,
+    /// Packed runs the factor was fitted on (0: no calibration data, factor 1).
+    pub fitted_runs: usize,
+}
+
+/// The simulator's view of one app.
+#[derive(Debug, Clone)]
+pub struct SimWorkload {
+    /// App name.
+    pub app: String,
+    /// The profile the model is fitted from.
+    pub profile: AppProfile,
+    /// Calibrated durations drawn by the simulator.
+    pub durations: PackingDurations,
+    /// How they were calibrated.
+    pub calibration: Calibration,
+}
+
+/// Mean of the packing samples per k: `(k, seconds)` ascending.
+fn packing_points(profile: &AppProfile) -> Vec<(usize, f64)> {
+    let mut by_k: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for s in &profile.packing.samples {
+        by_k.entry(s.k)
+            .or_default()
+            .extend(s.seconds.iter().copied());
+    }
+    by_k.into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k as usize, v.iter().sum::<f64>() / v.len() as f64))
+        .collect()
+}
+
+/// Handler durations of k = 1 instances at scale, from every scaling run.
+fn k1_durations(profile: &AppProfile) -> Vec<f64> {
+    profile
+        .scaling
+        .runs
+        .iter()
+        .flat_map(|r| r.instances.iter().map(|i| i.duration_s))
+        .filter(|d| d.is_finite() && *d >= 0.0)
+        .collect()
+}
+
+fn median_of(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    Some(s[s.len() / 2])
+}
+
+impl SimWorkload {
+    /// The simulator's workload for `profile` with a given slope factor.
+    pub fn new(
+        profile: AppProfile,
+        slope_factor: f64,
+        fitted_runs: usize,
+    ) -> Result<Self, EvalError> {
+        let points = packing_points(&profile);
+        let p1 = points.first().map(|p| p.1).ok_or_else(|| {
+            EvalError::Invalid(format!("{}: packing profile has no samples", profile.app))
+        })?;
+        let k1 = k1_durations(&profile);
+        // Without scaling runs the warm k = 1 time stands in for the at-scale one.
+        let k1_median_s = median_of(&k1).unwrap_or(p1);
+        let curve = points
+            .iter()
+            .map(|&(k, s)| (k, k1_median_s + slope_factor * (s - p1).max(0.0)));
+        let durations = PackingDurations::new(std::iter::once((1, k1_median_s)).chain(curve))
+            .map_err(|e| EvalError::Invalid(format!("{}: {e}", profile.app)))?
+            .with_spread_from(&k1);
+        Ok(Self {
+            app: profile.app.clone(),
+            profile,
+            durations,
+            calibration: Calibration {
+                k1_median_s,
+                slope_factor,
+                fitted_runs,
+            },
+        })
+    }
+}
+
+/// One run of the artifact's `propack_performance`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactRun {
+    /// `time`, `cost` or `both`.
+    pub objective: String,
+    /// `net`, `tail` or `median`.
+    pub metric: String,
+    /// Tasks C.
+    pub tasks: u64,
+    /// Packing degree, derived as ⌊C/n⌋ from the number of instances n.
+    pub k: u64,
+    /// Instances n (lines of the response file).
+    pub instances: u64,
+    /// Measured service time (`final_output` line 2), seconds.
+    pub service_s: f64,
+    /// Measured handler durations, seconds.
+    pub durations: Vec<f64>,
+}
+
+impl ArtifactRun {
+    /// Which instance the run's service time was measured at.
+    pub fn artifact_metric(&self) -> ArtifactMetric {
+        match self.metric.as_str() {
+            "tail" => ArtifactMetric::Tail,
+            "median" => ArtifactMetric::Median,
+            _ => ArtifactMetric::Net,
+        }
+    }
+}
+
+fn read_lines(path: &Path) -> Result<Vec<String>, EvalError> {
+    let text = std::fs::read_to_string(path).map_err(|e| data_err(path, e.to_string()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Every `propack_performance` run of `app` (the model's reader, so k is derived the
+/// same way: ⌊C/n⌋ from the response file), with its per-instance durations.
+pub fn read_propack_runs(dir: &Path, app: &str) -> Result<Vec<ArtifactRun>, EvalError> {
+    let mut out = Vec::new();
+    for r in artifact::read_propack_runs(dir, app)? {
+        let suffix = if r.packed { "optima" } else { "1" };
+        let resp = r.path.with_file_name(format!(
+            "response_{}_{}_{suffix}.txt",
+            r.metric, r.concurrency
+        ));
+        let durations = artifact::read_response(&resp)?
+            .into_iter()
+            .map(|(start, end)| end - start)
+            .collect();
+        out.push(ArtifactRun {
+            objective: r.objective,
+            metric: r.metric,
+            tasks: r.concurrency,
+            k: r.k,
+            instances: r.instances,
+            service_s: r.service_s,
+            durations,
+        });
+    }
+    Ok(out)
+}
+
+/// Fits [`Calibration::slope_factor`] on the packed runs of the `time` objective:
+/// the median over runs of (median duration − k = 1 median) / (P(k) − P(1)).
+pub fn fit_slope_factor(profile: &AppProfile, runs: &[ArtifactRun]) -> (f64, usize) {
+    let points = packing_points(profile);
+    let Some(&(_, p1)) = points.first() else {
+        return (1.0, 0);
+    };
+    let d1 = median_of(&k1_durations(profile)).unwrap_or(p1);
+    let probe = match PackingDurations::new(points.iter().copied()) {
+        Ok(p) => p,
+        Err(_) => return (1.0, 0),
+    };
+    let ratios: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.objective == "time" && r.k >= 2)
+        .filter_map(|r| {
+            let growth = probe.median_s(r.k as usize) - p1;
+            let med = median_of(&r.durations)?;
+            (growth > 1e-6).then(|| (med - d1) / growth)
+        })
+        .filter(|x| x.is_finite())
+        .collect();
+    match median_of(&ratios) {
+        Some(f) if f > 0.0 => (f, ratios.len()),
+        _ => (1.0, 0),
+    }
+}
+
+/// Simulated vs measured service time of one artifact run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationPoint {
+    /// The run.
+    pub objective: String,
+    /// `net`, `tail`, `median`.
+    pub metric: String,
+    /// Tasks.
+    pub tasks: u64,
+    /// k.
+    pub k: u64,
+    /// Measured, s.
+    pub measured_s: f64,
+    /// Simulated (median over seeds), s.
+    pub simulated_s: f64,
+    /// |sim − measured| / measured, percent.
+    pub abs_err_pct: f64,
+}
+
+/// Median absolute errors of one app's calibration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationSummary {
+    /// App.
+    pub app: String,
+    /// Calibration used.
+    pub calibration: Calibration,
+    /// Runs with k = 1: count and median |error| %.
+    pub unpacked_n: usize,
+    /// Median |error| % of k = 1 runs.
+    pub unpacked_median_pct: f64,
+    /// Runs with k > 1.
+    pub packed_n: usize,
+    /// Median |error| % of packed runs.
+    pub packed_median_pct: f64,
+    /// Median |error| % of packed runs not used for fitting (objectives cost and both).
+    pub packed_heldout_median_pct: f64,
+    /// Every run.
+    pub points: Vec<CalibrationPoint>,
+}
+
+/// Replays every artifact run on the simulator (platform `aws-2021`, `seeds` seeds)
+/// and compares the artifact's own measure of service time.
+pub fn calibration_check(
+    workload: &SimWorkload,
+    runs: &[ArtifactRun],
+    platform: &PlatformProfile,
+    seeds: u64,
+) -> CalibrationSummary {
+    let mut points = Vec::new();
+    for r in runs {
+        let mut sims: Vec<f64> = (0..seeds.max(1))
+            .filter_map(|s| {
+                // The artifact ran n = ⌊C/k⌋ full instances (the remainder was not
+                // launched), so replay n·k tasks: its last instance ran k tasks, not C mod k.
+                let tasks = (r.instances * r.k) as usize;
+                let rec = sim::simulate(
+                    platform,
+                    &workload.durations,
+                    &SimSpec::new(tasks, r.k as usize, 1000 + s),
+                );
+                sim::artifact_service_s(&rec, r.artifact_metric())
+            })
+            .collect();
+        sims.sort_by(f64::total_cmp);
+        let simulated_s = sims[sims.len() / 2];
+        points.push(CalibrationPoint {
+            objective: r.objective.clone(),
+            metric: r.metric.clone(),
+            tasks: r.tasks,
+            k: r.k,
+            measured_s: r.service_s,
+            simulated_s,
+            abs_err_pct: ((simulated_s - r.service_s) / r.service_s).abs() * 100.0,
+        });
+    }
+    let med = |f: &dyn Fn(&CalibrationPoint) -> bool| -> (usize, f64) {
+        let v: Vec<f64> = points
+            .iter()
+            .filter(|p| f(p))
+            .map(|p| p.abs_err_pct)
+            .collect();
+        (v.len(), median_of(&v).unwrap_or(f64::NAN))
+    };
+    let (unpacked_n, unpacked_median_pct) = med(&|p| p.k == 1);
+    let (packed_n, packed_median_pct) = med(&|p| p.k > 1);
+    let (_, packed_heldout_median_pct) = med(&|p| p.k > 1 && p.objective != "time");
+    CalibrationSummary {
+        app: workload.app.clone(),
+        calibration: workload.calibration.clone(),
+        unpacked_n,
+        unpacked_median_pct,
+        packed_n,
+        packed_median_pct,
+        packed_heldout_median_pct,
+        points,
+    }
+}
+
+/// The PyWren-style baseline: no packing, a client thread pool issuing invocations.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PywrenCalibration {
+    /// Invocations per second the client issued (least squares of scaling time vs C).
+    pub rate_per_s: f64,
+    /// PyWren's task duration over the native k = 1 duration at scale (its runtime overhead).
+    pub duration_factor: f64,
+    /// Whether the numbers come from the data (false: defaults).
+    pub measured: bool,
+}
+
+impl Default for PywrenCalibration {
+    fn default() -> Self {
+        Self {
+            rate_per_s: 220.0,
+            duration_factor: 1.4,
+            measured: false,
+        }
+    }
+}
+
+/// Fits the PyWren baseline from `pywren/statelesscost` (C = 1, 100, 500, …, 5000 per line),
+/// comparing its per-task cost with the native statelesscost k = 1 durations at scale.
+pub fn pywren_calibration(
+    dir: &Path,
+    statelesscost: Option<&AppProfile>,
+) -> Result<PywrenCalibration, EvalError> {
+    let pw = dir.join("pywren").join("statelesscost");
+    if !pw.is_dir() {
+        return Ok(PywrenCalibration::default());
+    }
+    let cs: Vec<f64> = std::iter::once(1.0)
+        .chain(paper_concurrencies().into_iter().map(|c| c as f64))
+        .collect();
+    let parse = |name: &str| -> Result<Vec<f64>, EvalError> {
+        let p = pw.join(name);
+        read_lines(&p)?
+            .iter()
+            .map(|l| l.parse::<f64>().map_err(|e| data_err(&p, e.to_string())))
+            .collect()
+    };
+    let scale = parse("scaling_time.txt")?;
+    let cost = parse("cost.txt")?;
+    let n = cs.len().min(scale.len()).min(cost.len());
+    if n < 2 {
+        return Err(data_err(&pw, "fewer than two PyWren runs"));
+    }
+    // Scaling time ≈ C / rate through the origin.
+    let sxy: f64 = (0..n).map(|i| cs[i] * scale[i]).sum();
+    let sxx: f64 = (0..n).map(|i| cs[i] * cs[i]).sum();
+    let rate_per_s = if sxy > 0.0 { sxx / sxy } else { 220.0 };
+    // Seconds per task PyWren billed, over C ≥ 100.
+    let per_task: Vec<f64> = (1..n)
+        .map(|i| cost[i] / cs[i] / ARTIFACT_PRICE_PER_S)
+        .collect();
+    let native = statelesscost.and_then(|p| {
+        let d = k1_durations(p);
+        (!d.is_empty()).then(|| d.iter().sum::<f64>() / d.len() as f64)
+    });
+    let duration_factor = match (median_of(&per_task), native) {
+        (Some(pw), Some(nat)) if nat > 0.0 => pw / nat,
+        _ => PywrenCalibration::default().duration_factor,
+    };
+    Ok(PywrenCalibration {
+        rate_per_s,
+        duration_factor,
+        measured: true,
+    })
+}
+
+/// What to evaluate.
+#[derive(Debug, Clone)]
+pub struct EvalConfig {
+    /// Concurrency levels.
+    pub tasks: Vec<u64>,
+    /// Seeds per (C, k).
+    pub seeds: u64,
+    /// First seed.
+    pub base_seed: u64,
+    /// Objectives.
+    pub objectives: Vec<Objective>,
+    /// Metrics.
+    pub metrics: Vec<Metric>,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            tasks: paper_concurrencies(),
+            seeds: 5,
+            base_seed: 1,
+            objectives: vec![
+                Objective::Time,
+                Objective::Cost,
+                Objective::Both {
+                    w_cost: DEFAULT_W_COST,
+                    w_time: DEFAULT_W_TIME,
+                },
+            ],
+            metrics: vec![Metric::Total, Metric::Tail, Metric::Median],
+        }
+    }
+}
+
+/// The PyWren baseline of one row.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PywrenRow {
+    /// Simulated service time of the row's metric, s.
+    pub service_s: f64,
+    /// Simulated expense, USD.
+    pub expense_usd: f64,
+    /// ProPack's k vs PyWren: reduction of service time, percent.
+    pub propack_time_improvement_pct: f64,
+    /// ProPack's k vs PyWren: reduction of expense, percent.
+    pub propack_cost_improvement_pct: f64,
+}
+
+/// One (workload, platform, C, objective, metric) of the grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRow {
+    /// App.
+    pub workload: String,
+    /// Platform name.
+    pub platform: String,
+    /// C.
+    pub tasks: u64,
+    /// `time`, `cost`, `both`.
+    pub objective: String,
+    /// `total`, `tail`, `median`.
+    pub metric: String,
+    /// The planner's k.
+    pub k_propack: u64,
+    /// The best k on the simulator.
+    pub k_oracle: u64,
+    /// How much worse ProPack's k is than the Oracle's on the simulator, percent of the
+    /// objective (service time for `time`, expense for `cost`, percentage points of
+    /// the weighted normalised excess for `both`).
+    pub regret_pct: f64,
+    /// ProPack's k vs k = 1, reduction of the metric's simulated service time, percent.
+    pub improvement_time_pct: f64,
+    /// ProPack's k vs k = 1, reduction of simulated expense, percent.
+    pub improvement_cost_pct: f64,
+    /// The PyWren baseline.
+    pub pywren: PywrenRow,
+}
+
+/// Mean regret per platform.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlatformSummary {
+    /// Mean regret of the `time` rows, percent of service time.
+    pub time_regret_mean_pct: f64,
+    /// Mean regret of the `cost` rows, percent of expense.
+    pub cost_regret_mean_pct: f64,
+    /// Largest regret of any row, percent.
+    pub worst_regret_pct: f64,
+}
+
+/// The evaluation's answer (`orchestrator evaluate --json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Every row.
+    pub rows: Vec<EvalRow>,
+    /// Per platform.
+    pub summary: BTreeMap<String, PlatformSummary>,
+}
+
+fn metric_of(m: &Metrics, metric: Metric) -> f64 {
+    match metric {
+        Metric::Total => m.total_s,
+        Metric::Tail => m.tail_s,
+        Metric::Median => m.median_s,
+    }
+}
+
+fn mean_metrics(v: &[Metrics]) -> Metrics {
+    let n = v.len().max(1) as f64;
+    let sum = |f: fn(&Metrics) -> f64| v.iter().map(f).sum::<f64>() / n;
+    Metrics {
+        scale_s: sum(|m| m.scale_s),
+        total_s: sum(|m| m.total_s),
+        tail_s: sum(|m| m.tail_s),
+        median_s: sum(|m| m.median_s),
+        expense_usd: sum(|m| m.expense_usd),
+    }
+}
+
+/// Measures simulated records the way a real launch is measured (Step Functions transitions included).
+pub fn sim_metrics(
+    records: &RunRecords,
+    platform: &PlatformProfile,
+    tail_quantile: f64,
+) -> Metrics {
+    let transitions =
+        STATE_TRANSITIONS_FIXED + STATE_TRANSITIONS_PER_BATCH * records.instances.len() as u64;
+    records.metrics(
+        tail_quantile,
+        platform.price_per_instance_second(),
+        platform.prices.request,
+        transitions as f64 * platform.prices.state_transition,
+    )
+}
+
+/// Mean simulated metrics of (C, k) over the configured seeds.
+fn simulate_mean(
+    workload: &SimWorkload,
+    platform: &PlatformProfile,
+    cfg: &EvalConfig,
+    spec: impl Fn(u64) -> SimSpec,
+    tail_quantile: f64,
+) -> Metrics {
+    let runs: Vec<Metrics> = (0..cfg.seeds.max(1))
+        .map(|s| {
+            let rec = sim::simulate(platform, &workload.durations, &spec(cfg.base_seed + s));
+            sim_metrics(&rec, platform, tail_quantile)
+        })
+        .collect();
+    mean_metrics(&runs)
+}
+
+/// Evaluates one app on one platform over the whole grid.
+pub fn evaluate_app(
+    workload: &SimWorkload,
+    platform: &PlatformProfile,
+    pywren: &PywrenCalibration,
+    cfg: &EvalConfig,
+) -> Result<Vec<EvalRow>, EvalError> {
+    let model = Model::new(&workload.profile, platform.clone(), ModelKind::Propack)?;
+    let tq = model.tail_quantile;
+    let wl = &workload.profile.workload;
+    let mut rows = Vec::new();
+    for &c in &cfg.tasks {
+        let kmax = model.packing.k_max.clamp(1, c);
+        // Feasibility is the planner's (memory, /tmp, payload, timeout); the Oracle
+        // searches every feasible k, so it is asked once per C.
+        let probe = plan(
+            &model,
+            &PlanRequest {
+                tasks: c,
+                objective: Objective::Time,
+                metric: Metric::Total,
+                kmax,
+                memory_mb_per_task: wl.memory_mb_per_task,
+                tmp_mb_per_task: wl.tmp_mb_per_task,
+                payload_bytes_per_task: wl.payload_bytes_per_task,
+            },
+        )?;
+        let feasible: Vec<u64> = probe
+            .curve
+            .iter()
+            .filter(|p| p.feasible)
+            .map(|p| p.k)
+            .collect();
+        let sims: BTreeMap<u64, Metrics> = feasible
+            .iter()
+            .map(|&k| {
+                let m = simulate_mean(
+                    workload,
+                    platform,
+                    cfg,
+                    |seed| SimSpec::new(c as usize, k as usize, seed),
+                    tq,
+                );
+                (k, m)
+            })
+            .collect();
+        let base = match sims.get(&1) {
+            Some(m) => *m,
+            None => simulate_mean(
+                workload,
+                platform,
+                cfg,
+                |seed| SimSpec::new(c as usize, 1, seed),
+                tq,
+            ),
+        };
+        let pw = simulate_mean(
+            workload,
+            platform,
+            cfg,
+            |seed| {
+                let mut s = SimSpec::new(c as usize, 1, seed);
+                s.dispatch = Dispatch::ClientPool {
+                    rate_per_s: pywren.rate_per_s,
+                };
+                s.duration_factor = pywren.duration_factor;
+                s
+            },
+            tq,
+        );
+        for objective in &cfg.objectives {
+            for &metric in &cfg.metrics {
+                let chosen = plan(
+                    &model,
+                    &PlanRequest {
+                        tasks: c,
+                        objective: *objective,
+                        metric,
+                        kmax,
+                        memory_mb_per_task: wl.memory_mb_per_task,
+                        tmp_mb_per_task: wl.tmp_mb_per_task,
+                        payload_bytes_per_task: wl.payload_bytes_per_task,
+                    },
+                )?;
+                let k_p = chosen.k;
+                let t_min = sims
+                    .values()
+                    .map(|m| metric_of(m, metric))
+                    .fold(f64::INFINITY, f64::min);
+                let e_min = sims
+                    .values()
+                    .map(|m| m.expense_usd)
+                    .fold(f64::INFINITY, f64::min);
+                let excess = |v: f64, min: f64| if min > 0.0 { v / min - 1.0 } else { v - min };
+                let score = |m: &Metrics| match objective {
+                    Objective::Time => metric_of(m, metric),
+                    Objective::Cost => m.expense_usd,
+                    Objective::Both { w_cost, w_time } => {
+                        w_cost * excess(m.expense_usd, e_min)
+                            + w_time * excess(metric_of(m, metric), t_min)
+                    }
+                };
+                let (k_o, best) = sims
+                    .iter()
+                    .map(|(k, m)| (*k, score(m)))
+                    .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+                    .ok_or_else(|| {
+                        EvalError::Invalid(format!("{} C={c}: no feasible k", workload.app))
+                    })?;
+                let mp = match sims.get(&k_p) {
+                    Some(m) => *m,
+                    None => simulate_mean(
+                        workload,
+                        platform,
+                        cfg,
+                        |seed| SimSpec::new(c as usize, k_p as usize, seed),
+                        tq,
+                    ),
+                };
+                let sp = score(&mp);
+                let regret_pct = match objective {
+                    Objective::Both { .. } => (sp - best) * 100.0,
+                    _ if best > 0.0 => (sp - best) / best * 100.0,
+                    _ => 0.0,
+                };
+                let pct = |a: f64, b: f64| if a > 0.0 { (a - b) / a * 100.0 } else { 0.0 };
+                rows.push(EvalRow {
+                    workload: workload.app.clone(),
+                    platform: platform.name.clone(),
+                    tasks: c,
+                    objective: objective.name().into(),
+                    metric: metric.name().into(),
+                    k_propack: k_p,
+                    k_oracle: k_o,
+                    regret_pct,
+                    improvement_time_pct: pct(metric_of(&base, metric), metric_of(&mp, metric)),
+                    improvement_cost_pct: pct(base.expense_usd, mp.expense_usd),
+                    pywren: PywrenRow {
+                        service_s: metric_of(&pw, metric),
+                        expense_usd: pw.expense_usd,
+                        propack_time_improvement_pct: pct(
+                            metric_of(&pw, metric),
+                            metric_of(&mp, metric),
+                        ),
+                        propack_cost_improvement_pct: pct(pw.expense_usd, mp.expense_usd),
+                    },
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Summaries per platform over `rows`.
+pub fn summarise(rows: &[EvalRow]) -> BTreeMap<String, PlatformSummary> {
+    let mut out = BTreeMap::new();
+    let platforms: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r.platform.as_str()).collect();
+    for p in platforms {
+        let mean = |obj: &str| {
+            let v: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.platform == p && r.objective == obj)
+                .map(|r| r.regret_pct)
+                .collect();
+            if v.is_empty() {
+                0.0
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            }
+        };
+        let worst = rows
+            .iter()
+            .filter(|r| r.platform == p)
+            .map(|r| r.regret_pct)
+            .fold(0.0_f64, f64::max);
+        out.insert(
+            p.to_owned(),
+            PlatformSummary {
+                time_regret_mean_pct: mean("time"),
+                cost_regret_mean_pct: mean("cost"),
+                worst_regret_pct: worst,
+            },
+        );
+    }
+    out
+}
+
+/// One app of the artifact, ready to simulate, with its measured runs.
+#[derive(Debug, Clone)]
+pub struct ArtifactWorkload {
+    /// The calibrated workload.
+    pub workload: SimWorkload,
+    /// Its `propack_performance` runs (empty when absent).
+    pub runs: Vec<ArtifactRun>,
+}
+
+/// Discovers the apps in `dir` (as `model validate` does), imports their profiles and
+/// calibrates each on its `time`-objective packed runs. `only` restricts the apps.
+pub fn load_artifact(dir: &Path, only: &[String]) -> Result<Vec<ArtifactWorkload>, EvalError> {
+    let mut apps = artifact::discover_apps(dir)?;
+    if !only.is_empty() {
+        for a in only {
+            if !apps.contains(a) {
+                return Err(EvalError::Invalid(format!(
+                    "app {a:?} not found in {} (found: {})",
+                    dir.display(),
+                    apps.join(", ")
+                )));
+            }
+        }
+        apps.retain(|a| only.contains(a));
+    }
+    let mut out = Vec::new();
+    for app in apps {
+        // An app with measurements of only one kind cannot be simulated; skip it
+        // rather than fail the whole evaluation.
+        let Ok(profile) = artifact::import(dir, &app) else {
+            continue;
+        };
+        let runs = read_propack_runs(dir, &app)?;
+        let (factor, fitted) = fit_slope_factor(&profile, &runs);
+        out.push(ArtifactWorkload {
+            workload: SimWorkload::new(profile, factor, fitted)?,
+            runs,
+        });
+    }
+    if out.is_empty() {
+        return Err(EvalError::Invalid(format!(
+            "no app in {} has both scaling_performance and packed_performance data",
+            dir.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// Markdown report: summary, cases the Oracle wins by > 5 %, per-platform differences and every row.
+pub fn markdown(report: &EvalReport, calibration: &[CalibrationSummary], elapsed_s: f64) -> String {
+    use std::fmt::Write as _;
+    let mut md = String::new();
+    let _ = writeln!(md, "# ProPack evaluation on the simulator\n");
+    let _ = writeln!(
+        md,
+        "{} rows evaluated in {elapsed_s:.1} s. Regret: how much worse ProPack's k does than the \
+         Oracle's (best simulated k, exhaustive over feasible k) — % of service time for `time`, \
+         % of expense for `cost`, percentage points of the weighted normalised excess for `both`.\n",
+        report.rows.len()
+    );
+    let _ = writeln!(md, "## Summary\n");
+    let _ = writeln!(
+        md,
+        "| platform | time regret mean % | cost regret mean % | worst regret % | k = ProPack | mean time improvement % | mean cost improvement % |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    for (p, s) in &report.summary {
+        let rows: Vec<&EvalRow> = report.rows.iter().filter(|r| &r.platform == p).collect();
+        let agree = rows.iter().filter(|r| r.k_propack == r.k_oracle).count();
+        let mean = |f: fn(&EvalRow) -> f64, obj: &str| {
+            let v: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.objective == obj)
+                .map(|r| f(r))
+                .collect();
+            v.iter().sum::<f64>() / v.len().max(1) as f64
+        };
+        let _ = writeln!(
+            md,
+            "| {p} | {:.2} | {:.2} | {:.2} | {agree}/{} | {:.1} | {:.1} |",
+            s.time_regret_mean_pct,
+            s.cost_regret_mean_pct,
+            s.worst_regret_pct,
+            rows.len(),
+            mean(|r| r.improvement_time_pct, "time"),
+            mean(|r| r.improvement_cost_pct, "cost"),
+        );
+    }
+    let _ = writeln!(md, "\n## Where the Oracle beats ProPack by more than 5 %\n");
+    let bad: Vec<&EvalRow> = report.rows.iter().filter(|r| r.regret_pct > 5.0).collect();
+    if bad.is_empty() {
+        let _ = writeln!(md, "None.");
+    } else {
+        let _ = writeln!(
+            md,
+            "| platform | workload | C | objective | metric | k ProPack | k Oracle | regret % |"
+        );
+        let _ = writeln!(md, "|---|---|---:|---|---|---:|---:|---:|");
+        for r in bad {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+                r.platform,
+                r.workload,
+                r.tasks,
+                r.objective,
+                r.metric,
+                r.k_propack,
+                r.k_oracle,
+                r.regret_pct
+            );
+        }
+    }
+    let platforms: Vec<&String> = report.summary.keys().collect();
+    if platforms.len() >= 2 {
+        let _ = writeln!(md, "\n## How the platforms differ\n");
+        for i in 1..platforms.len() {
+            let (a, b) = (platforms[0], platforms[i]);
+            let key = |r: &EvalRow| {
+                (
+                    r.workload.clone(),
+                    r.tasks,
+                    r.objective.clone(),
+                    r.metric.clone(),
+                )
+            };
+            let bk: BTreeMap<_, u64> = report
+                .rows
+                .iter()
+                .filter(|r| &r.platform == b)
+                .map(|r| (key(r), r.k_propack))
+                .collect();
+            let pairs: Vec<(u64, u64)> = report
+                .rows
+                .iter()
+                .filter(|r| &r.platform == a)
+                .filter_map(|r| bk.get(&key(r)).map(|kb| (r.k_propack, *kb)))
+                .collect();
+            let differ = pairs.iter().filter(|(x, y)| x != y).count();
+            let mean_k = |f: fn(&(u64, u64)) -> u64| {
+                pairs.iter().map(|p| f(p) as f64).sum::<f64>() / pairs.len().max(1) as f64
+            };
+            let _ = writeln!(
+                md,
+                "ProPack's k differs between {a} and {b} in {differ} of {} cases (mean k {:.1} on {a}, {:.1} on {b}).",
+                pairs.len(),
+                mean_k(|p| p.0),
+                mean_k(|p| p.1),
+            );
+            for p in [a, b] {
+                let rows: Vec<&EvalRow> = report
+                    .rows
+                    .iter()
+                    .filter(|r| &r.platform == p && r.objective == "time" && r.metric == "total")
+                    .collect();
+                let line: Vec<String> = rows
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} C={}: k={} ({:+.0}%)",
+                            r.workload, r.tasks, r.k_propack, -r.improvement_time_pct
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(
+                    md,
+                    "\n- {p}, time/total, k and service-time change vs k = 1: {}",
+                    line.join("; ")
+                );
+            }
+        }
+    }
+    if !calibration.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Simulator calibration (aws-2021 vs `propack_performance`)\n"
+        );
+        let _ = writeln!(
+            md,
+            "Median |error| of the artifact's measure of service time (instance issue time + its handler duration, at the launch-order position of the metric).\n"
+        );
+        let _ = writeln!(
+            md,
+            "| app | slope factor (fitted on time runs) | k = 1 runs | median err % | packed runs | median err % | held-out packed median err % |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+        for c in calibration {
+            let _ = writeln!(
+                md,
+                "| {} | {:.2} ({} runs) | {} | {:.1} | {} | {:.1} | {:.1} |",
+                c.app,
+                c.calibration.slope_factor,
+                c.calibration.fitted_runs,
+                c.unpacked_n,
+                c.unpacked_median_pct,
+                c.packed_n,
+                c.packed_median_pct,
+                c.packed_heldout_median_pct
+            );
+        }
+    }
+    let _ = writeln!(md, "\n## Every row\n");
+    let _ = writeln!(
+        md,
+        "| platform | workload | C | objective | metric | k ProPack | k Oracle | regret % | time impr. % | cost impr. % | PyWren s | ProPack vs PyWren time % |"
+    );
+    let _ = writeln!(
+        md,
+        "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in &report.rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            r.platform,
+            r.workload,
+            r.tasks,
+            r.objective,
+            r.metric,
+            r.k_propack,
+            r.k_oracle,
+            r.regret_pct,
+            r.improvement_time_pct,
+            r.improvement_cost_pct,
+            r.pywren.service_s,
+            r.pywren.propack_time_improvement_pct
+        );
+    }
+    md
+}
+
+fn svg_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Colour of k on a log scale from 1 (light) to `kmax` (dark blue).
+fn k_colour(k: u64, kmax: u64) -> String {
+    let t = if kmax > 1 {
+        (k.max(1) as f64).ln() / (kmax as f64).ln()
+    } else {
+        0.0
+    };
+    let lerp = |a: f64, b: f64| (a + (b - a) * t.clamp(0.0, 1.0)).round() as u8;
+    format!(
+        "#{:02x}{:02x}{:02x}",
+        lerp(240.0, 8.0),
+        lerp(244.0, 48.0),
+        lerp(250.0, 107.0)
+    )
+}
+
+/// SVG heatmaps of ProPack's k per (C, metric), one panel per objective, for one
+/// workload on one platform; each cell also shows the Oracle's k when it differs.
+pub fn heatmap_svg(rows: &[EvalRow], workload: &str, platform: &str) -> String {
+    let rows: Vec<&EvalRow> = rows
+        .iter()
+        .filter(|r| r.workload == workload && r.platform == platform)
+        .collect();
+    let mut cs: Vec<u64> = rows.iter().map(|r| r.tasks).collect();
+    cs.sort_unstable();
+    cs.dedup();
+    let objectives = ["time", "cost", "both"];
+    let metrics = ["total", "tail", "median"];
+    let kmax = rows
+        .iter()
+        .map(|r| r.k_propack.max(r.k_oracle))
+        .max()
+        .unwrap_or(1);
+    let (cw, ch, left, top, gap) = (52.0, 30.0, 70.0, 50.0, 40.0);
+    let panel_h = ch * metrics.len() as f64;
+    let width = left + cw * cs.len() as f64 + 20.0;
+    let height = top + (panel_h + gap) * objectives.len() as f64 + 30.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{left}\" y=\"20\" font-size=\"14\">{} on {}: ProPack's k (Oracle's k in brackets when different)</text>\n",
+        svg_escape(workload),
+        svg_escape(platform)
+    );
+    for (oi, obj) in objectives.iter().enumerate() {
+        let y0 = top + oi as f64 * (panel_h + gap);
+        s.push_str(&format!(
+            "<text x=\"{left}\" y=\"{}\" font-weight=\"bold\">objective: {obj}</text>\n",
+            y0 - 6.0
+        ));
+        for (mi, m) in metrics.iter().enumerate() {
+            let y = y0 + mi as f64 * ch;
+            s.push_str(&format!(
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{m}</text>\n",
+                left - 6.0,
+                y + ch / 2.0 + 4.0
+            ));
+            for (ci, c) in cs.iter().enumerate() {
+                let x = left + ci as f64 * cw;
+                let Some(r) = rows
+                    .iter()
+                    .find(|r| r.objective == *obj && r.metric == *m && r.tasks == *c)
+                else {
+                    continue;
+                };
+                let fill = k_colour(r.k_propack, kmax);
+                let dark = (r.k_propack as f64).ln() > 0.55 * (kmax.max(2) as f64).ln();
+                let label = if r.k_propack == r.k_oracle {
+                    r.k_propack.to_string()
+                } else {
+                    format!("{} ({})", r.k_propack, r.k_oracle)
+                };
+                s.push_str(&format!(
+                    "<rect x=\"{x}\" y=\"{y}\" width=\"{cw}\" height=\"{ch}\" fill=\"{fill}\" stroke=\"white\"/>\
+                     <text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"{}\">{label}</text>\n",
+                    x + cw / 2.0,
+                    y + ch / 2.0 + 4.0,
+                    if dark { "white" } else { "black" }
+                ));
+            }
+        }
+        for (ci, c) in cs.iter().enumerate() {
+            s.push_str(&format!(
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">{c}</text>\n",
+                left + ci as f64 * cw + cw / 2.0,
+                y0 + panel_h + 13.0
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">tasks C</text>\n</svg>\n",
+        left + cw * cs.len() as f64 / 2.0,
+        height - 6.0
+    ));
+    s
+}
+
+/// SVG bars of ProPack's improvement over k = 1 per C on one platform: service time
+/// (objective time, metric total) and expense (objective cost, metric total), per workload.
+pub fn improvement_svg(rows: &[EvalRow], platform: &str) -> String {
+    let mut apps: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.platform == platform)
+        .map(|r| r.workload.as_str())
+        .collect();
+    apps.sort_unstable();
+    apps.dedup();
+    let mut cs: Vec<u64> = rows
+        .iter()
+        .filter(|r| r.platform == platform)
+        .map(|r| r.tasks)
+        .collect();
+    cs.sort_unstable();
+    cs.dedup();
+    let (pw, ph, left, top, gap) = (560.0, 160.0, 60.0, 40.0, 50.0);
+    let height = top + (ph + gap) * apps.len() as f64;
+    let width = left + pw + 150.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{left}\" y=\"20\" font-size=\"14\">{}: ProPack vs k = 1, improvement % (metric total)</text>\n",
+        svg_escape(platform)
+    );
+    let series = [
+        ("time", "#1f77b4", "service time (time objective)"),
+        ("cost", "#ff7f0e", "expense (cost objective)"),
+    ];
+    for (ai, app) in apps.iter().enumerate() {
+        let y0 = top + ai as f64 * (ph + gap);
+        let vals: Vec<(u64, f64, f64)> = cs
+            .iter()
+            .map(|c| {
+                let get = |obj: &str, f: fn(&EvalRow) -> f64| {
+                    rows.iter()
+                        .find(|r| {
+                            r.platform == platform
+                                && r.workload == *app
+                                && r.tasks == *c
+                                && r.objective == obj
+                                && r.metric == "total"
+                        })
+                        .map_or(0.0, f)
+                };
+                (
+                    *c,
+                    get("time", |r| r.improvement_time_pct),
+                    get("cost", |r| r.improvement_cost_pct),
+                )
+            })
+            .collect();
+        let lo = vals
+            .iter()
+            .flat_map(|v| [v.1, v.2])
+            .fold(0.0_f64, f64::min)
+            .min(-10.0);
+        let hi = 100.0_f64;
+        let ymap = |v: f64| y0 + ph * (hi - v) / (hi - lo);
+        s.push_str(&format!(
+            "<text x=\"{left}\" y=\"{}\" font-weight=\"bold\">{}</text>\n",
+            y0 - 6.0,
+            svg_escape(app)
+        ));
+        for tick in [lo.round(), 0.0, 50.0, 100.0] {
+            s.push_str(&format!(
+                "<line x1=\"{left}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{tick:.0}</text>\n",
+                left + pw,
+                left - 4.0,
+                ymap(tick) + 4.0,
+                y = ymap(tick)
+            ));
+        }
+        let slot = pw / vals.len().max(1) as f64;
+        let bw = slot * 0.38;
+        for (i, (c, t, e)) in vals.iter().enumerate() {
+            let x = left + i as f64 * slot + slot * 0.1;
+            for (j, v) in [t, e].iter().enumerate() {
+                let (y, h) = if **v >= 0.0 {
+                    (ymap(**v), ymap(0.0) - ymap(**v))
+                } else {
+                    (ymap(0.0), ymap(**v) - ymap(0.0))
+                };
+                s.push_str(&format!(
+                    "<rect x=\"{}\" y=\"{y}\" width=\"{bw}\" height=\"{h}\" fill=\"{}\"><title>C={c}: {v:.1}%</title></rect>\n",
+                    x + j as f64 * bw,
+                    series[j].1
+                ));
+            }
+            s.push_str(&format!(
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">{c}</text>\n",
+                x + bw,
+                y0 + ph + 13.0
+            ));
+        }
+    }
+    for (j, (_, colour, label)) in series.iter().enumerate() {
+        let y = top + 10.0 + j as f64 * 18.0;
+        s.push_str(&format!(
+            "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{colour}\"/><text x=\"{}\" y=\"{}\">{label}</text>\n",
+            left + pw + 10.0,
+            y - 10.0,
+            left + pw + 26.0,
+            y
+        ));
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tests::synthetic_profile;
+
+    #[test]
+    fn concurrencies_are_the_papers() {
+        let c = paper_concurrencies();
+        assert_eq!(c.len(), 11);
+        assert_eq!((c[0], c[1], c[10]), (100, 500, 5000));
+    }
+
+    #[test]
+    fn workload_curve_starts_at_the_k1_duration_at_scale() {
+        // Synthetic: warm P(k) = 1.5 + 0.5 (k − 1), k = 1 at scale takes 1 s.
+        let w = SimWorkload::new(synthetic_profile(), 2.0, 0).unwrap();
+        assert!((w.durations.median_s(1) - 1.0).abs() < 1e-12);
+        // 1 + 2 · (P(4) − P(1)) = 1 + 2 · 1.5.
+        assert!((w.durations.median_s(4) - 4.0).abs() < 1e-12);
+        assert!(w.durations.residuals().iter().all(|r| *r == 0.0));
+    }
+
+    #[test]
+    fn slope_factor_is_fitted_on_time_runs_only() {
+        let p = synthetic_profile();
+        let run = |objective: &str, k: u64, d: f64| ArtifactRun {
+            objective: objective.into(),
+            metric: "net".into(),
+            tasks: 100,
+            k,
+            instances: 100 / k,
+            service_s: 10.0,
+            durations: vec![d; 3],
+        };
+        // P(4) − P(1) = 1.5; a measured median of 1 + 3 means factor 2.
+        let runs = vec![
+            run("time", 4, 4.0),
+            run("time", 1, 9.0),
+            run("cost", 4, 100.0),
+        ];
+        let (f, n) = fit_slope_factor(&p, &runs);
+        assert!((f - 2.0).abs() < 1e-9, "{f}");
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn oracle_is_never_beaten_and_rows_cover_the_grid() {
+        let w = SimWorkload::new(synthetic_profile(), 1.0, 0).unwrap();
+        let cfg = EvalConfig {
+            tasks: vec![100, 400],
+            seeds: 2,
+            ..EvalConfig::default()
+        };
+        let rows = evaluate_app(
+            &w,
+            &PlatformProfile::aws_2021(),
+            &PywrenCalibration::default(),
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 2 * 3 * 3);
+        for r in &rows {
+            assert!(r.regret_pct >= -1e-9, "{r:?}");
+            assert!(r.k_oracle >= 1 && r.k_oracle <= 16);
+        }
+        // Packing pays on a 50 ms-per-instance platform at C = 400 (time objective).
+        let t = rows
+            .iter()
+            .find(|r| r.tasks == 400 && r.objective == "time" && r.metric == "total")
+            .unwrap();
+        assert!(t.k_oracle > 1 && t.improvement_time_pct > 0.0, "{t:?}");
+        let s = summarise(&rows);
+        assert!(s["aws-2021"].worst_regret_pct >= s["aws-2021"].time_regret_mean_pct);
+    }
+}
