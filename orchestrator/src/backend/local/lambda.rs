@@ -33,6 +33,8 @@ use crate::platform::PlatformProfile;
 pub const LOCAL_REGION: &str = "us-east-1";
 /// Account id used in ARNs (the one every AWS emulator uses).
 pub const LOCAL_ACCOUNT: &str = "000000000000";
+/// How long an idle instance stays warm before the platform reclaims it (Lambda: minutes).
+pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(60);
 /// How long a new instance may take from process start to its first `/next` poll (Lambda's init limit).
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -191,6 +193,7 @@ struct Instance {
     current: Mutex<Option<Current>>,
     ready: Mutex<Option<oneshot::Sender<Result<(), (String, String)>>>>,
     started: Mutex<Option<Instant>>,
+    idle_since: Mutex<Option<Instant>>,
     pid: AtomicU32,
     busy: AtomicBool,
     dead: AtomicBool,
@@ -241,6 +244,8 @@ struct Inner {
     pacer: Mutex<Pacer>,
     next_instance: AtomicU64,
     seed: u64,
+    idle_ttl_ms: AtomicU64,
+    reaper_started: AtomicBool,
 }
 
 /// The emulated Lambda service. Cheap to clone; all clones share one pool of instances.
@@ -300,8 +305,48 @@ impl LambdaPlatform {
                 pacer: Mutex::new(Pacer { zero: now, count: 0 }),
                 next_instance: AtomicU64::new(0),
                 seed,
+                idle_ttl_ms: AtomicU64::new(DEFAULT_IDLE_TTL.as_millis() as u64),
+                reaper_started: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Sets how long idle instances stay warm. A launch of C tasks at k = 1 creates C
+    /// processes; reclaiming idle ones bounds what a laptop has to hold at once.
+    pub fn set_idle_ttl(&self, ttl: Duration) {
+        self.inner.idle_ttl_ms.store(ttl.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Kills instances idle for longer than the TTL, once a second, for as long as the platform lives.
+    fn start_reaper(&self) {
+        if self.inner.reaper_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let ttl = Duration::from_millis(inner.idle_ttl_ms.load(Ordering::SeqCst));
+                let mut pool = inner.pool.lock().expect("pool lock");
+                if pool.shutdown {
+                    return;
+                }
+                for list in pool.idle.values_mut() {
+                    list.retain(|i| {
+                        let stale = i
+                            .idle_since
+                            .lock()
+                            .expect("instance lock")
+                            .is_some_and(|t| t.elapsed() > ttl);
+                        if stale {
+                            i.kill.notify_one();
+                        }
+                        !stale && !i.dead.load(Ordering::SeqCst)
+                    });
+                }
+            }
+        });
     }
 
     /// The profile the platform follows.
@@ -533,6 +578,7 @@ impl LambdaPlatform {
                 Err(Grant::Slot) => unreachable!("sent a warm grant"),
             }
         }
+        *instance.idle_since.lock().expect("instance lock") = Some(Instant::now());
         pool.idle.entry(instance.function.clone()).or_default().push(instance);
         pool.busy = pool.busy.saturating_sub(1);
         Self::grant_slots(&mut pool, self.inner.profile.account_concurrency_limit);
@@ -578,6 +624,7 @@ impl LambdaPlatform {
 
     #[allow(clippy::type_complexity)]
     async fn create(&self, cfg: &FunctionConfig) -> Result<Result<(Arc<Instance>, f64), (String, String)>, InvokeError> {
+        self.start_reaper();
         let (n, at) = self.reserve_arrival();
         tokio::time::sleep_until(at.into()).await;
         let allowed = Instant::now();
@@ -638,6 +685,7 @@ impl LambdaPlatform {
             current: Mutex::new(None),
             ready: Mutex::new(None),
             started: Mutex::new(None),
+            idle_since: Mutex::new(None),
             pid: AtomicU32::new(0),
             busy: AtomicBool::new(true),
             dead: AtomicBool::new(false),

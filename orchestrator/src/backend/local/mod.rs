@@ -243,6 +243,9 @@ impl Backend for LocalBackend {
             .collect();
 
         let platform = LambdaPlatform::new(job.platform.clone(), functions, self.seed);
+        // Within one Map run an instance idle this long will not be reused (all batches are
+        // bound when the Map starts; retries come within seconds), so its process can go.
+        platform.set_idle_ttl(std::time::Duration::from_secs(10));
         *self.current.lock().expect("lock") = Some(platform.clone());
 
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Vec<String>, usize)>();
