@@ -154,6 +154,10 @@ pub struct Args {
     /// S3 bucket for --backend aws.
     #[arg(long, env = "PROPACK_BUCKET")]
     pub bucket: Option<String>,
+    /// AWS backend options (--function, --mode, --state-machine, --role-arn, --region, --max-in-flight).
+    #[cfg(feature = "aws")]
+    #[command(flatten)]
+    pub aws: propack_orchestrator::backend::aws::AwsArgs,
     /// Seed of generated inputs and of the platform's cold-start samples.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -502,13 +506,13 @@ fn run_job(rt: &tokio::runtime::Runtime, args: &Args, bootstrap: Option<&Path>, 
 
 #[cfg(feature = "aws")]
 fn run_aws(rt: &tokio::runtime::Runtime, args: &Args, job: &Job, progress: &dyn Progress) -> anyhow::Result<RunOutcome> {
-    use propack_orchestrator::backend::aws::{AwsBackend, AwsOptions};
+    use propack_orchestrator::backend::aws::AwsBackend;
     let bucket = args
         .bucket
         .clone()
         .context("--backend aws needs --bucket (or PROPACK_BUCKET)")?;
     rt.block_on(async {
-        let mut b = AwsBackend::from_env(AwsOptions::new(bucket)).await?;
+        let mut b = AwsBackend::from_env(args.aws.options(bucket)).await?;
         Ok(b.run(job, progress).await?)
     })
 }

@@ -97,6 +97,44 @@ impl AwsOptions {
     }
 }
 
+/// Command-line options of the AWS backend, shared by `orchestrator launch` and `profile`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AwsArgs {
+    /// Packed function name or ARN (--backend aws).
+    #[arg(long, env = "PROPACK_FUNCTION", default_value = "propack")]
+    pub function: String,
+    /// How batches reach Lambda (--backend aws): `sfn` runs the Step Functions definition,
+    /// `direct` sends ⌈C/k⌉ Invoke calls from this client.
+    #[arg(long, value_enum, default_value_t)]
+    pub mode: AwsMode,
+    /// State machine name or ARN (--mode sfn).
+    #[arg(long, env = "PROPACK_STATE_MACHINE", default_value = "propack")]
+    pub state_machine: String,
+    /// Role to create the state machine with when it does not exist yet (--mode sfn).
+    #[arg(long, env = "PROPACK_ROLE_ARN")]
+    pub role_arn: Option<String>,
+    /// AWS region (default: AWS_REGION or the profile's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Invocations in flight at once (--mode direct).
+    #[arg(long, default_value_t = 256)]
+    pub max_in_flight: usize,
+}
+
+impl AwsArgs {
+    /// The backend options for `bucket`.
+    pub fn options(&self, bucket: impl Into<String>) -> AwsOptions {
+        let mut o = AwsOptions::new(bucket);
+        o.function = self.function.clone();
+        o.mode = self.mode;
+        o.state_machine = self.state_machine.clone();
+        o.role_arn = self.role_arn.clone();
+        o.region = self.region.clone();
+        o.fanout.max_in_flight = self.max_in_flight.max(1);
+        o
+    }
+}
+
 /// A job staged in S3.
 #[derive(Debug, Clone)]
 pub struct StagedRun {
