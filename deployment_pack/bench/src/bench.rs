@@ -3,8 +3,9 @@
 //! For each case (`sort`, `sort-terasort`, `statelesscost`, `video`) it
 //! generates `max-k` deterministic inputs, then
 //!
-//! 1. runs one task as a subprocess of this binary and reads its wall time,
-//!    CPU time and peak RSS from `wait4` (the child's own `ru_maxrss`);
+//! 1. runs one task as a subprocess of this binary and reads its wall time
+//!    and CPU time from `wait4`, and its peak RSS from the `VmHWM` the child
+//!    reports at exit;
 //! 2. runs batches of k = 1..=max-k built-in tasks through
 //!    `propack_runtime::executor::run_batch` (as `bootstrap` would, `file://`
 //!    storage) and records each batch's makespan: the local packing delay.
@@ -277,6 +278,8 @@ fn single_task(case: &Case, input: &Path, dir: &Path) -> Result<Single> {
     let exe = std::env::current_exe().context("locating propack-bench")?;
     let output = dir.join("single-output");
     let log = dir.join("single-stderr.log");
+    let peak_file = dir.join("single-peak-rss-kb");
+    let _ = std::fs::remove_file(&peak_file);
     let stderr = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let start = Instant::now();
     let child = Command::new(exe)
@@ -285,6 +288,7 @@ fn single_task(case: &Case, input: &Path, dir: &Path) -> Result<Single> {
         .args(["--params", &run_params(case).to_string()])
         .stdout(Stdio::null())
         .stderr(stderr)
+        .env(crate::PEAK_RSS_ENV, &peak_file)
         .spawn()
         .context("starting the single-task subprocess")?;
     let (status, rusage) = wait4(child.id())?;
@@ -303,8 +307,12 @@ fn single_task(case: &Case, input: &Path, dir: &Path) -> Result<Single> {
     Ok(Single {
         wall_s,
         cpu_s: secs(rusage.ru_utime) + secs(rusage.ru_stime),
-        // Linux reports ru_maxrss in kilobytes.
-        max_rss_kb: rusage.ru_maxrss as u64,
+        // The child's own VmHWM; ru_maxrss (kB on Linux) only as a fallback,
+        // since it includes the parent's size at spawn time.
+        max_rss_kb: std::fs::read_to_string(&peak_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(rusage.ru_maxrss as u64),
     })
 }
 

@@ -187,6 +187,7 @@ fn run_task(workload: &str, a: TaskArgs) -> Result<(), Failure> {
         .with_context(|| format!("uploading output to {output}"))
         .map_err(failed)?;
     println!("{summary}");
+    report_peak_rss();
     Ok(())
 }
 
@@ -234,6 +235,32 @@ fn verify(a: VerifyArgs) -> Result<(), Failure> {
         .map_err(|e| failed(e.into()))?;
     eprintln!("{}: output {} verified", a.workload, a.output);
     Ok(())
+}
+
+/// Environment variable naming a file where a task writes its peak RSS (kB);
+/// set by `bench` for its single-task subprocess.
+pub(crate) const PEAK_RSS_ENV: &str = "PROPACK_BENCH_PEAK_RSS_OUT";
+
+/// Writes this process's `VmHWM` to the file named by [`PEAK_RSS_ENV`], if set.
+///
+/// `ru_maxrss` cannot be used for this: Linux carries the pre-exec address
+/// space's high-water mark (the parent's, when spawned with vfork) into the
+/// child's, whereas `VmHWM` belongs to the post-exec address space alone.
+fn report_peak_rss() {
+    let Some(path) = std::env::var_os(PEAK_RSS_ENV) else {
+        return;
+    };
+    let hwm = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .map(|v| v.trim().trim_end_matches("kB").trim().to_owned())
+        });
+    if let Some(kb) = hwm {
+        // Best effort: the bench falls back to ru_maxrss without it.
+        let _ = std::fs::write(path, kb);
+    }
 }
 
 /// `file://` URI of a local path (absolute paths only, as storage requires).
