@@ -548,4 +548,36 @@ mod tests {
                 .all(|t| t.status == TaskStatus::TimedOut && t.end_s.is_none())
         );
     }
+
+    #[test]
+    fn backend_returns_records_and_results_under_the_jobs_task_ids() {
+        let p = interval_platform(10.0);
+        let tasks: Vec<propack_runtime::Task> = (0..7)
+            .map(|i| {
+                serde_json::from_value(
+                    serde_json::json!({"id": format!("job-{i}"), "builtin": {"name": "sort"}}),
+                )
+                .unwrap()
+            })
+            .collect();
+        let job = Job {
+            run_id: "r1".into(),
+            tasks,
+            k: 3,
+            definition: serde_json::Value::Null,
+            run_dir: std::env::temp_dir(),
+            platform: p,
+        };
+        let mut backend = SimBackend::new(Box::new(fixed(&[(1, 1.0), (3, 2.0)])), 5);
+        assert_eq!(backend.name(), "sim");
+        let out =
+            futures::executor::block_on(backend.run(&job, &crate::backend::NoProgress)).unwrap();
+        assert_eq!(out.records.instances.len(), 3);
+        assert_eq!(out.results.len(), 3);
+        assert_eq!(out.results[2].tasks.len(), 1);
+        assert_eq!(out.results[2].tasks[0].id, "job-6");
+        assert_eq!(out.records.tasks[4].id, "job-4");
+        // Last batch: issued at 20 ms, one task of 1 s.
+        assert_eq!(out.results[2].ended_at, 1020);
+    }
 }
