@@ -330,3 +330,73 @@ fn benchmark_task_params_are_accepted_by_the_workloads() {
         );
     }
 }
+
+#[test]
+fn console_doc_inputs_are_what_the_definitions_read() {
+    use propack_step_functions::ExecutionInput;
+    let doc =
+        std::fs::read_to_string(propack_tests::workspace_root().join("docs/console.md")).unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    let mut inputs = 0;
+    for block in blocks {
+        // The manifest example elides tasks with "…"; only complete JSON is checked.
+        let Ok(value) = serde_json::from_str::<Value>(block) else {
+            continue;
+        };
+        if !value.is_object() {
+            continue;
+        }
+        let input: ExecutionInput =
+            serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{e}:\n{block}"));
+        inputs += 1;
+        match input.batches {
+            Some(_) => {
+                let map = map_state(
+                    &build_definition(&Benchmark::Sort.options(60, 10))
+                        .unwrap()
+                        .definition,
+                )
+                .clone();
+                for batch in expand_inline(&map, &value) {
+                    Batch::from_value(&batch, &ParseOptions::default()).unwrap();
+                }
+            }
+            None => {
+                let def = build_definition(&Benchmark::Sort.options(1000, 10))
+                    .unwrap()
+                    .definition;
+                let map = map_state(&def);
+                for template in [
+                    map.item_reader
+                        .as_ref()
+                        .unwrap()
+                        .parameters
+                        .as_ref()
+                        .unwrap(),
+                    map.result_writer
+                        .as_ref()
+                        .unwrap()
+                        .parameters
+                        .as_ref()
+                        .unwrap(),
+                    map.item_batcher
+                        .as_ref()
+                        .unwrap()
+                        .batch_input
+                        .as_ref()
+                        .unwrap(),
+                ] {
+                    apply(template, &value).unwrap_or_else(|e| panic!("{e}:\n{block}"));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        inputs, 2,
+        "docs/console.md shows one distributed and one inline input"
+    );
+}
