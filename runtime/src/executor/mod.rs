@@ -353,7 +353,7 @@ impl Shared {
                         res.error = Some(format!(
                             "built-in {:?} panicked: {}",
                             spec.name,
-                            panic_message(&panic)
+                            panic_message(&*panic)
                         ));
                     }
                 }
@@ -398,7 +398,7 @@ impl Shared {
 const NOT_RUN_MSG: &str =
     "not started: the invocation deadline (minus the safety margin) was reached first";
 
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = p.downcast_ref::<String>() {
@@ -444,6 +444,9 @@ pub fn run_batch(batch: &Batch, cfg: &ExecutorConfig, storage: &Storage) -> Batc
     match rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .thread_name(|i| format!("propack-worker-{i}"))
+        // Without a handler rayon aborts the process on a panic in a spawned job;
+        // task code is already behind catch_unwind, this covers the executor's own.
+        .panic_handler(|p| tracing::error!("executor worker panicked: {}", panic_message(&*p)))
         .build()
     {
         Ok(pool) => {
