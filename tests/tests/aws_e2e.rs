@@ -1,0 +1,198 @@
+//! `orchestrator launch --backend aws --mode direct` fully offline: S3 on moto's server
+//! (`AWS_ENDPOINT_URL_S3`), Lambda on `orchestrator platform serve` (`AWS_ENDPOINT_URL_LAMBDA`),
+//! and the runtime reading its inputs from and writing its outputs to the moto bucket.
+
+mod launch_support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use propack_orchestrator::backend::aws::AwsClients;
+use propack_orchestrator::backend::aws::clients::static_conf;
+use propack_orchestrator::backend::aws::s3::{ObjectStore, S3Uri};
+use propack_runtime::Task;
+use propack_tests::moto_url;
+use serde_json::Value;
+
+/// Kills the platform server when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Environment of every process that talks to "AWS": moto for S3, static credentials.
+fn aws_env(cmd: &mut Command, moto: &str) {
+    cmd.env("AWS_ENDPOINT_URL_S3", moto)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("PROPACK_S3_PATH_STYLE", "1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_SESSION_TOKEN");
+}
+
+fn start_platform(
+    orchestrator: &std::path::Path,
+    bootstrap: &std::path::Path,
+    moto: &str,
+) -> (Server, String) {
+    let mut cmd = Command::new(orchestrator);
+    cmd.args([
+        "platform",
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--platform",
+        "unlimited",
+        "--function",
+    ])
+    .arg(format!("propack={}", bootstrap.display()))
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    // The instances inherit this environment: that is how the runtime finds moto's S3.
+    aws_env(&mut cmd, moto);
+    let mut child = cmd.spawn().expect("starting orchestrator platform serve");
+    let stderr = child.stderr.take().unwrap();
+    let server = Server(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("platform serve exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (server, url)
+}
+
+#[test]
+fn launch_direct_runs_offline_against_moto_s3_and_the_local_invoke_api() {
+    let Some(moto) = moto_url() else { return };
+    let (orchestrator, bootstrap) = launch_support::binaries();
+    let bucket = format!("e2e-{}", std::process::id());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = ObjectStore::new(AwsClients::from_conf(&static_conf(&moto, "us-east-1"), true).s3);
+    rt.block_on(store.ensure_bucket(&bucket)).unwrap();
+
+    let (_server, lambda_url) = start_platform(orchestrator, bootstrap, &moto);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(orchestrator);
+    cmd.args([
+        "launch",
+        "--backend",
+        "aws",
+        "--mode",
+        "direct",
+        "--bucket",
+        &bucket,
+        "--function",
+        "propack",
+        "--benchmark",
+        "sort",
+        "--size",
+        "64KB",
+        "--tasks",
+        "6",
+        "--packing",
+        "2",
+        "--platform",
+        "unlimited",
+        "--max-in-flight",
+        "4",
+        "--json",
+        "--out",
+    ])
+    .arg(dir.path())
+    .env("AWS_ENDPOINT_URL_LAMBDA", &lambda_url);
+    aws_env(&mut cmd, &moto);
+    let out = cmd.output().expect("running orchestrator launch");
+    assert!(
+        out.status.success(),
+        "launch failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let summary: Value =
+        serde_json::from_slice(&out.stdout).expect("--json prints one JSON summary");
+    assert_eq!(summary["backend"], "aws", "{summary}");
+    assert_eq!(summary["tasks"], 6);
+    let text = summary.to_string();
+    assert!(
+        text.contains("\"verified\":true"),
+        "the sorted outputs must verify: {summary}"
+    );
+    assert!(!text.contains("\"verified\":false"), "{summary}");
+
+    // Every output object the runtime wrote is in the moto bucket, non-empty, and is the
+    // file the backend brought back (the one `launch` verified).
+    let runs = rt
+        .block_on(store.list(&S3Uri::new(bucket.clone(), "propack/runs/")))
+        .unwrap();
+    let manifest_key = runs
+        .iter()
+        .find(|k| k.ends_with("/manifest.json"))
+        .expect("the task manifest was staged");
+    let manifest: Vec<Task> = serde_json::from_slice(
+        &rt.block_on(store.get_bytes(&S3Uri::new(bucket.clone(), manifest_key.clone())))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest.len(), 6);
+    let mut outputs = 0;
+    for task in &manifest {
+        for uri in task.inputs.values() {
+            let obj = S3Uri::parse(uri).unwrap();
+            assert_eq!(
+                obj.bucket, bucket,
+                "inputs were staged into the run bucket: {uri}"
+            );
+            assert!(runs.contains(&obj.key), "input {uri} is in the bucket");
+        }
+        for uri in task.outputs.values() {
+            let obj = S3Uri::parse(uri).unwrap();
+            assert!(
+                runs.contains(&obj.key),
+                "output {uri} was written by the runtime"
+            );
+            let data = rt.block_on(store.get_bytes(&obj)).unwrap();
+            assert!(!data.is_empty(), "{uri} is empty");
+            outputs += 1;
+        }
+    }
+    assert!(outputs >= 6, "every task writes an output: {outputs}");
+    let run_dirs: Vec<_> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.ends_with("aws.json"))
+        .collect();
+    assert!(!run_dirs.is_empty(), "the backend wrote aws.json");
+    let info: Value = serde_json::from_slice(&std::fs::read(&run_dirs[0]).unwrap()).unwrap();
+    assert_eq!(info["mode"], "direct");
+    assert_eq!(info["downloaded"], outputs, "{info}");
+    assert_eq!(
+        info["send_s"].as_array().unwrap().len(),
+        3,
+        "⌈6/2⌉ invocations: {info}"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
