@@ -843,6 +843,37 @@ pub fn markdown(report: &EvalReport, calibration: &[CalibrationSummary], elapsed
             mean(|r| r.improvement_cost_pct, "cost"),
         );
     }
+    let _ = writeln!(md, "\n### Mean regret per workload\n");
+    let _ = writeln!(
+        md,
+        "| platform | workload | time % | cost % | both (points) |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|");
+    let mut keys: Vec<(&str, &str)> = report
+        .rows
+        .iter()
+        .map(|r| (r.platform.as_str(), r.workload.as_str()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for (p, w) in keys {
+        let mean = |obj: &str| {
+            let v: Vec<f64> = report
+                .rows
+                .iter()
+                .filter(|r| r.platform == p && r.workload == w && r.objective == obj)
+                .map(|r| r.regret_pct)
+                .collect();
+            v.iter().sum::<f64>() / v.len().max(1) as f64
+        };
+        let _ = writeln!(
+            md,
+            "| {p} | {w} | {:.2} | {:.2} | {:.2} |",
+            mean("time"),
+            mean("cost"),
+            mean("both")
+        );
+    }
     let _ = writeln!(md, "\n## Where the Oracle beats ProPack by more than 5 %\n");
     let bad: Vec<&EvalRow> = report.rows.iter().filter(|r| r.regret_pct > 5.0).collect();
     if bad.is_empty() {

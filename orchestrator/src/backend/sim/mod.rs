@@ -86,10 +86,10 @@ impl SimSpec {
 
 /// Whether a finished instance may take a waiting invocation on this platform (see the module docs).
 fn warm_reuse(platform: &PlatformProfile, dispatch: Dispatch) -> bool {
-    match (&platform.scaling, dispatch) {
-        (Scaling::Interval { .. }, Dispatch::Platform) => false,
-        _ => true,
-    }
+    !matches!(
+        (&platform.scaling, dispatch),
+        (Scaling::Interval { .. }, Dispatch::Platform)
+    )
 }
 
 /// Runs one job on the simulated platform and returns its records (launch at t = 0).
