@@ -18,6 +18,19 @@
 //! Every iteration invokes the packed function with exactly the runtime's
 //! contract, `{"Items": [tasks], "BatchInput": {"run_id", "output_prefix", ...}}`,
 //! which `propack_runtime::Batch::from_value` parses.
+//!
+//! ```
+//! use propack_step_functions::{Benchmark, ProcessorMode, build_definition};
+//!
+//! // 1000 sort tasks, 10 per instance: 100 batches, too many for an inline Map.
+//! let built = build_definition(&Benchmark::Sort.options(1000, 10)).unwrap();
+//! assert_eq!(built.mode, ProcessorMode::Distributed);
+//! assert_eq!(built.batches, 100);
+//! println!("{}\n{}", built.reason, built.definition.to_json_pretty());
+//!
+//! // k = 0 is refused with a typed error.
+//! assert!(build_definition(&Benchmark::Sort.options(1000, 0)).is_err());
+//! ```
 
 pub mod asl;
 pub mod build;
