@@ -417,23 +417,30 @@ fn print_table(report: &Value) {
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default();
-    println!("\nsingle task (subprocess):");
-    println!(
-        "{:<16} {:>9} {:>9} {:>12}",
-        "case", "wall s", "cpu s", "peak RSS MB"
-    );
-    for c in cases {
-        if let Some(s) = c["single"].as_object() {
-            println!(
-                "{:<16} {:>9.3} {:>9.3} {:>12.1}",
-                c["case"].as_str().unwrap_or(""),
-                s["wall_s"].as_f64().unwrap_or(f64::NAN),
-                s["cpu_s"].as_f64().unwrap_or(f64::NAN),
-                s["max_rss_kb"].as_f64().unwrap_or(f64::NAN) / 1024.0
-            );
+    if cases.iter().any(|c| c["single"].is_object()) {
+        println!("\nsingle task (subprocess):");
+        println!(
+            "{:<16} {:>9} {:>9} {:>12}",
+            "case", "wall s", "cpu s", "peak RSS MB"
+        );
+        for c in cases {
+            if let Some(s) = c["single"].as_object() {
+                println!(
+                    "{:<16} {:>9.3} {:>9.3} {:>12.1}",
+                    c["case"].as_str().unwrap_or(""),
+                    s["wall_s"].as_f64().unwrap_or(f64::NAN),
+                    s["cpu_s"].as_f64().unwrap_or(f64::NAN),
+                    s["max_rss_kb"].as_f64().unwrap_or(f64::NAN) / 1024.0
+                );
+            }
         }
     }
-    println!("\npacking curve (makespan s of k tasks, median of repeats):");
+    if cases
+        .iter()
+        .any(|c| c["packing"].as_array().is_some_and(|p| !p.is_empty()))
+    {
+        println!("\npacking curve (makespan s of k tasks, median of repeats):");
+    }
     for c in cases {
         let Some(points) = c["packing"].as_array().filter(|p| !p.is_empty()) else {
             continue;
