@@ -92,3 +92,37 @@ fn plans_on_the_artifact_profiles_are_sane() {
         }
     }
 }
+
+/// Sparse profiling is enough: a packing curve fitted from k = 1, 2, 4, 8, 16 and
+/// kmax only predicts the other measured k within a few percent (median).
+#[test]
+fn sparse_packing_samples_interpolate_the_rest() {
+    use propack_orchestrator::model::PackingCurve;
+    let Some(dir) = propack_tests::propack_aws_2021() else {
+        return;
+    };
+    for app in ["sort", "statelesscost", "video"] {
+        let full = artifact::read_packing(&dir, app).unwrap();
+        let kmax = full.samples.iter().map(|s| s.k).max().unwrap();
+        let keep = |k: u64| [1, 2, 4, 8, 16, kmax].contains(&k);
+        let mut sparse = full.clone();
+        sparse.samples.retain(|s| keep(s.k));
+        let curve = PackingCurve::fit(&sparse).unwrap();
+        let mut errs: Vec<f64> = full
+            .samples
+            .iter()
+            .filter(|s| !keep(s.k))
+            .map(|s| {
+                let mean = s.seconds.iter().sum::<f64>() / s.seconds.len() as f64;
+                (curve.seconds(s.k) - mean).abs() / mean * 100.0
+            })
+            .collect();
+        errs.sort_by(f64::total_cmp);
+        let median = errs[errs.len() / 2];
+        eprintln!(
+            "{app}: sparse packing curve, median {median:.1}%, max {:.1}%",
+            errs.last().unwrap()
+        );
+        assert!(median < 5.0, "{app}: {errs:?}");
+    }
+}
