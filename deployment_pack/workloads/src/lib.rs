@@ -306,6 +306,35 @@ mod tests {
     }
 
     #[test]
+    fn run_builtin_follows_the_file_convention_for_every_workload() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let cases = [
+            ("sort", json!({"format": "terasort", "bytes": 3000})),
+            ("statelesscost", json!({"width": 200, "height": 100})),
+            ("video", json!({"width": 40, "height": 30, "frames": 3})),
+        ];
+        for (name, params) in cases {
+            // A single input under another name is still the input.
+            let input = d.join(format!("{name}-shard"));
+            std::fs::write(&input, generator::generate(name, 1, &params).unwrap()).unwrap();
+            let inputs = BTreeMap::from([("shard".to_owned(), input.clone())]);
+            let output = d.join(format!("{name}-result"));
+            let outputs = BTreeMap::from([("result".to_owned(), output.clone())]);
+            let summary = run_builtin(name, &params, d, &inputs, &outputs).unwrap();
+            assert!(summary.is_object(), "{name}: {summary}");
+            verify_files(name, &params, Some(&input), &output).unwrap();
+        }
+        // No output named: the result stays at <scratch>/output.
+        let inputs = BTreeMap::from([("input".to_owned(), d.join("sort-shard"))]);
+        let p = json!({"format": "terasort"});
+        run_builtin("sort", &p, d, &inputs, &BTreeMap::new()).unwrap();
+        verify_files("sort", &p, Some(&d.join("sort-shard")), &d.join("output")).unwrap();
+        let err = verify("video", &Value::Null, None, b"").unwrap_err();
+        assert!(err.to_string().contains("needs the input"), "{err}");
+    }
+
+    #[test]
     fn sort_without_input_fails_clearly() {
         let dir = tempfile::tempdir().unwrap();
         let err = run_builtin(
