@@ -78,8 +78,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         root.join(&args.out_dir)
     };
-    let bin_dir = match &args.prebuilt {
-        Some(dir) => dir.clone(),
+    let files = match &args.prebuilt {
+        Some(dir) => package::dir_outputs(dir),
         None => {
             package::check_target_installed(args.arch)?;
             let cargo_lambda = find_cargo_lambda(args.cargo_lambda.as_deref())
@@ -108,10 +108,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let target_dir = std::env::var_os("CARGO_TARGET_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| root.join("target"));
-            package::release_dir(&target_dir, args.arch)
+            package::lambda_outputs(&target_dir)
         }
     };
-    let packaged = package::package_from_dir(&bin_dir, &out_dir, args.runtime, args.arch)?;
+    // Failure isolation of built-in tasks relies on unwinding; prove the build kept it.
+    if args.arch == LambdaArch::X86_64 && cfg!(target_arch = "x86_64") {
+        package::check_unwinding(&files[0].1)?;
+    } else if !args.json {
+        eprintln!(
+            "note: cannot run {} binaries here, so the panic-isolation check is skipped",
+            args.arch.as_str()
+        );
+    }
+    let packaged = package::package_files(&files, &out_dir, args.runtime, args.arch)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&packaged)?);
     } else {

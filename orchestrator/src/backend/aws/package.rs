@@ -207,9 +207,26 @@ pub fn build_command(
     cmd
 }
 
-/// Where cargo puts the release binaries of `arch`.
-pub fn release_dir(target_dir: &Path, arch: LambdaArch) -> PathBuf {
-    target_dir.join(arch.triple()).join("release")
+/// Where cargo-lambda leaves each built binary: `target/lambda/<bin>/bootstrap`
+/// (it renames every binary to `bootstrap`, one directory per binary).
+pub fn lambda_outputs(target_dir: &Path) -> Vec<(&'static str, PathBuf)> {
+    BINARIES
+        .iter()
+        .map(|(zip_path, _, bin)| {
+            (
+                *zip_path,
+                target_dir.join("lambda").join(bin).join("bootstrap"),
+            )
+        })
+        .collect()
+}
+
+/// The binaries of a prebuilt directory holding `bootstrap` and `propack-bench`.
+pub fn dir_outputs(bin_dir: &Path) -> Vec<(&'static str, PathBuf)> {
+    BINARIES
+        .iter()
+        .map(|(zip_path, _, bin)| (*zip_path, bin_dir.join(bin)))
+        .collect()
 }
 
 /// Checks one binary against the runtime and architecture.
@@ -248,6 +265,68 @@ pub fn check_binary(
     Ok(needs.max_glibc())
 }
 
+/// The batch of [`check_unwinding`]: one task panics, one must still succeed.
+const PANIC_BATCH: &str = r#"{"run_id":"package-check","tasks":[{"id":"boom","builtin":{"name":"panic"}},{"id":"ok","builtin":{"name":"noop"}}]}"#;
+
+/// Runs `bootstrap run --batch -` with a panicking task next to a healthy one and requires
+/// the panic to fail only its own task. A `panic = "abort"` build kills the whole batch
+/// instead, so this refuses exactly the builds whose failure isolation is gone.
+/// Only possible when the binary runs on this machine (same architecture).
+pub fn check_unwinding(bootstrap: &Path) -> Result<(), PackageError> {
+    use std::io::Write;
+    let bad = |message: String| PackageError::BadBinary {
+        binary: bootstrap.display().to_string(),
+        message,
+    };
+    let mut child = Command::new(bootstrap)
+        .args(["run", "--batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|source| PackageError::Io {
+            path: bootstrap.to_owned(),
+            source,
+        })?;
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(PANIC_BATCH.as_bytes())
+        .map_err(|source| PackageError::Io {
+            path: bootstrap.to_owned(),
+            source,
+        })?;
+    let out = child
+        .wait_with_output()
+        .map_err(|source| PackageError::Io {
+            path: bootstrap.to_owned(),
+            source,
+        })?;
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|_| {
+        bad(format!(
+            "a panicking built-in task ended the whole batch ({}): the build lost panic = \"unwind\", \
+             so one failing task would kill its k neighbours",
+            out.status
+        ))
+    })?;
+    let status = |id: &str| {
+        result["tasks"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["id"] == id))
+            .and_then(|t| t["status"].as_str())
+            .unwrap_or("missing")
+            .to_owned()
+    };
+    match (status("boom").as_str(), status("ok").as_str()) {
+        ("failed", "succeeded") => Ok(()),
+        (boom, ok) => Err(bad(format!(
+            "panic isolation check: the panicking task is {boom:?} and its neighbour {ok:?} \
+             (expected \"failed\" and \"succeeded\")"
+        ))),
+    }
+}
+
 /// What was packaged.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Packaged {
@@ -265,19 +344,30 @@ pub struct Packaged {
     pub entries: Vec<String>,
 }
 
-/// Zips the binaries found in `bin_dir` (`bootstrap`, `propack-bench`) into `out_dir`,
-/// after checking each; then re-reads the zip and checks it again, so what is on disk
-/// is exactly what was checked.
+/// Zips the binaries found in `bin_dir` (`bootstrap`, `propack-bench`) into `out_dir`.
 pub fn package_from_dir(
     bin_dir: &Path,
     out_dir: &Path,
     runtime: LambdaRuntime,
     arch: LambdaArch,
 ) -> Result<Packaged, PackageError> {
+    package_files(&dir_outputs(bin_dir), out_dir, runtime, arch)
+}
+
+/// Zips the given (path in zip, file) binaries into `out_dir` after checking each, then
+/// re-reads the zip and checks it again, so what is on disk is exactly what was checked.
+pub fn package_files(
+    files: &[(&str, PathBuf)],
+    out_dir: &Path,
+    runtime: LambdaRuntime,
+    arch: LambdaArch,
+) -> Result<Packaged, PackageError> {
     let mut entries = Vec::new();
-    for (zip_path, _, bin) in BINARIES {
-        let path = bin_dir.join(bin);
-        let data = std::fs::read(&path).map_err(|source| PackageError::Io { path, source })?;
+    for (zip_path, path) in files {
+        let data = std::fs::read(path).map_err(|source| PackageError::Io {
+            path: path.clone(),
+            source,
+        })?;
         check_binary(zip_path, &data, runtime, arch)?;
         entries.push(ZipEntry {
             name: (*zip_path).to_owned(),
@@ -441,6 +531,26 @@ mod tests {
         std::fs::create_dir_all(&lib).unwrap();
         std::fs::write(lib.join("libstd-0123.rlib"), b"").unwrap();
         check_target_in_sysroot(sysroot.path(), LambdaArch::Arm64).unwrap();
+    }
+
+    #[test]
+    fn a_bootstrap_that_dies_on_a_panic_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // What a panic = "abort" build does: the process dies and prints no result.
+        let fake = dir.path().join("bootstrap");
+        std::fs::write(&fake, "#!/bin/sh\ncat >/dev/null\nkill -ABRT $$\n").unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = check_unwinding(&fake).unwrap_err().to_string();
+        assert!(err.contains("panic = \"unwind\""), "{err}");
+        // A runtime that reports the batch but lets the panic take the neighbour down.
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\ncat >/dev/null\necho '{\"tasks\":[{\"id\":\"boom\",\"status\":\"failed\"},{\"id\":\"ok\",\"status\":\"not_run\"}]}'\n",
+        )
+        .unwrap();
+        let err = check_unwinding(&fake).unwrap_err().to_string();
+        assert!(err.contains("\"not_run\""), "{err}");
     }
 
     #[test]
