@@ -96,7 +96,7 @@ pub fn main(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     report.insert("vcpus", json!(available_vcpus()));
 
     let steps = (if want("spin") {
-        (1 + args.ks.len()) * reps
+        (2 + args.ks.len()) * reps
     } else {
         0
     }) + if want("exec") { 2 * reps } else { 0 }
@@ -126,6 +126,20 @@ pub fn main(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             pb.inc(1);
         }
         let t1 = median(t1s);
+        // Control: v bare threads spinning t1 at once, no executor. On a shared
+        // machine this shows how much of a ratio above 1 is contention for cores.
+        let mut raw = Vec::new();
+        for _ in 0..reps {
+            let t0 = Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..v {
+                    s.spawn(|| builtin::run("spin", &params, Path::new("/"), &none, &none));
+                }
+            });
+            raw.push(ms(t0.elapsed()) / t1);
+            pb.inc(1);
+        }
+        let raw_ratio = median(raw);
         let mut rows = Vec::new();
         for &k in &args.ks {
             let tasks = (0..k)
@@ -143,7 +157,7 @@ pub fn main(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         }
         report.insert(
             "spin",
-            json!({"t1_ms": t1, "spin_ms": args.spin_ms, "rows": rows}),
+            json!({"t1_ms": t1, "spin_ms": args.spin_ms, "bare_threads_ratio": raw_ratio, "rows": rows}),
         );
     }
 
@@ -205,6 +219,10 @@ pub fn main(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             "\nCPU-bound spin tasks, t1 = {:.1} ms (nominal {} ms CPU); makespan / (ceil(k/v) * t1), goal <= 1.10",
             s["t1_ms"].as_f64().unwrap_or(f64::NAN),
             args.spin_ms
+        );
+        println!(
+            "control: {v} bare threads spinning t1 at once take {:.3} x t1 (1.0 on an idle machine)",
+            s["bare_threads_ratio"].as_f64().unwrap_or(f64::NAN)
         );
         println!(
             "{:>5} {:>12} {:>12} {:>7}",
