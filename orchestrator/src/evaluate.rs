@@ -431,6 +431,8 @@ pub struct EvalConfig {
     pub objectives: Vec<Objective>,
     /// Metrics.
     pub metrics: Vec<Metric>,
+    /// Overrides the simulator's warm reuse (see [`SimSpec::warm_reuse`]).
+    pub warm_reuse: Option<bool>,
 }
 
 impl Default for EvalConfig {
@@ -448,6 +450,7 @@ impl Default for EvalConfig {
                 },
             ],
             metrics: vec![Metric::Total, Metric::Tail, Metric::Median],
+            warm_reuse: None,
         }
     }
 }
@@ -560,7 +563,11 @@ fn simulate_mean(
 ) -> Metrics {
     let runs: Vec<Metrics> = (0..cfg.seeds.max(1))
         .map(|s| {
-            let rec = sim::simulate(platform, &workload.durations, &spec(cfg.base_seed + s));
+            let mut spec = spec(cfg.base_seed + s);
+            if cfg.warm_reuse.is_some() {
+                spec.warm_reuse = cfg.warm_reuse;
+            }
+            let rec = sim::simulate(platform, &workload.durations, &spec);
             sim_metrics(&rec, platform, tail_quantile)
         })
         .collect();

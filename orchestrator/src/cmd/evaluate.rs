@@ -28,6 +28,11 @@ pub struct Args {
     /// Simulator seeds per (C, k); the Oracle averages over them.
     #[arg(long, default_value_t = 5)]
     pub seeds: u64,
+    /// Simulate every invocation as a new instance (no warm reuse), as the model
+    /// assumes; by default a finished instance takes the next waiting invocation on
+    /// token-bucket and unlimited platforms.
+    #[arg(long)]
+    pub no_warm_reuse: bool,
     /// Write evaluate.json, report.md and SVG figures here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -67,6 +72,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let mut cfg = EvalConfig {
         seeds: a.seeds,
+        warm_reuse: a.no_warm_reuse.then_some(false),
         ..EvalConfig::default()
     };
     if !a.tasks.is_empty() {

@@ -68,6 +68,10 @@ pub struct SimSpec {
     pub duration_factor: f64,
     /// Whether to draw cold starts (false: instances start the moment they may).
     pub cold_starts: bool,
+    /// Overrides whether a finished instance may take a waiting invocation
+    /// (`None`: by the platform's scaling kind, see the module docs; `Some(false)`:
+    /// every invocation is a new instance, subject to the scaling rule).
+    pub warm_reuse: Option<bool>,
 }
 
 impl SimSpec {
@@ -80,6 +84,7 @@ impl SimSpec {
             dispatch: Dispatch::Platform,
             duration_factor: 1.0,
             cold_starts: true,
+            warm_reuse: None,
         }
     }
 }
@@ -125,7 +130,9 @@ fn simulate_inner(
     let limit = platform
         .account_concurrency_limit
         .map_or(usize::MAX, |l| l as usize);
-    let reuse = warm_reuse(platform, spec.dispatch);
+    let reuse = spec
+        .warm_reuse
+        .unwrap_or_else(|| warm_reuse(platform, spec.dispatch));
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
 
     // When invocation j is issued.
@@ -579,5 +586,26 @@ mod tests {
         assert_eq!(out.records.tasks[4].id, "job-4");
         // Last batch: issued at 20 ms, one task of 1 s.
         assert_eq!(out.results[2].ended_at, 1020);
+    }
+
+    #[test]
+    fn without_warm_reuse_every_invocation_waits_for_the_bucket() {
+        let mut p = PlatformProfile::aws_today();
+        p.scaling = Scaling::TokenBucket {
+            burst: 2,
+            per_interval: 2,
+            interval_s: 10.0,
+        };
+        p.cold_start = DurationDist {
+            median_ms: 0.0,
+            p90_ms: 0.0,
+        };
+        let d = fixed(&[(1, 1.0)]);
+        let mut spec = SimSpec::new(5, 1, 0);
+        spec.warm_reuse = Some(false);
+        let r = simulate(&p, &d, &spec);
+        let starts: Vec<f64> = r.instances.iter().map(|i| i.start_s).collect();
+        assert_eq!(starts, vec![0.0, 0.0, 10.0, 10.0, 20.0]);
+        assert!(r.instances.iter().all(|i| i.cold_start));
     }
 }
