@@ -10,3 +10,4 @@ pub mod plan;
 pub mod plans;
 pub mod platform;
 pub mod profile;
+pub mod profile_run;

@@ -10,6 +10,10 @@ use propack_orchestrator::model::artifact;
 pub enum Command {
     /// Import the ProPack artifact's layout (scaling_performance + packed_performance) as `<out>/<app>.json`.
     Import(ImportArgs),
+    /// Measure scaling: k = 1 at each concurrency level (--backend local|aws).
+    Scaling(super::profile_run::ScalingArgs),
+    /// Measure packing: one instance running k tasks, for each degree (--backend local|aws).
+    Packing(super::profile_run::PackingArgs),
 }
 
 /// Arguments of `orchestrator profile import`.
@@ -42,6 +46,8 @@ pub struct ImportArgs {
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Import(a) => import(a),
+        Command::Scaling(a) => super::profile_run::scaling(a),
+        Command::Packing(a) => super::profile_run::packing(a),
     }
 }
 
