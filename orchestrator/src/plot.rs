@@ -12,12 +12,15 @@ const TOP: f64 = 40.0;
 const BOTTOM: f64 = 50.0;
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A "nice" axis step (1, 2 or 5 × 10^n) giving about `ticks` ticks up to `max`.
 fn nice_step(max: f64, ticks: f64) -> f64 {
-    if !(max > 0.0) {
+    if max.is_nan() || max <= 0.0 {
         return 1.0;
     }
     let raw = max / ticks;
@@ -54,7 +57,11 @@ pub fn timeline_svg(title: &str, instances: &[InstanceRecord]) -> String {
     header(&mut out, title);
     let mut rows: Vec<&InstanceRecord> = instances.iter().collect();
     rows.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
-    let t_max = rows.iter().map(|r| r.end_s).fold(0.0_f64, f64::max).max(1e-3);
+    let t_max = rows
+        .iter()
+        .map(|r| r.end_s)
+        .fold(0.0_f64, f64::max)
+        .max(1e-3);
     let n = rows.len().max(1) as f64;
     let pw = W - LEFT - RIGHT;
     let ph = H - TOP - BOTTOM;
@@ -133,7 +140,8 @@ fn trim(v: f64) -> String {
 pub fn metrics_bars_svg(title: &str, series: &[(&str, Metrics)]) -> String {
     let mut out = String::new();
     header(&mut out, title);
-    let metrics: [(&str, fn(&Metrics) -> f64); 4] = [
+    type Pick = fn(&Metrics) -> f64;
+    let metrics: [(&str, Pick); 4] = [
         ("scale", |m| m.scale_s),
         ("median", |m| m.median_s),
         ("tail", |m| m.tail_s),
@@ -231,7 +239,10 @@ mod tests {
 
     #[test]
     fn timeline_has_one_bar_per_invocation_and_escapes_text() {
-        let svg = timeline_svg("t & <x>", &[inst(0, 0.0, 1.0, true), inst(1, 0.5, 2.0, false)]);
+        let svg = timeline_svg(
+            "t & <x>",
+            &[inst(0, 0.0, 1.0, true), inst(1, 0.5, 2.0, false)],
+        );
         assert!(svg.starts_with("<svg"));
         assert_eq!(svg.matches("<title>batch").count(), 2);
         assert!(svg.contains("t &amp; &lt;x&gt;"));

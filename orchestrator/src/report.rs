@@ -179,7 +179,10 @@ impl RunReport {
         put(
             "timeline.svg",
             plot::timeline_svg(
-                &format!("{}: {} tasks, k = {} on {}", self.workload, self.tasks, self.run.k, self.platform.name),
+                &format!(
+                    "{}: {} tasks, k = {} on {}",
+                    self.workload, self.tasks, self.run.k, self.platform.name
+                ),
                 &self.run.records.instances,
             )
             .as_bytes(),
@@ -194,11 +197,17 @@ impl RunReport {
                 series.push(("predicted k=1".into(), p));
             }
             series.push(("measured k=1".into(), b.measured));
-            put("baseline-instances.csv", b.records.instances_csv().as_bytes())?;
+            put(
+                "baseline-instances.csv",
+                b.records.instances_csv().as_bytes(),
+            )?;
             put(
                 "baseline-timeline.svg",
                 plot::timeline_svg(
-                    &format!("{}: {} tasks, k = 1 on {}", self.workload, self.tasks, self.platform.name),
+                    &format!(
+                        "{}: {} tasks, k = 1 on {}",
+                        self.workload, self.tasks, self.platform.name
+                    ),
                     &b.records.instances,
                 )
                 .as_bytes(),
@@ -277,7 +286,13 @@ impl RunReport {
                 if b.measured.expense_usd > 0.0 { (1.0 - r.measured.expense_usd / b.measured.expense_usd) * 100.0 } else { 0.0 },
             ));
         }
-        let cold: Vec<f64> = r.records.instances.iter().filter(|i| i.cold_start).map(|i| i.init_ms).collect();
+        let cold: Vec<f64> = r
+            .records
+            .instances
+            .iter()
+            .filter(|i| i.cold_start)
+            .map(|i| i.init_ms)
+            .collect();
         if !cold.is_empty() {
             s.push_str(&format!(
                 "Cold starts: {} (median init {:.0} ms, p90 {:.0} ms); warm invocations: {}.\n\n",
@@ -365,13 +380,26 @@ mod tests {
         };
         let v = serde_json::to_value(report.summary()).unwrap();
         for key in [
-            "run_id", "backend", "platform", "tasks", "k", "instances", "verified", "failed_tasks", "measured",
-            "predicted", "baseline", "run_dir",
+            "run_id",
+            "backend",
+            "platform",
+            "tasks",
+            "k",
+            "instances",
+            "verified",
+            "failed_tasks",
+            "measured",
+            "predicted",
+            "baseline",
+            "run_dir",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }
         for key in ["scale_s", "total_s", "tail_s", "median_s", "expense_usd"] {
-            assert!(v["measured"].get(key).is_some() && v["predicted"].get(key).is_some(), "{key}");
+            assert!(
+                v["measured"].get(key).is_some() && v["predicted"].get(key).is_some(),
+                "{key}"
+            );
         }
         assert_eq!(v["baseline"]["k"], 1);
         assert_eq!(v["baseline"]["measured"]["total_s"], 4.0);

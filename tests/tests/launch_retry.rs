@@ -57,7 +57,10 @@ fn a_killed_instance_is_retried_without_losing_or_duplicating_tasks() {
                 match (first_busy, busy) {
                     (None, Some(i)) => first_busy = Some((i.pid, Instant::now())),
                     (Some((pid, since)), _) if since.elapsed() >= Duration::from_millis(300) => {
-                        let st = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+                        let st = std::process::Command::new("kill")
+                            .args(["-9", &pid.to_string()])
+                            .status()
+                            .unwrap();
                         assert!(st.success());
                         return pid;
                     }
@@ -69,7 +72,10 @@ fn a_killed_instance_is_retried_without_losing_or_duplicating_tasks() {
         panic!("no instance became busy");
     });
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let outcome = rt.block_on(backend.run(&job, &NoProgress)).unwrap();
     killer.join().unwrap();
 
@@ -86,7 +92,10 @@ fn a_killed_instance_is_retried_without_losing_or_duplicating_tasks() {
         .collect();
     assert_eq!(retried.len(), 1);
     assert_eq!(retried[0].attempt, 1);
-    assert_ne!(retried[0].instance_id, failed[0].instance_id, "a killed instance is never reused");
+    assert_ne!(
+        retried[0].instance_id, failed[0].instance_id,
+        "a killed instance is never reused"
+    );
 
     // Every task exactly once in the collected results, all succeeded.
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
@@ -98,13 +107,28 @@ fn a_killed_instance_is_retried_without_losing_or_duplicating_tasks() {
     }
     assert_eq!(seen.len(), c, "{seen:?}");
     assert!(seen.values().all(|&n| n == 1), "{seen:?}");
-    assert!(outcome.records.tasks.iter().all(|t| t.status == TaskStatus::Succeeded));
+    assert!(
+        outcome
+            .records
+            .tasks
+            .iter()
+            .all(|t| t.status == TaskStatus::Succeeded)
+    );
 
     // ResultWriter recorded both batches as succeeded child executions.
-    let results_dir = dir.path().join("storage/propack-local/propack/runs/kill-test/results");
-    let run = std::fs::read_dir(&results_dir).unwrap().next().unwrap().unwrap().path();
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    let results_dir = dir
+        .path()
+        .join("storage/propack-local/propack/runs/kill-test/results");
+    let run = std::fs::read_dir(&results_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["ResultFiles"]["FAILED"], json!([]));
-    let ok: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(run.join("SUCCEEDED_0.json")).unwrap()).unwrap();
+    let ok: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(run.join("SUCCEEDED_0.json")).unwrap()).unwrap();
     assert_eq!(ok.len(), c / k);
 }

@@ -9,12 +9,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
-use propack_orchestrator::backend::local::lambda::{AtLimit, FunctionConfig, InvokeStatus, LambdaPlatform};
+use propack_orchestrator::backend::local::lambda::{
+    AtLimit, FunctionConfig, InvokeStatus, LambdaPlatform,
+};
 use propack_orchestrator::backend::local::{self, LocalBackend};
 use propack_orchestrator::backend::{Backend, Job, Progress, RunOutcome};
 use propack_orchestrator::model::profile::{
-    AppProfile, InstanceSample, PROFILE_SCHEMA_VERSION, PackingProfile, PackingSample, ScalingProfile, ScalingRun,
-    WorkloadProfile,
+    AppProfile, InstanceSample, PROFILE_SCHEMA_VERSION, PackingProfile, PackingSample,
+    ScalingProfile, ScalingRun, WorkloadProfile,
 };
 use propack_orchestrator::model::{Metric, Model, ModelKind, Objective, PlanRequest};
 use propack_orchestrator::platform::PlatformProfile;
@@ -110,7 +112,12 @@ pub enum BackendArg {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Built-in benchmark to run.
-    #[arg(long, value_enum, conflicts_with = "tasks_file", required_unless_present = "tasks_file")]
+    #[arg(
+        long,
+        value_enum,
+        conflicts_with = "tasks_file",
+        required_unless_present = "tasks_file"
+    )]
     pub benchmark: Option<BenchmarkArg>,
     /// A JSON list of task specs (the runtime's Task: {id, exec|builtin, inputs, outputs}) to run instead of a benchmark.
     #[arg(long)]
@@ -158,6 +165,12 @@ pub struct Args {
     #[cfg(feature = "aws")]
     #[command(flatten)]
     pub aws: propack_orchestrator::backend::aws::AwsArgs,
+    /// Plan store file (default: $PROPACK_PLANS, $PROPACK_HOME/plans.json or ~/.propack/plans.json).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Profile and plan again even if the plan store has a plan for this job.
+    #[arg(long)]
+    pub replan: bool,
     /// Seed of generated inputs and of the platform's cold-start samples.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -178,8 +191,10 @@ impl BarProgress {
         } else {
             let b = ProgressBar::new(batches as u64);
             b.set_style(
-                ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} batches · {msg}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(
+                    "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} batches · {msg}",
+                )
+                .expect("valid template"),
             );
             b.set_prefix(label.to_owned());
             b.enable_steady_tick(Duration::from_millis(200));
@@ -200,15 +215,22 @@ impl Progress for BarProgress {
         let d = self.done.fetch_add(tasks, Ordering::SeqCst) + tasks;
         let f = self.failed.fetch_add(failed, Ordering::SeqCst) + failed;
         self.bar.inc(1);
-        self.bar.set_message(format!("{d}/{} tasks, {f} failed", self.tasks));
+        self.bar
+            .set_message(format!("{d}/{} tasks, {f} failed", self.tasks));
     }
 }
 
 fn aws_configured() -> bool {
-    ["AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
-        || std::env::var_os("HOME").is_some_and(|h| Path::new(&h).join(".aws/credentials").is_file())
+    [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+        || std::env::var_os("HOME")
+            .is_some_and(|h| Path::new(&h).join(".aws/credentials").is_file())
 }
 
 fn run_id_for(workload: &str, tasks: usize) -> String {
@@ -217,10 +239,20 @@ fn run_id_for(workload: &str, tasks: usize) -> String {
 }
 
 /// One benchmark task with `file://` input and output in the run's storage.
-fn benchmark_task(b: BenchmarkArg, i: usize, size: &serde_json::Map<String, Value>, storage: &Path) -> Task {
+fn benchmark_task(
+    b: BenchmarkArg,
+    i: usize,
+    size: &serde_json::Map<String, Value>,
+    storage: &Path,
+) -> Task {
     let name = b.name();
     let id = format!("{name}-{i:06}");
-    let file = |kind: &str, ext: &str| format!("file://{}", storage.join(kind).join(format!("{id}.{ext}")).display());
+    let file = |kind: &str, ext: &str| {
+        format!(
+            "file://{}",
+            storage.join(kind).join(format!("{id}.{ext}")).display()
+        )
+    };
     let mut params = json!({});
     let mut inputs = BTreeMap::new();
     let out_ext = match b {
@@ -261,9 +293,22 @@ fn uri_path(uri: &str) -> Option<PathBuf> {
 }
 
 /// Writes the deterministic inputs of benchmark tasks (seed = base seed + task index).
-fn stage_inputs(b: BenchmarkArg, tasks: &[Task], size: &serde_json::Map<String, Value>, seed: u64, hidden: bool) -> anyhow::Result<()> {
-    let bar = if hidden { ProgressBar::hidden() } else { ProgressBar::new(tasks.len() as u64) };
-    bar.set_style(ProgressStyle::with_template("staging inputs {bar:30} {pos}/{len}").expect("valid template"));
+fn stage_inputs(
+    b: BenchmarkArg,
+    tasks: &[Task],
+    size: &serde_json::Map<String, Value>,
+    seed: u64,
+    hidden: bool,
+) -> anyhow::Result<()> {
+    let bar = if hidden {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(tasks.len() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("staging inputs {bar:30} {pos}/{len}")
+            .expect("valid template"),
+    );
     for (i, t) in tasks.iter().enumerate() {
         if let Some(uri) = t.inputs.get("input") {
             let path = uri_path(uri).context("benchmark inputs are file:// URIs")?;
@@ -271,8 +316,12 @@ fn stage_inputs(b: BenchmarkArg, tasks: &[Task], size: &serde_json::Map<String, 
             if b == BenchmarkArg::Sort {
                 params["format"] = json!("text");
             }
-            let bytes = propack_workloads::generator::generate(b.name(), seed.wrapping_add(i as u64), &params)
-                .with_context(|| format!("generating the input of {}", t.id))?;
+            let bytes = propack_workloads::generator::generate(
+                b.name(),
+                seed.wrapping_add(i as u64),
+                &params,
+            )
+            .with_context(|| format!("generating the input of {}", t.id))?;
             std::fs::create_dir_all(path.parent().expect("absolute"))?;
             std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
         }
@@ -314,7 +363,10 @@ fn verify(tasks: &[Task], outcome: &RunOutcome) -> (bool, usize, Vec<String>) {
                     "task {}: {}",
                     t.id,
                     match st {
-                        Some(s) => format!("{s:?}: {}", errors_by_id.get(t.id.as_str()).map_or("", String::as_str)),
+                        Some(s) => format!(
+                            "{s:?}: {}",
+                            errors_by_id.get(t.id.as_str()).map_or("", String::as_str)
+                        ),
                         None => "no result (its batch failed)".into(),
                     }
                 ));
@@ -328,17 +380,24 @@ fn verify(tasks: &[Task], outcome: &RunOutcome) -> (bool, usize, Vec<String>) {
             let Some(output) = t.outputs.values().next().and_then(|u| uri_path(u)) else {
                 continue;
             };
-            if let Err(e) = propack_workloads::verify_files(&b.name, &b.params, input.as_deref(), &output) {
+            if let Err(e) =
+                propack_workloads::verify_files(&b.name, &b.params, input.as_deref(), &output)
+            {
                 failed += 1;
                 if errors.len() < 10 {
-                    errors.push(format!("task {}: output fails the {} check: {e}", t.id, b.name));
+                    errors.push(format!(
+                        "task {}: output fails the {} check: {e}",
+                        t.id, b.name
+                    ));
                 }
             }
         }
     }
     let dup = seen.values().filter(|&&n| n > 1).count();
     if dup > 0 {
-        errors.push(format!("{dup} tasks were reported by more than one successful batch"));
+        errors.push(format!(
+            "{dup} tasks were reported by more than one successful batch"
+        ));
     }
     (failed == 0 && dup == 0, failed, errors)
 }
@@ -381,8 +440,15 @@ async fn profile_locally(
         ks.push(kmax.min(tasks.len()));
     }
     let burst = tasks.len().min(platform.vcpus as usize).max(1);
-    let bar = if hidden { ProgressBar::hidden() } else { ProgressBar::new((ks.len() + 2) as u64) };
-    bar.set_style(ProgressStyle::with_template("profiling packing curve {bar:30} {pos}/{len} {msg}").expect("valid template"));
+    let bar = if hidden {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new((ks.len() + 2) as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("profiling packing curve {bar:30} {pos}/{len} {msg}")
+            .expect("valid template"),
+    );
     // Same memory and vCPUs as the target platform, but no pacing or injected cold start:
     // the profile measures the function, the platform profile supplies the scaling.
     let mut profile_platform = PlatformProfile::unlimited();
@@ -402,29 +468,46 @@ async fn profile_locally(
                 t
             })
             .collect();
-        Bytes::from(serde_json::to_vec(&json!({"run_id": "profile", "tasks": ts})).expect("serialises"))
+        Bytes::from(
+            serde_json::to_vec(&json!({"run_id": "profile", "tasks": ts})).expect("serialises"),
+        )
     };
     let check = |r: &local::lambda::Invocation| -> anyhow::Result<f64> {
         match &r.status {
             InvokeStatus::Ok(body) => {
-                let br: BatchResult = serde_json::from_slice(body).context("profiling: the runtime's result is not a BatchResult")?;
+                let br: BatchResult = serde_json::from_slice(body)
+                    .context("profiling: the runtime's result is not a BatchResult")?;
                 if let Some(t) = br.tasks.iter().find(|t| t.status != TaskStatus::Succeeded) {
-                    bail!("profiling: task {} failed: {}", t.id, t.error.clone().unwrap_or_default());
+                    bail!(
+                        "profiling: task {} failed: {}",
+                        t.id,
+                        t.error.clone().unwrap_or_default()
+                    );
                 }
                 Ok((r.end_s - r.start_s).max(1e-4))
             }
-            InvokeStatus::FunctionError { body, .. } => bail!("profiling: the function failed: {}", String::from_utf8_lossy(body)),
+            InvokeStatus::FunctionError { body, .. } => bail!(
+                "profiling: the function failed: {}",
+                String::from_utf8_lossy(body)
+            ),
         }
     };
     // Warm-up (cold start is not part of the packing curve).
-    let warm = lp.invoke("profile", payload(1, "warm"), AtLimit::Wait).await?;
+    let warm = lp
+        .invoke("profile", payload(1, "warm"), AtLimit::Wait)
+        .await?;
     check(&warm)?;
     bar.inc(1);
     let mut samples = Vec::new();
     for &k in &ks {
         bar.set_message(format!("k = {k}"));
-        let r = lp.invoke("profile", payload(k, &format!("k{k}")), AtLimit::Wait).await?;
-        samples.push(PackingSample { k: k as u64, seconds: vec![check(&r)?] });
+        let r = lp
+            .invoke("profile", payload(k, &format!("k{k}")), AtLimit::Wait)
+            .await?;
+        samples.push(PackingSample {
+            k: k as u64,
+            seconds: vec![check(&r)?],
+        });
         bar.inc(1);
     }
     bar.set_message("k = 1 burst");
@@ -481,19 +564,31 @@ async fn profile_locally(
     })
 }
 
-fn definition_for(app: Option<BenchmarkArg>, tasks: &[Task], k: usize, platform: &PlatformProfile) -> anyhow::Result<Value> {
+fn definition_for(
+    app: Option<BenchmarkArg>,
+    tasks: &[Task],
+    k: usize,
+    platform: &PlatformProfile,
+) -> anyhow::Result<Value> {
     let mut o = propack_step_functions::DefinitionOptions::new(tasks.len() as u64, k as u64);
     o.shape.task_bytes = propack_step_functions::manifest::max_task_bytes(tasks);
     o.shape.vcpus = platform.vcpus;
     if let Some(b) = app.and_then(|b| propack_step_functions::Benchmark::from_name(b.name())) {
         o.shape.task_seconds = Some(b.task_seconds());
     }
-    let built = propack_step_functions::build_definition(&o).context("building the state machine definition")?;
+    let built = propack_step_functions::build_definition(&o)
+        .context("building the state machine definition")?;
     Ok(serde_json::to_value(&built.definition).expect("definitions serialise"))
 }
 
 /// Runs one job (the packed run or the baseline) on the chosen backend.
-fn run_job(rt: &tokio::runtime::Runtime, args: &Args, bootstrap: Option<&Path>, job: &Job, progress: &dyn Progress) -> anyhow::Result<RunOutcome> {
+fn run_job(
+    rt: &tokio::runtime::Runtime,
+    args: &Args,
+    bootstrap: Option<&Path>,
+    job: &Job,
+    progress: &dyn Progress,
+) -> anyhow::Result<RunOutcome> {
     match args.backend.unwrap_or(BackendArg::Local) {
         BackendArg::Local => {
             let mut b = LocalBackend::new(bootstrap.expect("local runs find bootstrap first"));
@@ -505,7 +600,12 @@ fn run_job(rt: &tokio::runtime::Runtime, args: &Args, bootstrap: Option<&Path>, 
 }
 
 #[cfg(feature = "aws")]
-fn run_aws(rt: &tokio::runtime::Runtime, args: &Args, job: &Job, progress: &dyn Progress) -> anyhow::Result<RunOutcome> {
+fn run_aws(
+    rt: &tokio::runtime::Runtime,
+    args: &Args,
+    job: &Job,
+    progress: &dyn Progress,
+) -> anyhow::Result<RunOutcome> {
     use propack_orchestrator::backend::aws::AwsBackend;
     let bucket = args
         .bucket
@@ -518,8 +618,20 @@ fn run_aws(rt: &tokio::runtime::Runtime, args: &Args, job: &Job, progress: &dyn 
 }
 
 #[cfg(not(feature = "aws"))]
-fn run_aws(_: &tokio::runtime::Runtime, _: &Args, _: &Job, _: &dyn Progress) -> anyhow::Result<RunOutcome> {
+fn run_aws(
+    _: &tokio::runtime::Runtime,
+    _: &Args,
+    _: &Job,
+    _: &dyn Progress,
+) -> anyhow::Result<RunOutcome> {
     bail!("this orchestrator was built without the `aws` feature; rebuild with `--features aws`")
+}
+
+fn backend_name(b: BackendArg) -> &'static str {
+    match b {
+        BackendArg::Local => "local",
+        BackendArg::Aws => "aws",
+    }
 }
 
 /// Runs `orchestrator launch`.
@@ -527,25 +639,37 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
     let hidden = args.json || !std::io::stderr().is_terminal();
     let platform = PlatformProfile::load(&args.platform)?;
     if args.backend.is_none() {
-        args.backend = Some(if aws_configured() && args.bucket.is_some() { BackendArg::Aws } else { BackendArg::Local });
+        args.backend = Some(if aws_configured() && args.bucket.is_some() {
+            BackendArg::Aws
+        } else {
+            BackendArg::Local
+        });
     }
     let backend = args.backend.expect("set above");
-    let workload = args.benchmark.map_or("tasks-file", BenchmarkArg::name).to_owned();
+    let workload = args
+        .benchmark
+        .map_or("tasks-file", BenchmarkArg::name)
+        .to_owned();
 
     // Tasks.
     let file_tasks: Option<Vec<Task>> = match &args.tasks_file {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading --tasks-file {}", p.display()))?;
-            let tasks: Vec<Task> = serde_json::from_str(&text).with_context(|| format!("{}: not a JSON list of tasks", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading --tasks-file {}", p.display()))?;
+            let tasks: Vec<Task> = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a JSON list of tasks", p.display()))?;
             for (i, t) in tasks.iter().enumerate() {
-                t.validate(&format!("tasks[{i}]")).with_context(|| format!("--tasks-file {}", p.display()))?;
+                t.validate(&format!("tasks[{i}]"))
+                    .with_context(|| format!("--tasks-file {}", p.display()))?;
             }
             Some(tasks)
         }
         None => None,
     };
     let c = match (&file_tasks, args.tasks) {
-        (Some(f), Some(n)) if n > f.len() => bail!("--tasks {n} but --tasks-file has only {} tasks", f.len()),
+        (Some(f), Some(n)) if n > f.len() => {
+            bail!("--tasks {n} but --tasks-file has only {} tasks", f.len())
+        }
         (Some(_), Some(n)) | (None, Some(n)) => n,
         (Some(f), None) => f.len(),
         (None, None) => bail!("--benchmark needs --tasks C"),
@@ -554,30 +678,44 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         bail!("--tasks must be at least 1");
     }
     let run_id = run_id_for(&workload, c);
-    let run_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
+    let run_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let run_dir = run_dir.canonicalize()?;
     let storage = local::storage_dir(&run_dir);
 
-    let size_arg = args.benchmark.map(|b| args.size.clone().unwrap_or_else(|| b.default_size().to_owned()));
+    let size_arg = args.benchmark.map(|b| {
+        args.size
+            .clone()
+            .unwrap_or_else(|| b.default_size().to_owned())
+    });
     let size = match (args.benchmark, &size_arg) {
         (Some(b), Some(s)) => propack_workloads::generator::parse_size(b.name(), s)?,
         _ => serde_json::Map::new(),
     };
     let tasks: Vec<Task> = match (&file_tasks, args.benchmark) {
         (Some(f), _) => f[..c].to_vec(),
-        (None, Some(b)) => (0..c).map(|i| benchmark_task(b, i, &size, &storage)).collect(),
+        (None, Some(b)) => (0..c)
+            .map(|i| benchmark_task(b, i, &size, &storage))
+            .collect(),
         (None, None) => unreachable!("clap requires one of them"),
     };
     let mut ids = std::collections::BTreeSet::new();
     if let Some(t) = tasks.iter().find(|t| !ids.insert(t.id.as_str())) {
-        bail!("task id {:?} appears twice: ids must be unique within a run", t.id);
+        bail!(
+            "task id {:?} appears twice: ids must be unique within a run",
+            t.id
+        );
     }
     if let Some(b) = args.benchmark {
         stage_inputs(b, &tasks, &size, args.seed, hidden)?;
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let bootstrap = match backend {
         BackendArg::Local => Some(match &args.bootstrap {
             Some(p) => p.clone(),
@@ -601,92 +739,168 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         MetricArg::Median => Metric::Median,
     };
     let kmax = args.kmax.max(1).min(c);
-    let model: Option<Model> = match (&bootstrap, args.packing) {
-        (Some(bs), _) => {
-            let app = rt.block_on(profile_locally(bs, &workload, &tasks, kmax.max(match args.packing {
-                Packing::Fixed(k) => k.min(c),
-                Packing::Auto => 1,
-            }), &platform, hidden))?;
-            std::fs::write(run_dir.join("profile.json"), serde_json::to_vec_pretty(&app)?)?;
-            Some(Model::new(&app, platform.clone(), ModelKind::Propack)?)
-        }
-        (None, Packing::Auto) => bail!("--packing auto on --backend aws needs a profile: run `orchestrator profile` first, or pass --packing K"),
-        (None, Packing::Fixed(_)) => None,
+    // A stored plan is keyed by what decides k: the workload and its size, the platform, C,
+    // objective and metric (the packing curve it came from was measured on this machine).
+    let store_path = args
+        .store
+        .clone()
+        .unwrap_or_else(propack_orchestrator::model::store::default_path);
+    let key = propack_orchestrator::model::store::PlanKey::new(
+        &match (&args.tasks_file, &size_arg) {
+            (Some(f), _) => format!("tasks-file:{}", f.display()),
+            (None, Some(sz)) => format!("{workload}@{sz}"),
+            (None, None) => workload.clone(),
+        },
+        &format!("{}:{}", backend_name(backend), platform.name),
+        c as u64,
+        objective,
+        metric,
+    );
+    let stored = if args.packing == Packing::Auto && !args.replan {
+        propack_orchestrator::model::store::PlanStore::open(&store_path)?
+            .get(&key)
+            .cloned()
+    } else {
+        None
     };
-    let (k, plan_json, k_source) = match args.packing {
-        Packing::Fixed(k) => (k.min(c), None, format!("--packing {k}")),
-        Packing::Auto => {
-            let m = model.as_ref().expect("auto has a model");
-            let req = PlanRequest {
-                tasks: c as u64,
-                objective,
-                metric,
-                kmax: kmax as u64,
-                memory_mb_per_task: 0.0,
-                tmp_mb_per_task: 0.0,
-                payload_bytes_per_task: propack_step_functions::manifest::max_task_bytes(&tasks),
-            };
-            let plan = propack_orchestrator::model::plan(m, &req)?;
-            let k = plan.k as usize;
-            (k, Some(serde_json::to_value(&plan)?), format!("planned: {} / {}, kmax {kmax}", objective.name(), metric.name()))
-        }
-    };
-    let predict = |k: usize| model.as_ref().map(|m| prediction_metrics(&m.predict(c as u64, k as u64)));
-
-    // Run.
-    let run_one = |k: usize, run_id: String, dir: &Path, label: &str| -> anyhow::Result<MeasuredRun> {
-        let definition = definition_for(args.benchmark, &tasks, k, &platform)?;
-        std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join("definition.asl.json"), serde_json::to_vec_pretty(&definition)?)?;
-        let job = Job {
-            run_id: run_id.clone(),
-            tasks: tasks.clone(),
+    let mut predictions: BTreeMap<usize, Metrics> = BTreeMap::new();
+    let (k, plan_json, k_source) = if let Some(sp) = stored {
+        let k = (sp.k as usize).clamp(1, c);
+        predictions.insert(k, prediction_metrics(&sp.plan.prediction));
+        predictions.insert(1, prediction_metrics(&sp.plan.baseline));
+        (
             k,
-            definition,
-            run_dir: dir.to_owned(),
-            platform: platform.clone(),
+            Some(serde_json::to_value(&sp.plan)?),
+            format!("stored plan in {}", store_path.display()),
+        )
+    } else {
+        let model: Option<Model> = match &bootstrap {
+            Some(bs) => {
+                let need = match args.packing {
+                    Packing::Fixed(k) => k.min(c),
+                    Packing::Auto => 1,
+                };
+                let app = rt.block_on(profile_locally(
+                    bs,
+                    &workload,
+                    &tasks,
+                    kmax.max(need),
+                    &platform,
+                    hidden,
+                ))?;
+                std::fs::write(
+                    run_dir.join("profile.json"),
+                    serde_json::to_vec_pretty(&app)?,
+                )?;
+                Some(Model::new(&app, platform.clone(), ModelKind::Propack)?)
+            }
+            None if args.packing == Packing::Auto => bail!(
+                "--packing auto on --backend aws needs a stored plan: run `orchestrator plan` first, or pass --packing K"
+            ),
+            None => None,
         };
-        // Outputs of an earlier run (the baseline shares them) must not pass verification.
-        for t in &tasks {
-            for u in t.outputs.values() {
-                if let Some(p) = uri_path(u) {
-                    let _ = std::fs::remove_file(p);
-                }
+        let (k, plan_json, k_source) = match args.packing {
+            Packing::Fixed(k) => (k.min(c), None, format!("--packing {k}")),
+            Packing::Auto => {
+                let m = model.as_ref().expect("auto has a model");
+                let req = PlanRequest {
+                    tasks: c as u64,
+                    objective,
+                    metric,
+                    kmax: kmax as u64,
+                    memory_mb_per_task: 0.0,
+                    tmp_mb_per_task: 0.0,
+                    payload_bytes_per_task: propack_step_functions::manifest::max_task_bytes(
+                        &tasks,
+                    ),
+                };
+                let plan = propack_orchestrator::model::plan(m, &req)?;
+                let mut st = propack_orchestrator::model::store::PlanStore::open(&store_path)?;
+                st.put(key.clone(), plan.clone());
+                st.save()?;
+                (
+                    plan.k as usize,
+                    Some(serde_json::to_value(&plan)?),
+                    format!(
+                        "planned from a local profile: {} / {}, kmax {kmax}",
+                        objective.name(),
+                        metric.name()
+                    ),
+                )
+            }
+        };
+        if let Some(m) = &model {
+            for kk in [k, 1] {
+                predictions.insert(kk, prediction_metrics(&m.predict(c as u64, kk as u64)));
             }
         }
-        let progress = BarProgress::new(hidden, c.div_ceil(k), c, label);
-        let outcome = run_job(&rt, &args, bootstrap.as_deref(), &job, &progress)?;
-        progress.bar.finish_and_clear();
-        let (verified, failed_tasks, errors) = verify(&tasks, &outcome);
-        let distinct: std::collections::BTreeSet<&str> =
-            outcome.records.instances.iter().map(|i| i.instance_id.as_str()).collect();
-        Ok(MeasuredRun {
-            run_id,
-            k,
-            instances: outcome.records.instances.len(),
-            distinct_instances: distinct.len(),
-            measured: measure(&platform, &outcome),
-            predicted: predict(k),
-            state_transitions: outcome.state_transitions,
-            verified,
-            failed_tasks,
-            errors,
-            records: outcome.records,
-        })
+        (k, plan_json, k_source)
     };
+    let predict = |k: usize| predictions.get(&k).copied();
+
+    // Run.
+    let run_one =
+        |k: usize, run_id: String, dir: &Path, label: &str| -> anyhow::Result<MeasuredRun> {
+            let definition = definition_for(args.benchmark, &tasks, k, &platform)?;
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(
+                dir.join("definition.asl.json"),
+                serde_json::to_vec_pretty(&definition)?,
+            )?;
+            let job = Job {
+                run_id: run_id.clone(),
+                tasks: tasks.clone(),
+                k,
+                definition,
+                run_dir: dir.to_owned(),
+                platform: platform.clone(),
+            };
+            // Outputs of an earlier run (the baseline shares them) must not pass verification.
+            for t in &tasks {
+                for u in t.outputs.values() {
+                    if let Some(p) = uri_path(u) {
+                        let _ = std::fs::remove_file(p);
+                    }
+                }
+            }
+            let progress = BarProgress::new(hidden, c.div_ceil(k), c, label);
+            let outcome = run_job(&rt, &args, bootstrap.as_deref(), &job, &progress)?;
+            progress.bar.finish_and_clear();
+            let (verified, failed_tasks, errors) = verify(&tasks, &outcome);
+            let distinct: std::collections::BTreeSet<&str> = outcome
+                .records
+                .instances
+                .iter()
+                .map(|i| i.instance_id.as_str())
+                .collect();
+            Ok(MeasuredRun {
+                run_id,
+                k,
+                instances: outcome.records.instances.len(),
+                distinct_instances: distinct.len(),
+                measured: measure(&platform, &outcome),
+                predicted: predict(k),
+                state_transitions: outcome.state_transitions,
+                verified,
+                failed_tasks,
+                errors,
+                records: outcome.records,
+            })
+        };
     let packed = run_one(k, run_id.clone(), &run_dir, &format!("k={k}"))?;
     let baseline = if args.baseline {
-        Some(run_one(1, format!("{run_id}-k1"), &run_dir.join("baseline"), "k=1")?)
+        Some(run_one(
+            1,
+            format!("{run_id}-k1"),
+            &run_dir.join("baseline"),
+            "k=1",
+        )?)
     } else {
         None
     };
     let report = RunReport {
         schema_version: RUN_SCHEMA_VERSION,
-        backend: match backend {
-            BackendArg::Local => "local",
-            BackendArg::Aws => "aws",
-        }
-        .into(),
+        backend: backend_name(backend).into(),
         platform: platform.clone(),
         workload,
         size: size_arg,

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use propack_orchestrator::backend::local::lambda::{AtLimit, FunctionConfig, InvokeStatus, LambdaPlatform};
+use propack_orchestrator::backend::local::lambda::{
+    AtLimit, FunctionConfig, InvokeStatus, LambdaPlatform,
+};
 use propack_orchestrator::backend::local::{find_bootstrap, invoke_api};
 use propack_orchestrator::platform::PlatformProfile;
 
@@ -71,7 +73,9 @@ pub struct BenchArgs {
 
 /// Runs `orchestrator platform`.
 pub fn run(command: Command) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match command {
         Command::Serve(a) => rt.block_on(serve(a)),
         Command::Bench(a) => rt.block_on(bench(a)),
@@ -83,7 +87,10 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let mut functions = Vec::new();
     for (name, path) in &a.functions {
         if !path.is_file() {
-            bail!("function {name}: bootstrap {} does not exist", path.display());
+            bail!(
+                "function {name}: bootstrap {} does not exist",
+                path.display()
+            );
         }
         let mut f = FunctionConfig::new(name, path, &profile);
         if let Some(t) = a.timeout {
@@ -114,7 +121,9 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn noop_payload(i: usize) -> Bytes {
-    Bytes::from(format!(r#"{{"run_id":"bench","tasks":[{{"id":"t{i}","builtin":{{"name":"noop"}}}}]}}"#))
+    Bytes::from(format!(
+        r#"{{"run_id":"bench","tasks":[{{"id":"t{i}","builtin":{{"name":"noop"}}}}]}}"#
+    ))
 }
 
 async fn bench(a: BenchArgs) -> anyhow::Result<()> {
@@ -127,10 +136,16 @@ async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let platform = LambdaPlatform::new(profile, vec![f], 1);
     let conc = a.concurrency.max(1);
     // Warm: `conc` concurrent invocations create `conc` instances.
-    let warm = futures::future::join_all((0..conc).map(|i| platform.invoke("noop", noop_payload(i), AtLimit::Wait))).await;
+    let warm = futures::future::join_all(
+        (0..conc).map(|i| platform.invoke("noop", noop_payload(i), AtLimit::Wait)),
+    )
+    .await;
     for w in warm {
         if let InvokeStatus::FunctionError { body, .. } = w?.status {
-            bail!("the noop function failed: {}", String::from_utf8_lossy(&body));
+            bail!(
+                "the noop function failed: {}",
+                String::from_utf8_lossy(&body)
+            );
         }
     }
     let per = a.invocations.div_ceil(conc);
@@ -140,7 +155,9 @@ async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let mut cold = 0usize;
             for i in 0..per {
-                let r = p.invoke("noop", noop_payload(w * per + i), AtLimit::Wait).await?;
+                let r = p
+                    .invoke("noop", noop_payload(w * per + i), AtLimit::Wait)
+                    .await?;
                 cold += usize::from(r.cold_start);
                 if let InvokeStatus::FunctionError { body, .. } = r.status {
                     anyhow::bail!("invocation failed: {}", String::from_utf8_lossy(&body));
@@ -164,17 +181,22 @@ async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     });
     if a.http {
         let (addr, server) = invoke_api::spawn("127.0.0.1:0".parse()?, platform.clone()).await?;
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http::<http_body_util::Full<Bytes>>();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Full<Bytes>>();
         let t0 = Instant::now();
         let workers = (0..conc).map(|w| {
             let client = client.clone();
             tokio::spawn(async move {
                 for i in 0..per {
-                    let req = http::Request::post(format!("http://{addr}/2015-03-31/functions/noop/invocations"))
-                        .body(http_body_util::Full::new(noop_payload(w * per + i)))?;
+                    let req = http::Request::post(format!(
+                        "http://{addr}/2015-03-31/functions/noop/invocations"
+                    ))
+                    .body(http_body_util::Full::new(noop_payload(w * per + i)))?;
                     let resp = client.request(req).await?;
-                    if resp.status() != http::StatusCode::OK || resp.headers().contains_key("x-amz-function-error") {
+                    if resp.status() != http::StatusCode::OK
+                        || resp.headers().contains_key("x-amz-function-error")
+                    {
                         anyhow::bail!("HTTP invoke failed: {}", resp.status());
                     }
                     http_body_util::BodyExt::collect(resp.into_body()).await?;
@@ -199,7 +221,10 @@ async fn bench(a: BenchArgs) -> anyhow::Result<()> {
             total as f64 / secs
         );
         if let Some(h) = result.get("http_invocations_per_s") {
-            println!("through the HTTP Invoke API: {:.0} invocations/s", h.as_f64().unwrap_or(0.0));
+            println!(
+                "through the HTTP Invoke API: {:.0} invocations/s",
+                h.as_f64().unwrap_or(0.0)
+            );
         }
     }
     Ok(())

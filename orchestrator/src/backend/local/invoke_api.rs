@@ -18,7 +18,12 @@ use super::lambda::{AtLimit, InvokeError, InvokeStatus, LambdaPlatform};
 
 type HttpResponse = Response<Full<Bytes>>;
 
-fn aws_error(status: StatusCode, error_type: &str, message: &str, request_id: &str) -> HttpResponse {
+fn aws_error(
+    status: StatusCode,
+    error_type: &str,
+    message: &str,
+    request_id: &str,
+) -> HttpResponse {
     let body = serde_json::json!({"Type": "User", "message": message, "Message": message, "__type": error_type});
     Response::builder()
         .status(status)
@@ -60,7 +65,10 @@ pub async fn handle(platform: &LambdaPlatform, req: Request<Incoming>) -> HttpRe
         return aws_error(
             StatusCode::NOT_FOUND,
             "UnknownOperationException",
-            &format!("{} {path} is not an operation of the local Lambda (only Invoke)", req.method()),
+            &format!(
+                "{} {path} is not an operation of the local Lambda (only Invoke)",
+                req.method()
+            ),
             &request_id,
         );
     };
@@ -85,7 +93,14 @@ pub async fn handle(platform: &LambdaPlatform, req: Request<Incoming>) -> HttpRe
     };
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) => return aws_error(StatusCode::BAD_REQUEST, "InvalidRequestContentException", &e.to_string(), &request_id),
+        Err(e) => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                &e.to_string(),
+                &request_id,
+            );
+        }
     };
     if !body.is_empty() && serde_json::from_slice::<serde_json::Value>(&body).is_err() {
         return aws_error(
@@ -95,7 +110,11 @@ pub async fn handle(platform: &LambdaPlatform, req: Request<Incoming>) -> HttpRe
             &request_id,
         );
     }
-    let payload = if body.is_empty() { Bytes::from_static(b"{}") } else { body };
+    let payload = if body.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
     match invocation_type.as_str() {
         "DryRun" => {
             return Response::builder()
@@ -126,7 +145,10 @@ pub async fn handle(platform: &LambdaPlatform, req: Request<Incoming>) -> HttpRe
             );
         }
     }
-    match platform.invoke(&function.name, payload, AtLimit::Throttle).await {
+    match platform
+        .invoke(&function.name, payload, AtLimit::Throttle)
+        .await
+    {
         Ok(inv) => {
             let mut b = Response::builder()
                 .status(StatusCode::OK)
@@ -142,9 +164,24 @@ pub async fn handle(platform: &LambdaPlatform, req: Request<Incoming>) -> HttpRe
             };
             b.body(Full::new(body)).expect("valid")
         }
-        Err(InvokeError::Throttled(_)) => aws_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.", &request_id),
-        Err(InvokeError::NotFound(f)) => aws_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {f}"), &request_id),
-        Err(e) => aws_error(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", &e.to_string(), &request_id),
+        Err(InvokeError::Throttled(_)) => aws_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsException",
+            "Rate Exceeded.",
+            &request_id,
+        ),
+        Err(InvokeError::NotFound(f)) => aws_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("Function not found: {f}"),
+            &request_id,
+        ),
+        Err(e) => aws_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceException",
+            &e.to_string(),
+            &request_id,
+        ),
     }
 }
 
@@ -152,7 +189,9 @@ pub async fn handle(platform: &LambdaPlatform, req: Request<Incoming>) -> HttpRe
 pub async fn serve(listener: tokio::net::TcpListener, platform: LambdaPlatform) {
     let platform = Arc::new(platform);
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let platform = platform.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
@@ -167,7 +206,10 @@ pub async fn serve(listener: tokio::net::TcpListener, platform: LambdaPlatform) 
 }
 
 /// Binds `addr` and serves the Invoke API in the background; returns the bound address.
-pub async fn spawn(addr: SocketAddr, platform: LambdaPlatform) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+pub async fn spawn(
+    addr: SocketAddr,
+    platform: LambdaPlatform,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     Ok((bound, tokio::spawn(serve(listener, platform))))

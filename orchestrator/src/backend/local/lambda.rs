@@ -57,7 +57,11 @@ pub struct FunctionConfig {
 
 impl FunctionConfig {
     /// A function using the profile's memory and timeout.
-    pub fn new(name: impl Into<String>, bootstrap: impl Into<PathBuf>, profile: &PlatformProfile) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        bootstrap: impl Into<PathBuf>,
+        profile: &PlatformProfile,
+    ) -> Self {
         Self {
             name: name.into(),
             bootstrap: bootstrap.into(),
@@ -70,7 +74,10 @@ impl FunctionConfig {
 
     /// The function's ARN on the emulator.
     pub fn arn(&self) -> String {
-        format!("arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{}", self.name)
+        format!(
+            "arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{}",
+            self.name
+        )
     }
 }
 
@@ -172,6 +179,9 @@ struct Event {
     deadline_ms: u64,
 }
 
+/// Init outcome: `Err((errorType, errorMessage))` when the runtime failed to start.
+type InitResult = Result<(), (String, String)>;
+
 enum Completion {
     Response(Bytes),
     Error { error_type: String, body: Bytes },
@@ -191,7 +201,7 @@ struct Instance {
     events_tx: mpsc::Sender<Event>,
     events_rx: tokio::sync::Mutex<mpsc::Receiver<Event>>,
     current: Mutex<Option<Current>>,
-    ready: Mutex<Option<oneshot::Sender<Result<(), (String, String)>>>>,
+    ready: Mutex<Option<oneshot::Sender<InitResult>>>,
     started: Mutex<Option<Instant>>,
     idle_since: Mutex<Option<Instant>>,
     pid: AtomicU32,
@@ -258,7 +268,10 @@ impl std::fmt::Debug for LambdaPlatform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LambdaPlatform")
             .field("profile", &self.inner.profile.name)
-            .field("functions", &self.inner.functions.keys().collect::<Vec<_>>())
+            .field(
+                "functions",
+                &self.inner.functions.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -274,7 +287,14 @@ pub fn epoch_ms() -> u64 {
 fn random_request_id(rng: &mut impl Rng) -> String {
     let b: [u8; 16] = rng.random();
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// A cold-start duration drawn from the profile's lognormal (median, p90), ms.
@@ -302,7 +322,10 @@ impl LambdaPlatform {
                 zero: now,
                 zero_epoch_ms: epoch_ms(),
                 pool: Mutex::new(Pool::default()),
-                pacer: Mutex::new(Pacer { zero: now, count: 0 }),
+                pacer: Mutex::new(Pacer {
+                    zero: now,
+                    count: 0,
+                }),
                 next_instance: AtomicU64::new(0),
                 seed,
                 idle_ttl_ms: AtomicU64::new(DEFAULT_IDLE_TTL.as_millis() as u64),
@@ -314,7 +337,9 @@ impl LambdaPlatform {
     /// Sets how long idle instances stay warm. A launch of C tasks at k = 1 creates C
     /// processes; reclaiming idle ones bounds what a laptop has to hold at once.
     pub fn set_idle_ttl(&self, ttl: Duration) {
-        self.inner.idle_ttl_ms.store(ttl.as_millis() as u64, Ordering::SeqCst);
+        self.inner
+            .idle_ttl_ms
+            .store(ttl.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Kills instances idle for longer than the TTL, once a second, for as long as the platform lives.
@@ -411,7 +436,13 @@ impl LambdaPlatform {
     }
 
     /// Invokes a function synchronously (RequestResponse).
-    pub async fn invoke(&self, function: &str, payload: Bytes, at_limit: AtLimit) -> Result<Invocation, InvokeError> {
+    pub async fn invoke(
+        &self,
+        function: &str,
+        payload: impl Into<Bytes>,
+        at_limit: AtLimit,
+    ) -> Result<Invocation, InvokeError> {
+        let payload = payload.into();
         let cfg = self
             .function(function)
             .ok_or_else(|| InvokeError::NotFound(function.to_owned()))?
@@ -473,7 +504,11 @@ impl LambdaPlatform {
             }
         };
         let end = Instant::now();
-        let start = instance.started.lock().expect("instance lock").unwrap_or(end);
+        let start = instance
+            .started
+            .lock()
+            .expect("instance lock")
+            .unwrap_or(end);
         let (status, alive) = match completion {
             Completion::Response(b) => (InvokeStatus::Ok(b), true),
             Completion::Error { error_type, body } => {
@@ -481,7 +516,10 @@ impl LambdaPlatform {
                 (InvokeStatus::FunctionError { error_type, body }, alive)
             }
             Completion::Exited(why) => (
-                InvokeStatus::error("Runtime.ExitError", &format!("RequestId: {request_id} Error: {why}")),
+                InvokeStatus::error(
+                    "Runtime.ExitError",
+                    &format!("RequestId: {request_id} Error: {why}"),
+                ),
                 false,
             ),
         };
@@ -570,7 +608,11 @@ impl LambdaPlatform {
             return;
         }
         let mut instance = instance;
-        while let Some(pos) = pool.waiters.iter().position(|(f, _)| *f == instance.function) {
+        while let Some(pos) = pool
+            .waiters
+            .iter()
+            .position(|(f, _)| *f == instance.function)
+        {
             let (_, tx) = pool.waiters.remove(pos).expect("position is valid");
             match tx.send(Grant::Warm(instance)) {
                 Ok(()) => return,
@@ -579,7 +621,10 @@ impl LambdaPlatform {
             }
         }
         *instance.idle_since.lock().expect("instance lock") = Some(Instant::now());
-        pool.idle.entry(instance.function.clone()).or_default().push(instance);
+        pool.idle
+            .entry(instance.function.clone())
+            .or_default()
+            .push(instance);
         pool.busy = pool.busy.saturating_sub(1);
         Self::grant_slots(&mut pool, self.inner.profile.account_concurrency_limit);
     }
@@ -592,7 +637,9 @@ impl LambdaPlatform {
 
     fn grant_slots(pool: &mut Pool, limit: Option<u32>) {
         while limit.is_none_or(|l| pool.busy < l) {
-            let Some((_, tx)) = pool.waiters.pop_front() else { break };
+            let Some((_, tx)) = pool.waiters.pop_front() else {
+                break;
+            };
             if tx.send(Grant::Slot).is_ok() {
                 pool.busy += 1;
             }
@@ -608,7 +655,9 @@ impl LambdaPlatform {
         // A schedule that has fallen behind the clock means demand paused: the
         // rule limits a rate, so restart it rather than allow a catch-up burst.
         let slack = match p.scaling {
-            crate::platform::Scaling::TokenBucket { interval_s, .. } => Duration::from_secs_f64(interval_s),
+            crate::platform::Scaling::TokenBucket { interval_s, .. } => {
+                Duration::from_secs_f64(interval_s)
+            }
             _ => Duration::ZERO,
         };
         if pacer.count > 0 && now > due + slack {
@@ -623,7 +672,10 @@ impl LambdaPlatform {
     }
 
     #[allow(clippy::type_complexity)]
-    async fn create(&self, cfg: &FunctionConfig) -> Result<Result<(Arc<Instance>, f64), (String, String)>, InvokeError> {
+    async fn create(
+        &self,
+        cfg: &FunctionConfig,
+    ) -> Result<Result<(Arc<Instance>, f64), (String, String)>, InvokeError> {
         self.start_reaper();
         let (n, at) = self.reserve_arrival();
         tokio::time::sleep_until(at.into()).await;
@@ -641,13 +693,19 @@ impl LambdaPlatform {
         if instance.started.lock().expect("instance lock").is_some() {
             instance.ready.lock().expect("instance lock").take();
         } else if instance.dead.load(Ordering::SeqCst) {
-            return Ok(Err(("Runtime.ExitError".into(), "the runtime exited during init".into())));
+            return Ok(Err((
+                "Runtime.ExitError".into(),
+                "the runtime exited during init".into(),
+            )));
         } else {
             match tokio::time::timeout(INIT_TIMEOUT, ready_rx).await {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(e))) => return Ok(Err(e)),
                 Ok(Err(_)) => {
-                    return Ok(Err(("Runtime.ExitError".into(), "the runtime exited during init".into())));
+                    return Ok(Err((
+                        "Runtime.ExitError".into(),
+                        "the runtime exited during init".into(),
+                    )));
                 }
                 Err(_) => {
                     instance.kill.notify_one();
@@ -694,7 +752,22 @@ impl LambdaPlatform {
 
         let mut cmd = tokio::process::Command::new(&cfg.bootstrap);
         cmd.env_clear();
-        for key in ["PATH", "HOME", "LANG", "TMPDIR", "RUST_LOG", "RUST_BACKTRACE"] {
+        // Lambda injects the execution role's credentials into every instance; the emulator
+        // forwards the caller's (and its S3 endpoint, e.g. moto) so s3:// tasks work offline.
+        for key in [
+            "PATH",
+            "HOME",
+            "LANG",
+            "TMPDIR",
+            "RUST_LOG",
+            "RUST_BACKTRACE",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_S3",
+            "PROPACK_S3_PATH_STYLE",
+        ] {
             if let Some(v) = std::env::var_os(key) {
                 cmd.env(key, v);
             }
@@ -705,8 +778,14 @@ impl LambdaPlatform {
             .env("AWS_LAMBDA_FUNCTION_NAME", &cfg.name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", cfg.memory_mb.to_string())
-            .env("AWS_LAMBDA_FUNCTION_TIMEOUT", format!("{}", cfg.timeout_s.ceil() as u64))
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", cfg.name))
+            .env(
+                "AWS_LAMBDA_FUNCTION_TIMEOUT",
+                format!("{}", cfg.timeout_s.ceil() as u64),
+            )
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", cfg.name),
+            )
             .env("AWS_LAMBDA_LOG_STREAM_NAME", stream)
             .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
             .env("AWS_REGION", LOCAL_REGION)
@@ -728,7 +807,8 @@ impl LambdaPlatform {
                 cmd.stdout(log).stderr(log2);
             }
             None => {
-                cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+                cmd.stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
             }
         }
         // SAFETY: prctl is async-signal-safe; it only makes the kernel kill the
@@ -740,7 +820,9 @@ impl LambdaPlatform {
             });
         }
         let mut child = cmd.spawn().map_err(|e| spawn_err(e.to_string()))?;
-        instance.pid.store(child.id().unwrap_or(0), Ordering::SeqCst);
+        instance
+            .pid
+            .store(child.id().unwrap_or(0), Ordering::SeqCst);
         {
             let mut pool = self.inner.pool.lock().expect("pool lock");
             pool.all.retain(|i| !i.dead.load(Ordering::SeqCst));
@@ -803,7 +885,9 @@ fn respond(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
 
 async fn serve_runtime_api(listener: tokio::net::TcpListener, instance: Arc<Instance>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let instance = instance.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
@@ -820,7 +904,10 @@ async fn serve_runtime_api(listener: tokio::net::TcpListener, instance: Arc<Inst
 async fn runtime_api(req: Request<Incoming>, instance: &Instance) -> HttpResponse {
     let path = req.uri().path().to_owned();
     let Some(rest) = path.strip_prefix("/2018-06-01/runtime/") else {
-        return respond(StatusCode::NOT_FOUND, r#"{"errorType":"NotFound","errorMessage":"unknown path"}"#);
+        return respond(
+            StatusCode::NOT_FOUND,
+            r#"{"errorType":"NotFound","errorMessage":"unknown path"}"#,
+        );
     };
     let method = req.method().clone();
     let error_type_header = req
@@ -835,7 +922,11 @@ async fn runtime_api(req: Request<Incoming>, instance: &Instance) -> HttpRespons
                 let _ = r.send(Ok(()));
             }
             // Mark the first poll even when `ready` is not armed yet (see `create`).
-            instance.started.lock().expect("instance lock").get_or_insert_with(Instant::now);
+            instance
+                .started
+                .lock()
+                .expect("instance lock")
+                .get_or_insert_with(Instant::now);
             let Some(ev) = rx.recv().await else {
                 return respond(StatusCode::INTERNAL_SERVER_ERROR, "{}");
             };
@@ -848,13 +939,22 @@ async fn runtime_api(req: Request<Incoming>, instance: &Instance) -> HttpRespons
                 .header("lambda-runtime-invoked-function-arn", &instance.arn)
                 .header(
                     "lambda-runtime-trace-id",
-                    format!("Root=1-{:08x}-{};Sampled=0", epoch_ms() / 1000, &ev.request_id.replace('-', "")[..24]),
+                    format!(
+                        "Root=1-{:08x}-{};Sampled=0",
+                        epoch_ms() / 1000,
+                        &ev.request_id.replace('-', "")[..24]
+                    ),
                 )
                 .body(Full::new(ev.payload))
                 .expect("valid headers")
         }
         (Method::POST, "init/error") => {
-            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             let (ty, msg) = parse_error_body(&body, error_type_header.as_deref());
             if let Some(r) = instance.ready.lock().expect("instance lock").take() {
                 let _ = r.send(Err((ty, msg)));
@@ -869,12 +969,18 @@ async fn runtime_api(req: Request<Incoming>, instance: &Instance) -> HttpRespons
                 Some(x) => x,
                 None => return respond(StatusCode::NOT_FOUND, "{}"),
             };
-            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             let completion = match kind {
                 "response" => Completion::Response(body),
                 "error" => {
                     let (ty, msg) = parse_error_body(&body, error_type_header.as_deref());
-                    let body = serde_json::json!({"errorType": ty, "errorMessage": msg}).to_string();
+                    let body =
+                        serde_json::json!({"errorType": ty, "errorMessage": msg}).to_string();
                     Completion::Error {
                         error_type: ty,
                         body: Bytes::from(body),
@@ -920,13 +1026,18 @@ mod tests {
     fn cold_start_samples_follow_the_profile() {
         let p = PlatformProfile::aws_2021();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let mut v: Vec<f64> = (0..2000).map(|_| sample_cold_start_ms(&p, &mut rng)).collect();
+        let mut v: Vec<f64> = (0..2000)
+            .map(|_| sample_cold_start_ms(&p, &mut rng))
+            .collect();
         v.sort_by(f64::total_cmp);
         let median = v[1000];
         let p90 = v[1800];
         assert!((median - 250.0).abs() < 25.0, "median {median}");
         assert!((p90 - 600.0).abs() < 90.0, "p90 {p90}");
-        assert_eq!(sample_cold_start_ms(&PlatformProfile::unlimited(), &mut rng), 0.0);
+        assert_eq!(
+            sample_cold_start_ms(&PlatformProfile::unlimited(), &mut rng),
+            0.0
+        );
     }
 
     #[test]

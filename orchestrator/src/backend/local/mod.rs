@@ -102,7 +102,10 @@ pub fn find_bootstrap() -> Result<PathBuf, BackendError> {
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(BackendError::Other(format!("{BOOTSTRAP_ENV}={} is not a file", p.display())))
+            Err(BackendError::Other(format!(
+                "{BOOTSTRAP_ENV}={} is not a file",
+                p.display()
+            )))
         };
     }
     let exe = std::env::current_exe()?;
@@ -113,8 +116,11 @@ pub fn find_bootstrap() -> Result<PathBuf, BackendError> {
             return Ok(c);
         }
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf);
-    let hint = "build it with `cargo build -p propack-runtime --bin bootstrap` or set PROPACK_BOOTSTRAP";
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf);
+    let hint =
+        "build it with `cargo build -p propack-runtime --bin bootstrap` or set PROPACK_BOOTSTRAP";
     let Some(ws) = workspace.filter(|w| w.join("runtime/Cargo.toml").is_file()) else {
         return Err(BackendError::Other(format!(
             "no `bootstrap` executable next to {}: {hint}",
@@ -122,24 +128,35 @@ pub fn find_bootstrap() -> Result<PathBuf, BackendError> {
         )));
     };
     let release = exe.components().any(|c| c.as_os_str() == "release");
-    eprintln!("building the bootstrap runtime (first run): cargo build -p propack-runtime --bin bootstrap{}", if release { " --release" } else { "" });
-    let mut cmd = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(&ws).args(["build", "-p", "propack-runtime", "--bin", "bootstrap"]);
+    eprintln!(
+        "building the bootstrap runtime (first run): cargo build -p propack-runtime --bin bootstrap{}",
+        if release { " --release" } else { "" }
+    );
+    let mut cmd =
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(&ws)
+        .args(["build", "-p", "propack-runtime", "--bin", "bootstrap"]);
     if release {
         cmd.arg("--release");
     }
-    let status = cmd
-        .status()
-        .map_err(|e| BackendError::Other(format!("running cargo to build bootstrap: {e}; {hint}")))?;
+    let status = cmd.status().map_err(|e| {
+        BackendError::Other(format!("running cargo to build bootstrap: {e}; {hint}"))
+    })?;
     if !status.success() {
-        return Err(BackendError::Other(format!("cargo build of bootstrap failed ({status}); {hint}")));
+        return Err(BackendError::Other(format!(
+            "cargo build of bootstrap failed ({status}); {hint}"
+        )));
     }
-    let built = ws.join("target").join(if release { "release" } else { "debug" }).join("bootstrap");
+    let built = ws
+        .join("target")
+        .join(if release { "release" } else { "debug" })
+        .join("bootstrap");
     let candidates = [dir.join("bootstrap"), built];
-    candidates
-        .into_iter()
-        .find(|c| c.is_file())
-        .ok_or_else(|| BackendError::Other(format!("cargo built bootstrap but it was not found; {hint}")))
+    candidates.into_iter().find(|c| c.is_file()).ok_or_else(|| {
+        BackendError::Other(format!(
+            "cargo built bootstrap but it was not found; {hint}"
+        ))
+    })
 }
 
 /// Runs jobs on the embedded platform: one fresh [`LambdaPlatform`] per run, so
@@ -178,14 +195,22 @@ impl LocalBackend {
 
     /// The execution input for `job`: a Distributed Map reads its manifest from storage, an inline one gets the batches.
     fn stage(&self, job: &Job, storage: &Path) -> Result<Value, BackendError> {
-        let tasks: Vec<Task> = job.tasks.iter().map(|t| localize_task(storage, t)).collect();
+        let tasks: Vec<Task> = job
+            .tasks
+            .iter()
+            .map(|t| localize_task(storage, t))
+            .collect();
         let output_prefix = localize_uri(
             storage,
             &format!("s3://{LOCAL_BUCKET}/propack/runs/{}/out/", job.run_id),
         );
         if uses_item_reader(&job.definition) {
-            let input = propack_step_functions::manifest::distributed_input(&job.run_id, LOCAL_BUCKET);
-            let key = input.manifest_key.clone().expect("distributed inputs name a manifest");
+            let input =
+                propack_step_functions::manifest::distributed_input(&job.run_id, LOCAL_BUCKET);
+            let key = input
+                .manifest_key
+                .clone()
+                .expect("distributed inputs name a manifest");
             let path = sfn::storage_path(storage, LOCAL_BUCKET, &key);
             std::fs::create_dir_all(path.parent().expect("keys have a parent"))?;
             std::fs::write(&path, propack_step_functions::write_manifest(&tasks))?;
@@ -193,8 +218,16 @@ impl LocalBackend {
             v["output_prefix"] = json!(output_prefix);
             Ok(v)
         } else {
-            let input = propack_step_functions::inline_input(&job.run_id, &output_prefix, &tasks, job.k, None)
-                .map_err(|e| BackendError::Other(format!("building the inline execution input: {e}")))?;
+            let input = propack_step_functions::inline_input(
+                &job.run_id,
+                &output_prefix,
+                &tasks,
+                job.k,
+                None,
+            )
+            .map_err(|e| {
+                BackendError::Other(format!("building the inline execution input: {e}"))
+            })?;
             Ok(serde_json::to_value(&input).expect("inputs serialise"))
         }
     }
@@ -216,7 +249,11 @@ impl Backend for LocalBackend {
         "local"
     }
 
-    async fn run(&mut self, job: &Job, progress: &dyn Progress) -> Result<RunOutcome, BackendError> {
+    async fn run(
+        &mut self,
+        job: &Job,
+        progress: &dyn Progress,
+    ) -> Result<RunOutcome, BackendError> {
         sfn::check_supported(&job.definition)?;
         if !self.bootstrap.is_file() {
             return Err(BackendError::Other(format!(
@@ -252,14 +289,18 @@ impl Backend for LocalBackend {
         let on_item: sfn::ItemCallback = Arc::new(move |d: ItemDone<'_>| {
             let ids: Vec<String> = d.input["Items"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|t| t["id"].as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t["id"].as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
             let failed = match d.output {
                 Err(_) => ids.len(),
                 Ok(v) if v["failed"] == true => ids.len(),
-                Ok(v) => v["tasks"]
-                    .as_array()
-                    .map_or(0, |ts| ts.iter().filter(|t| t["status"] != "succeeded").count()),
+                Ok(v) => v["tasks"].as_array().map_or(0, |ts| {
+                    ts.iter().filter(|t| t["status"] != "succeeded").count()
+                }),
             };
             let _ = tx.send((d.index, ids, failed));
         });
@@ -288,7 +329,8 @@ impl Backend for LocalBackend {
             // so it is recorded in the run directory and surfaced through failed tasks, not dropped.
             std::fs::write(
                 job.run_dir.join("execution-error.json"),
-                serde_json::to_vec_pretty(&json!({"Error": e.error, "Cause": e.cause})).expect("serialises"),
+                serde_json::to_vec_pretty(&json!({"Error": e.error, "Cause": e.cause}))
+                    .expect("serialises"),
             )?;
         }
         Ok(outcome(job, &platform, &execution, &batch_tasks))
@@ -370,8 +412,15 @@ fn outcome(
             end_s: None,
         });
     }
-    records.instances.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
-    let order: HashMap<&str, usize> = job.tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
+    records
+        .instances
+        .sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+    let order: HashMap<&str, usize> = job
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
+        .collect();
     let mut tasks: Vec<TaskRecord> = task_recs.into_values().collect();
     tasks.sort_by_key(|t| order.get(t.id.as_str()).copied().unwrap_or(usize::MAX));
     records.tasks = tasks;
@@ -393,7 +442,10 @@ mod tests {
             localize_uri(s, "s3://b/propack/runs/r1/in/x"),
             "file:///runs/r1/storage/b/propack/runs/r1/in/x"
         );
-        assert_eq!(localize_uri(s, "s3://b/p/out/"), "file:///runs/r1/storage/b/p/out/");
+        assert_eq!(
+            localize_uri(s, "s3://b/p/out/"),
+            "file:///runs/r1/storage/b/p/out/"
+        );
         assert_eq!(localize_uri(s, "file:///x"), "file:///x");
     }
 

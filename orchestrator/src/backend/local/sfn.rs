@@ -17,7 +17,7 @@ use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 
-use super::lambda::{AtLimit, InvokeError, InvokeStatus, Invocation, LambdaPlatform, epoch_ms};
+use super::lambda::{AtLimit, Invocation, InvokeError, InvokeStatus, LambdaPlatform, epoch_ms};
 use crate::backend::BackendError;
 
 /// A Step Functions runtime error (`Error`, `Cause`).
@@ -106,7 +106,9 @@ struct InterpInner {
 
 impl std::fmt::Debug for Interpreter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Interpreter").field("storage", &self.inner.storage).finish()
+        f.debug_struct("Interpreter")
+            .field("storage", &self.inner.storage)
+            .finish()
     }
 }
 
@@ -149,7 +151,14 @@ const MAP: &[&str] = &[
 ];
 const FAIL: &[&str] = &["Type", "Comment", "Error", "Cause"];
 const SUCCEED: &[&str] = &["Type", "Comment", "InputPath", "OutputPath"];
-const MACHINE: &[&str] = &["Comment", "StartAt", "States", "TimeoutSeconds", "Version", "QueryLanguage"];
+const MACHINE: &[&str] = &[
+    "Comment",
+    "StartAt",
+    "States",
+    "TimeoutSeconds",
+    "Version",
+    "QueryLanguage",
+];
 
 /// The ASL fields of a state machine (and of every nested `ItemProcessor`) that this
 /// interpreter does not implement, as one error.
@@ -170,15 +179,22 @@ pub fn check_supported(machine: &Value) -> Result<(), BackendError> {
         if let Some(q) = obj.get("QueryLanguage")
             && q != "JSONPath"
         {
-            return Err(BackendError::Unsupported(format!("QueryLanguage {q} in {at} (only JSONPath)")));
+            return Err(BackendError::Unsupported(format!(
+                "QueryLanguage {q} in {at} (only JSONPath)"
+            )));
         }
         let states = obj
             .get("States")
             .and_then(Value::as_object)
             .ok_or_else(|| BackendError::Unsupported(format!("{at} has no States object")))?;
-        let start = obj.get("StartAt").and_then(Value::as_str).unwrap_or_default();
+        let start = obj
+            .get("StartAt")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if !states.contains_key(start) {
-            return Err(BackendError::Unsupported(format!("{at}: StartAt {start:?} names no state")));
+            return Err(BackendError::Unsupported(format!(
+                "{at}: StartAt {start:?} names no state"
+            )));
         }
         for (name, s) in states {
             let at = format!("state {name:?}");
@@ -189,8 +205,13 @@ pub fn check_supported(machine: &Value) -> Result<(), BackendError> {
             match ty {
                 "Task" => {
                     keys(so, &[COMMON, TASK], &at)?;
-                    let r = so.get("Resource").and_then(Value::as_str).unwrap_or_default();
-                    if !(r == "arn:aws:states:::lambda:invoke" || r.contains(":lambda:") && r.contains(":function:")) {
+                    let r = so
+                        .get("Resource")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    if !(r == "arn:aws:states:::lambda:invoke"
+                        || r.contains(":lambda:") && r.contains(":function:"))
+                    {
                         return Err(BackendError::Unsupported(format!(
                             "Resource {r:?} of {at} (only arn:aws:states:::lambda:invoke and Lambda function ARNs)"
                         )));
@@ -202,12 +223,16 @@ pub fn check_supported(machine: &Value) -> Result<(), BackendError> {
                     let proc_ = so
                         .get("ItemProcessor")
                         .or_else(|| so.get("Iterator"))
-                        .ok_or_else(|| BackendError::Unsupported(format!("{at} has no ItemProcessor")))?;
+                        .ok_or_else(|| {
+                            BackendError::Unsupported(format!("{at} has no ItemProcessor"))
+                        })?;
                     machine_check(proc_, &format!("the ItemProcessor of {at}"))?;
                     if let Some(r) = so.get("ItemReader") {
                         let res = r["Resource"].as_str().unwrap_or_default();
                         if res != "arn:aws:states:::s3:getObject" {
-                            return Err(BackendError::Unsupported(format!("ItemReader resource {res:?} of {at}")));
+                            return Err(BackendError::Unsupported(format!(
+                                "ItemReader resource {res:?} of {at}"
+                            )));
                         }
                         let input_type = r["ReaderConfig"]["InputType"].as_str().unwrap_or("JSON");
                         if input_type != "JSON" {
@@ -219,11 +244,17 @@ pub fn check_supported(machine: &Value) -> Result<(), BackendError> {
                     if let Some(w) = so.get("ResultWriter") {
                         let res = w["Resource"].as_str().unwrap_or_default();
                         if res != "arn:aws:states:::s3:putObject" {
-                            return Err(BackendError::Unsupported(format!("ResultWriter resource {res:?} of {at}")));
+                            return Err(BackendError::Unsupported(format!(
+                                "ResultWriter resource {res:?} of {at}"
+                            )));
                         }
                     }
                     if let Some(b) = so.get("ItemBatcher").and_then(Value::as_object) {
-                        keys(b, &[&["MaxItemsPerBatch", "MaxInputBytesPerBatch", "BatchInput"]], &format!("the ItemBatcher of {at}"))?;
+                        keys(
+                            b,
+                            &[&["MaxItemsPerBatch", "MaxInputBytesPerBatch", "BatchInput"]],
+                            &format!("the ItemBatcher of {at}"),
+                        )?;
                     }
                 }
                 "Succeed" => keys(so, &[SUCCEED], &at)?,
@@ -238,7 +269,9 @@ pub fn check_supported(machine: &Value) -> Result<(), BackendError> {
                 if let Some(n) = so.get(field).and_then(Value::as_str)
                     && !states.contains_key(n)
                 {
-                    return Err(BackendError::Unsupported(format!("{at}: Next {n:?} names no state")));
+                    return Err(BackendError::Unsupported(format!(
+                        "{at}: Next {n:?} names no state"
+                    )));
                 }
             }
         }
@@ -282,7 +315,10 @@ fn parse_path(path: &str) -> Result<(bool, Vec<Seg>), String> {
                 i = j;
             }
             b'[' => {
-                let end = rest[i..].find(']').map(|e| i + e).ok_or(format!("unclosed [ in {path:?}"))?;
+                let end = rest[i..]
+                    .find(']')
+                    .map(|e| i + e)
+                    .ok_or(format!("unclosed [ in {path:?}"))?;
                 let inner = rest[i + 1..end].trim();
                 if inner == "*" {
                     segs.push(Seg::All);
@@ -295,11 +331,18 @@ fn parse_path(path: &str) -> Result<(bool, Vec<Seg>), String> {
                 {
                     segs.push(Seg::Key(q.to_owned()));
                 } else {
-                    return Err(format!("JSONPath filter {inner:?} in {path:?} is not supported locally"));
+                    return Err(format!(
+                        "JSONPath filter {inner:?} in {path:?} is not supported locally"
+                    ));
                 }
                 i = end + 1;
             }
-            _ => return Err(format!("unexpected {:?} in JSONPath {path:?}", b[i] as char)),
+            _ => {
+                return Err(format!(
+                    "unexpected {:?} in JSONPath {path:?}",
+                    b[i] as char
+                ));
+            }
         }
     }
     Ok((context, segs))
@@ -318,7 +361,9 @@ fn select(value: &Value, segs: &[Seg]) -> Option<Value> {
                 Value::Object(o) => o.values().collect(),
                 _ => return None,
             };
-            Some(Value::Array(items.into_iter().filter_map(|v| select(v, rest)).collect()))
+            Some(Value::Array(
+                items.into_iter().filter_map(|v| select(v, rest)).collect(),
+            ))
         }
     }
 }
@@ -334,11 +379,18 @@ impl Ctx {
 
     fn eval(&self, path: &str, input: &Value) -> Flow<Value> {
         let (context, segs) = parse_path(path).map_err(unsupported)?;
-        let root = if context { self.context_object() } else { input.clone() };
+        let root = if context {
+            self.context_object()
+        } else {
+            input.clone()
+        };
         select(&root, &segs).ok_or_else(|| {
             states_err(
                 "States.Runtime",
-                format!("the JSONPath {path:?} could not be found in the input {}", truncate(&root.to_string())),
+                format!(
+                    "the JSONPath {path:?} could not be found in the input {}",
+                    truncate(&root.to_string())
+                ),
             )
         })
     }
@@ -349,9 +401,9 @@ impl Ctx {
                 let mut out = Map::new();
                 for (k, v) in m {
                     if let Some(key) = k.strip_suffix(".$") {
-                        let p = v
-                            .as_str()
-                            .ok_or_else(|| unsupported(format!("{k:?} must hold a JSONPath string")))?;
+                        let p = v.as_str().ok_or_else(|| {
+                            unsupported(format!("{k:?} must hold a JSONPath string"))
+                        })?;
                         if p.starts_with("States.") {
                             return Err(unsupported(format!("intrinsic function {p:?}")));
                         }
@@ -362,7 +414,11 @@ impl Ctx {
                 }
                 Ok(Value::Object(out))
             }
-            Value::Array(a) => Ok(Value::Array(a.iter().map(|v| self.template(v, input)).collect::<Flow<_>>()?)),
+            Value::Array(a) => Ok(Value::Array(
+                a.iter()
+                    .map(|v| self.template(v, input))
+                    .collect::<Flow<_>>()?,
+            )),
             other => Ok(other.clone()),
         }
     }
@@ -398,7 +454,9 @@ fn apply_result_path(state: &Value, raw: Value, result: Value) -> Flow<Value> {
         Some(Value::String(p)) => {
             let (context, segs) = parse_path(p).map_err(unsupported)?;
             if context {
-                return Err(unsupported(format!("ResultPath {p:?} into the context object")));
+                return Err(unsupported(format!(
+                    "ResultPath {p:?} into the context object"
+                )));
             }
             if segs.is_empty() {
                 return Ok(result);
@@ -430,7 +488,9 @@ fn error_matches(list: &Value, error: &str) -> bool {
         names.iter().filter_map(Value::as_str).any(|n| {
             n == error
                 || (n == "States.ALL" && error != "States.Runtime")
-                || (n == "States.TaskFailed" && error != "States.Timeout" && error != "States.Runtime")
+                || (n == "States.TaskFailed"
+                    && error != "States.Timeout"
+                    && error != "States.Runtime")
         })
     })
 }
@@ -442,7 +502,11 @@ pub fn storage_path(storage: &Path, bucket: &str, key: &str) -> PathBuf {
 
 impl Interpreter {
     /// An interpreter invoking functions on `platform`, with S3 under `storage`.
-    pub fn new(platform: LambdaPlatform, storage: impl Into<PathBuf>, on_item: Option<ItemCallback>) -> Self {
+    pub fn new(
+        platform: LambdaPlatform,
+        storage: impl Into<PathBuf>,
+        on_item: Option<ItemCallback>,
+    ) -> Self {
         Self {
             inner: Arc::new(InterpInner {
                 platform,
@@ -456,7 +520,12 @@ impl Interpreter {
     }
 
     /// Runs one execution of `definition` named `name` with `input` to completion.
-    pub async fn execute(&self, definition: &Value, name: &str, input: Value) -> Result<Execution, BackendError> {
+    pub async fn execute(
+        &self,
+        definition: &Value,
+        name: &str,
+        input: Value,
+    ) -> Result<Execution, BackendError> {
         check_supported(definition)?;
         let exec_arn = format!(
             "arn:aws:states:{}:{}:execution:propack-local:{name}",
@@ -472,7 +541,10 @@ impl Interpreter {
         let result = match definition.get("TimeoutSeconds").and_then(Value::as_f64) {
             Some(t) => match tokio::time::timeout(Duration::from_secs_f64(t), run).await {
                 Ok(r) => r,
-                Err(_) => Err(states_err("States.Timeout", format!("the execution ran longer than {t} s"))),
+                Err(_) => Err(states_err(
+                    "States.Timeout",
+                    format!("the execution ran longer than {t} s"),
+                )),
             },
             None => run.await,
         };
@@ -488,7 +560,12 @@ impl Interpreter {
         })
     }
 
-    fn run_machine<'a>(&'a self, machine: &'a Value, input: Value, ctx: Ctx) -> Pin<Box<dyn Future<Output = Flow<Value>> + Send + 'a>> {
+    fn run_machine<'a>(
+        &'a self,
+        machine: &'a Value,
+        input: Value,
+        ctx: Ctx,
+    ) -> Pin<Box<dyn Future<Output = Flow<Value>> + Send + 'a>> {
         Box::pin(async move {
             let states = &machine["States"];
             let mut name = machine["StartAt"].as_str().unwrap_or_default().to_owned();
@@ -508,7 +585,13 @@ impl Interpreter {
         })
     }
 
-    async fn run_state(&self, name: &str, state: &Value, raw: Value, ctx: &Ctx) -> Flow<(Value, Option<String>)> {
+    async fn run_state(
+        &self,
+        name: &str,
+        state: &Value,
+        raw: Value,
+        ctx: &Ctx,
+    ) -> Flow<(Value, Option<String>)> {
         let ty = state["Type"].as_str().unwrap_or_default();
         let next = state["Next"].as_str().map(str::to_owned);
         match ty {
@@ -550,9 +633,9 @@ impl Interpreter {
                             if error_matches(&c["ErrorEquals"], &e.error) {
                                 let err = json!({"Error": e.error, "Cause": e.cause});
                                 let out = apply_result_path(c, raw, err)?;
-                                let next = c["Next"]
-                                    .as_str()
-                                    .ok_or_else(|| unsupported(format!("a Catcher of {name:?} without Next")))?;
+                                let next = c["Next"].as_str().ok_or_else(|| {
+                                    unsupported(format!("a Catcher of {name:?} without Next"))
+                                })?;
                                 return Ok((out, Some(next.to_owned())));
                             }
                         }
@@ -566,11 +649,19 @@ impl Interpreter {
     }
 
     /// Runs a Task or Map under its `Retry` policies (each retrier counts its own attempts).
-    async fn with_retry(&self, name: &str, state: &Value, effective: &Value, ctx: &Ctx) -> Flow<Value> {
+    async fn with_retry(
+        &self,
+        name: &str,
+        state: &Value,
+        effective: &Value,
+        ctx: &Ctx,
+    ) -> Flow<Value> {
         let retriers = state["Retry"].as_array().cloned().unwrap_or_default();
         let mut counts = vec![0u32; retriers.len()];
         let mut attempt = 0u32;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(epoch_ms() ^ (ctx.item.unwrap_or(0) as u64) << 20);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+            epoch_ms() ^ (ctx.item.unwrap_or(0) as u64) << 20,
+        );
         loop {
             let r = if state["Type"] == "Map" {
                 self.run_map(name, state, effective, ctx).await
@@ -581,7 +672,10 @@ impl Interpreter {
                 Err(Fail::States(e)) => e,
                 other => return other,
             };
-            let Some(ri) = retriers.iter().position(|r| error_matches(&r["ErrorEquals"], &e.error)) else {
+            let Some(ri) = retriers
+                .iter()
+                .position(|r| error_matches(&r["ErrorEquals"], &e.error))
+            else {
                 return Err(Fail::States(e));
             };
             let r = &retriers[ri];
@@ -604,7 +698,13 @@ impl Interpreter {
         }
     }
 
-    async fn run_task(&self, state: &Value, effective: &Value, ctx: &Ctx, attempt: u32) -> Flow<Value> {
+    async fn run_task(
+        &self,
+        state: &Value,
+        effective: &Value,
+        ctx: &Ctx,
+        attempt: u32,
+    ) -> Flow<Value> {
         let resource = state["Resource"].as_str().unwrap_or_default();
         let params = match state.get("Parameters") {
             Some(p) => ctx.template(p, effective)?,
@@ -612,18 +712,34 @@ impl Interpreter {
         };
         let integrated = resource == "arn:aws:states:::lambda:invoke";
         let (function, payload) = if integrated {
-            let f = params["FunctionName"]
-                .as_str()
-                .ok_or_else(|| states_err("States.Runtime", "lambda:invoke Parameters need FunctionName"))?;
-            for k in params.as_object().map(|m| m.keys().collect::<Vec<_>>()).unwrap_or_default() {
-                if !["FunctionName", "Payload", "Qualifier", "InvocationType"].contains(&k.as_str()) {
+            let f = params["FunctionName"].as_str().ok_or_else(|| {
+                states_err(
+                    "States.Runtime",
+                    "lambda:invoke Parameters need FunctionName",
+                )
+            })?;
+            for k in params
+                .as_object()
+                .map(|m| m.keys().collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
+                if !["FunctionName", "Payload", "Qualifier", "InvocationType"].contains(&k.as_str())
+                {
                     return Err(unsupported(format!("lambda:invoke parameter {k:?}")));
                 }
             }
-            if params.get("InvocationType").is_some_and(|t| t != "RequestResponse") {
-                return Err(unsupported("lambda:invoke InvocationType other than RequestResponse"));
+            if params
+                .get("InvocationType")
+                .is_some_and(|t| t != "RequestResponse")
+            {
+                return Err(unsupported(
+                    "lambda:invoke InvocationType other than RequestResponse",
+                ));
             }
-            (f.to_owned(), params.get("Payload").cloned().unwrap_or(json!({})))
+            (
+                f.to_owned(),
+                params.get("Payload").cloned().unwrap_or(json!({})),
+            )
         } else {
             (resource.to_owned(), params)
         };
@@ -632,14 +748,22 @@ impl Interpreter {
         let res = match state.get("TimeoutSeconds").and_then(Value::as_f64) {
             Some(t) => match tokio::time::timeout(Duration::from_secs_f64(t), invoke).await {
                 Ok(r) => r,
-                Err(_) => return Err(states_err("States.Timeout", format!("the Task ran longer than {t} s"))),
+                Err(_) => {
+                    return Err(states_err(
+                        "States.Timeout",
+                        format!("the Task ran longer than {t} s"),
+                    ));
+                }
             },
             None => invoke.await,
         };
         let inv = match res {
             Ok(inv) => inv,
             Err(InvokeError::Throttled(_)) => {
-                return Err(states_err("Lambda.TooManyRequestsException", "Rate Exceeded."));
+                return Err(states_err(
+                    "Lambda.TooManyRequestsException",
+                    "Rate Exceeded.",
+                ));
             }
             Err(InvokeError::NotFound(f)) => {
                 return Err(states_err(
@@ -671,9 +795,10 @@ impl Interpreter {
                     Ok(payload)
                 }
             }
-            InvokeStatus::FunctionError { error_type, body } => {
-                Err(states_err(&error_type, String::from_utf8_lossy(&body).into_owned()))
-            }
+            InvokeStatus::FunctionError { error_type, body } => Err(states_err(
+                &error_type,
+                String::from_utf8_lossy(&body).into_owned(),
+            )),
         }
     }
 
@@ -703,7 +828,13 @@ impl Interpreter {
         })
     }
 
-    async fn run_map(&self, name: &str, state: &Value, effective: &Value, ctx: &Ctx) -> Flow<Value> {
+    async fn run_map(
+        &self,
+        name: &str,
+        state: &Value,
+        effective: &Value,
+        ctx: &Ctx,
+    ) -> Flow<Value> {
         // Items: from S3 (distributed) or from the input (inline).
         let mut items: Vec<Value> = if let Some(reader) = state.get("ItemReader") {
             let p = match reader.get("Parameters") {
@@ -711,15 +842,26 @@ impl Interpreter {
                 None => json!({}),
             };
             let (Some(bucket), Some(key)) = (p["Bucket"].as_str(), p["Key"].as_str()) else {
-                return Err(states_err("States.Runtime", "ItemReader Parameters need Bucket and Key"));
+                return Err(states_err(
+                    "States.Runtime",
+                    "ItemReader Parameters need Bucket and Key",
+                ));
             };
             let data = self.read_object(bucket, key)?;
             let v: Value = serde_json::from_slice(&data).map_err(|e| {
-                states_err("States.ItemReaderFailed", format!("s3://{bucket}/{key} is not JSON: {e}"))
+                states_err(
+                    "States.ItemReaderFailed",
+                    format!("s3://{bucket}/{key} is not JSON: {e}"),
+                )
             })?;
             match v {
                 Value::Array(a) => a,
-                _ => return Err(states_err("States.ItemReaderFailed", format!("s3://{bucket}/{key} is not a JSON array"))),
+                _ => {
+                    return Err(states_err(
+                        "States.ItemReaderFailed",
+                        format!("s3://{bucket}/{key} is not a JSON array"),
+                    ));
+                }
             }
         } else {
             let path = state["ItemsPath"].as_str().unwrap_or("$");
@@ -728,7 +870,10 @@ impl Interpreter {
                 other => {
                     return Err(states_err(
                         "States.Runtime",
-                        format!("ItemsPath {path:?} selected {}, not an array", truncate(&other.to_string())),
+                        format!(
+                            "ItemsPath {path:?} selected {}, not an array",
+                            truncate(&other.to_string())
+                        ),
                     ));
                 }
             }
@@ -736,7 +881,10 @@ impl Interpreter {
         if let Some(max) = state["ItemReader"]["ReaderConfig"]["MaxItems"].as_u64() {
             items.truncate(max as usize);
         }
-        if let Some(sel) = state.get("ItemSelector").or_else(|| state.get("Parameters")) {
+        if let Some(sel) = state
+            .get("ItemSelector")
+            .or_else(|| state.get("Parameters"))
+        {
             items = items
                 .into_iter()
                 .enumerate()
@@ -752,8 +900,12 @@ impl Interpreter {
         }
         // Batching: ProPack's packing degree k is MaxItemsPerBatch.
         if let Some(batcher) = state.get("ItemBatcher") {
-            let max_items = batcher["MaxItemsPerBatch"].as_u64().map_or(usize::MAX, |n| n.max(1) as usize);
-            let max_bytes = batcher["MaxInputBytesPerBatch"].as_u64().map_or(usize::MAX, |n| n as usize);
+            let max_items = batcher["MaxItemsPerBatch"]
+                .as_u64()
+                .map_or(usize::MAX, |n| n.max(1) as usize);
+            let max_bytes = batcher["MaxInputBytesPerBatch"]
+                .as_u64()
+                .map_or(usize::MAX, |n| n as usize);
             let batch_input = match batcher.get("BatchInput") {
                 Some(t) => Some(ctx.template(t, effective)?),
                 None => None,
@@ -785,7 +937,10 @@ impl Interpreter {
                 .collect();
         }
 
-        let processor = state.get("ItemProcessor").or_else(|| state.get("Iterator")).expect("checked");
+        let processor = state
+            .get("ItemProcessor")
+            .or_else(|| state.get("Iterator"))
+            .expect("checked");
         let max_conc = match state["MaxConcurrency"].as_u64() {
             Some(0) | None => items.len().max(1),
             Some(n) => n as usize,
@@ -844,8 +999,14 @@ impl Interpreter {
 
         let map_run = self.inner.map_runs.fetch_add(1, Ordering::SeqCst);
         let label = state["Label"].as_str().unwrap_or(name);
-        let map_run_id = format!("{}-{map_run}", label.replace(|c: char| !c.is_ascii_alphanumeric(), ""));
-        let exec_name = ctx.execution["Name"].as_str().unwrap_or("execution").to_owned();
+        let map_run_id = format!(
+            "{}-{map_run}",
+            label.replace(|c: char| !c.is_ascii_alphanumeric(), "")
+        );
+        let exec_name = ctx.execution["Name"]
+            .as_str()
+            .unwrap_or("execution")
+            .to_owned();
         let map_run_arn = format!(
             "arn:aws:states:{}:{}:mapRun:propack-local/{}:{map_run_id}",
             super::lambda::LOCAL_REGION,
@@ -858,7 +1019,10 @@ impl Interpreter {
                 None => json!({}),
             };
             let (Some(bucket), Some(prefix)) = (p["Bucket"].as_str(), p["Prefix"].as_str()) else {
-                return Err(states_err("States.Runtime", "ResultWriter Parameters need Bucket and Prefix"));
+                return Err(states_err(
+                    "States.Runtime",
+                    "ResultWriter Parameters need Bucket and Prefix",
+                ));
             };
             let base = format!("{}/{map_run_id}", prefix.trim_end_matches('/'));
             let entry = |i: usize, status: &str, out: Value| {
@@ -877,7 +1041,11 @@ impl Interpreter {
             for (i, o) in outputs.iter().enumerate() {
                 match o {
                     Ok(v) => ok.push(entry(i, "SUCCEEDED", v.clone())),
-                    Err(e) => bad.push(entry(i, "FAILED", json!({"Error": e.error, "Cause": e.cause}))),
+                    Err(e) => bad.push(entry(
+                        i,
+                        "FAILED",
+                        json!({"Error": e.error, "Cause": e.cause}),
+                    )),
                 }
             }
             let mut files = BTreeMap::new();
@@ -910,10 +1078,16 @@ impl Interpreter {
         if !tolerated {
             let first = outputs.iter().find_map(|o| o.as_ref().err());
             return Err(states_err(
-                if distributed { "States.ExceedToleratedFailureThreshold" } else { first.map_or("States.TaskFailed", |e| e.error.as_str()) },
+                if distributed {
+                    "States.ExceedToleratedFailureThreshold"
+                } else {
+                    first.map_or("States.TaskFailed", |e| e.error.as_str())
+                },
                 match first {
                     Some(e) if !distributed => e.cause.clone(),
-                    _ => format!("{failed} of {n} items of Map {name:?} failed, above the tolerated threshold"),
+                    _ => format!(
+                        "{failed} of {n} items of Map {name:?} failed, above the tolerated threshold"
+                    ),
                 },
             ));
         }
@@ -941,8 +1115,13 @@ mod tests {
         assert_eq!(c.eval("$.x.y[1]", &v).ok(), Some(json!(2)));
         assert_eq!(c.eval("$['x']", &v).ok(), Some(json!({"y": [1, 2]})));
         assert_eq!(c.eval("$$.Map.Item.Index", &v).ok(), Some(json!(2)));
-        assert!(matches!(c.eval("$.missing", &v), Err(Fail::States(e)) if e.error == "States.Runtime"));
-        assert!(matches!(c.eval("$.a[?(@.b)]", &v), Err(Fail::Backend(BackendError::Unsupported(_)))));
+        assert!(
+            matches!(c.eval("$.missing", &v), Err(Fail::States(e)) if e.error == "States.Runtime")
+        );
+        assert!(matches!(
+            c.eval("$.a[?(@.b)]", &v),
+            Err(Fail::Backend(BackendError::Unsupported(_)))
+        ));
     }
 
     #[test]
@@ -951,13 +1130,23 @@ mod tests {
         let input = json!({"run_id": "r", "n": 3});
         let t = json!({"FunctionName": "f", "Payload.$": "$", "Nested": {"id.$": "$.run_id"}});
         let out = c.template(&t, &input).ok().unwrap();
-        assert_eq!(out, json!({"FunctionName": "f", "Payload": input, "Nested": {"id": "r"}}));
+        assert_eq!(
+            out,
+            json!({"FunctionName": "f", "Payload": input, "Nested": {"id": "r"}})
+        );
         let state = json!({"ResultPath": "$.error.detail"});
-        let out = apply_result_path(&state, json!({"a": 1}), json!("E")).ok().unwrap();
+        let out = apply_result_path(&state, json!({"a": 1}), json!("E"))
+            .ok()
+            .unwrap();
         assert_eq!(out, json!({"a": 1, "error": {"detail": "E"}}));
-        let out = apply_result_path(&json!({"ResultPath": null}), json!({"a": 1}), json!(2)).ok().unwrap();
+        let out = apply_result_path(&json!({"ResultPath": null}), json!({"a": 1}), json!(2))
+            .ok()
+            .unwrap();
         assert_eq!(out, json!({"a": 1}));
-        assert_eq!(apply_result_path(&json!({}), json!(1), json!(2)).ok(), Some(json!(2)));
+        assert_eq!(
+            apply_result_path(&json!({}), json!(1), json!(2)).ok(),
+            Some(json!(2))
+        );
     }
 
     #[test]
@@ -968,25 +1157,46 @@ mod tests {
         let l = json!(["States.TaskFailed"]);
         assert!(error_matches(&l, "Sandbox.Timedout"));
         assert!(!error_matches(&l, "States.Timeout"));
-        assert!(error_matches(&json!(["Runtime.ExitError", "Lambda.Unknown"]), "Runtime.ExitError"));
-        assert!(!error_matches(&json!(["Lambda.TooManyRequestsException"]), "Runtime.ExitError"));
+        assert!(error_matches(
+            &json!(["Runtime.ExitError", "Lambda.Unknown"]),
+            "Runtime.ExitError"
+        ));
+        assert!(!error_matches(
+            &json!(["Lambda.TooManyRequestsException"]),
+            "Runtime.ExitError"
+        ));
     }
 
     #[test]
     fn unsupported_constructs_are_named() {
-        let def = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": true}}});
+        let def =
+            json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": true}}});
         let e = check_supported(&def).unwrap_err().to_string();
-        assert!(e.starts_with("not supported locally") && e.contains("Wait"), "{e}");
+        assert!(
+            e.starts_with("not supported locally") && e.contains("Wait"),
+            "{e}"
+        );
         let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:putItem", "End": true}}});
-        assert!(check_supported(&def).unwrap_err().to_string().contains("dynamodb"));
+        assert!(
+            check_supported(&def)
+                .unwrap_err()
+                .to_string()
+                .contains("dynamodb")
+        );
         let def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Credentials": {}, "End": true}}});
-        assert!(check_supported(&def).unwrap_err().to_string().contains("Credentials"));
+        assert!(
+            check_supported(&def)
+                .unwrap_err()
+                .to_string()
+                .contains("Credentials")
+        );
     }
 
     #[tokio::test]
     async fn pass_states_and_inline_maps_run_without_functions() {
         let dir = tempfile::tempdir().unwrap();
-        let platform = LambdaPlatform::new(crate::platform::PlatformProfile::unlimited(), vec![], 1);
+        let platform =
+            LambdaPlatform::new(crate::platform::PlatformProfile::unlimited(), vec![], 1);
         let interp = Interpreter::new(platform, dir.path(), None);
         let def = json!({
             "StartAt": "M",
@@ -1002,7 +1212,10 @@ mod tests {
                 "Done": {"Type": "Succeed", "OutputPath": "$.out"}
             }
         });
-        let ex = interp.execute(&def, "e1", json!({"xs": [10, 20]})).await.unwrap();
+        let ex = interp
+            .execute(&def, "e1", json!({"xs": [10, 20]}))
+            .await
+            .unwrap();
         assert_eq!(ex.result.unwrap(), json!([{"got": 10}, {"got": 20}]));
         assert_eq!(ex.state_transitions, 4);
         let def = json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom", "Cause": "c"}}});
