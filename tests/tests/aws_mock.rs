@@ -94,7 +94,7 @@ async fn a_throttling_storm_is_retried_until_every_batch_completes() {
                 .header("content-type", "application/json")
                 .body(SdkBody::from(r#"{"Type":"User","message":"Rate Exceeded.","Reason":"ReservedFunctionConcurrentInvocationLimitExceeded"}"#))
                 .unwrap()
-        } else if n % 4 == 0 {
+        } else if n.is_multiple_of(4) {
             http::Response::builder()
                 .status(502)
                 .header("x-amzn-errortype", "ServiceException")

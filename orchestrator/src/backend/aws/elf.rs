@@ -280,7 +280,7 @@ pub fn synthetic_elf(machine: u16, versions: &[&str]) -> Vec<u8> {
         .map(|i| add(&format!("sym_{i}")))
         .collect();
     let align = |v: &mut Vec<u8>| {
-        while v.len() % 8 != 0 {
+        while !v.len().is_multiple_of(8) {
             v.push(0);
         }
     };
