@@ -18,13 +18,19 @@ fn payload(i: usize) -> Vec<u8> {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; positional numbers override the defaults.
-    let nums: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let invocations = nums.first().copied().unwrap_or(10_000);
-    let in_flight = nums.get(1).copied().unwrap_or(32);
+    // `cargo bench` passes `--bench`; positional numbers override the defaults. Without
+    // `--bench` (`cargo test --all-targets`) this is a small smoke run, not a measurement.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let measuring = args.iter().any(|a| a == "--bench");
+    let nums: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let invocations = nums
+        .first()
+        .copied()
+        .unwrap_or(if measuring { 10_000 } else { 40 });
+    let in_flight = nums
+        .get(1)
+        .copied()
+        .unwrap_or(if measuring { 32 } else { 4 });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -58,6 +64,7 @@ fn main() {
         let last_send = records.iter().filter_map(|r| r.sent_s.last().copied()).fold(0.0, f64::max);
         let ok = records.iter().filter(|r| matches!(r.outcome, InvocationOutcome::Result(_))).count();
         let retries: usize = records.iter().map(|r| r.retries()).sum();
+        assert_eq!(ok, invocations, "every invocation must return a batch result");
         println!(
             "aws_fanout: {invocations} Invoke calls, {in_flight} in flight, {ok} ok, {retries} retries: \
              issued in {last_send:.2} s = {:.0} invocations/s issued; all returned in {wall:.2} s = {:.0}/s",
