@@ -35,12 +35,19 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // `--stub`: an in-process endpoint that answers every Invoke at once, to separate the
+    // client's own ceiling from the platform's.
+    let stub = args.iter().any(|a| a == "--stub");
     rt.block_on(async {
         let bootstrap = find_bootstrap().expect("the bootstrap binary");
         let profile = PlatformProfile::unlimited();
         let f = FunctionConfig::new("propack", &bootstrap, &profile);
         let platform = LambdaPlatform::new(profile, vec![f], 1);
-        let (addr, server) = invoke_api::spawn("127.0.0.1:0".parse().unwrap(), platform.clone()).await.unwrap();
+        let (addr, server) = if stub {
+            stub_server().await
+        } else {
+            invoke_api::spawn("127.0.0.1:0".parse().unwrap(), platform.clone()).await.unwrap()
+        };
         let conf = propack_orchestrator::backend::aws::clients::static_conf(&format!("http://{addr}"), "us-east-1");
         let clients = propack_orchestrator::backend::aws::AwsClients::from_conf(&conf, true);
         let opts = FanoutOptions {
@@ -66,12 +73,44 @@ fn main() {
         let retries: usize = records.iter().map(|r| r.retries()).sum();
         assert_eq!(ok, invocations, "every invocation must return a batch result");
         println!(
-            "aws_fanout: {invocations} Invoke calls, {in_flight} in flight, {ok} ok, {retries} retries: \
+            "aws_fanout ({}): {invocations} Invoke calls, {in_flight} in flight, {ok} ok, {retries} retries: \
              issued in {last_send:.2} s = {:.0} invocations/s issued; all returned in {wall:.2} s = {:.0}/s",
+            if stub { "stub endpoint" } else { "local platform Invoke API" },
             invocations as f64 / last_send,
             invocations as f64 / wall
         );
         server.abort();
         platform.shutdown();
     });
+}
+
+/// A minimal Invoke endpoint: every POST gets the same successful batch result.
+async fn stub_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = bytes::Bytes::from_static(
+        br#"{"schema_version":1,"instance_id":"stub","cold_start":false,"init_ms":0,"received_at":0,"started_at":0,"ended_at":0,"vcpus":1,"parallelism":1,"tasks":[]}"#,
+    );
+    let handle = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                break;
+            };
+            let body = body.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |_req: hyper::Request<hyper::body::Incoming>| {
+                    let body = body.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(body)))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, handle)
 }
