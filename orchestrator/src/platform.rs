@@ -260,21 +260,21 @@ impl PlatformProfile {
         if self.vcpus == 0 || self.memory_mb == 0 {
             return bad("vcpus and memory_mb must be positive");
         }
-        if !(self.timeout_s > 0.0) {
+        if !positive(self.timeout_s) {
             return bad("timeout_s must be positive");
         }
         if self.account_concurrency_limit == Some(0) {
             return bad("account_concurrency_limit must be positive (omit it for no limit)");
         }
         match self.scaling {
-            Scaling::Interval { interval_ms } if !(interval_ms >= 0.0) => {
+            Scaling::Interval { interval_ms } if interval_ms.is_nan() || interval_ms < 0.0 => {
                 return bad("scaling.interval_ms must be non-negative");
             }
             Scaling::TokenBucket {
                 burst,
                 per_interval,
                 interval_s,
-            } if burst == 0 || per_interval == 0 || !(interval_s > 0.0) => {
+            } if burst == 0 || per_interval == 0 || !positive(interval_s) => {
                 return bad("scaling token bucket needs positive burst, per_interval and interval_s");
             }
             _ => {}
@@ -298,6 +298,14 @@ impl PlatformProfile {
         self.price_per_gb_second() * f64::from(self.memory_mb) / 1024.0
     }
 
+    /// Whether a finished instance takes the next waiting invocation without a cold start
+    /// when the orchestration issues the invocations: `Interval` (2021 Lambda) paces
+    /// every invocation onto a new instance; `TokenBucket` and `Unlimited` gate only
+    /// new environments (the simulator's rule, see `backend::sim`).
+    pub fn reuses_warm_instances(&self) -> bool {
+        !matches!(self.scaling, Scaling::Interval { .. })
+    }
+
     /// Seconds after launch at which the `i`-th new instance (0-based) may be created,
     /// ignoring the account limit.
     pub fn arrival_s(&self, i: u64) -> f64 {
@@ -318,6 +326,11 @@ impl PlatformProfile {
             Scaling::Unlimited => 0.0,
         }
     }
+}
+
+/// `x > 0`, false for NaN (so a NaN in a profile file is rejected, not accepted).
+fn positive(x: f64) -> bool {
+    x > 0.0
 }
 
 #[cfg(test)]
