@@ -132,11 +132,7 @@ fn run_benchmark(benchmark: &str, size: &str, platform: &str, tasks: usize, base
             .iter()
             .all(|i| i.ok && i.end_s >= i.start_s)
     );
-    assert_eq!(
-        report.plan.is_some(),
-        true,
-        "--packing auto stores the plan"
-    );
+    assert!(report.plan.is_some(), "--packing auto stores the plan");
     let csv = std::fs::read_to_string(run_dir.join("instances.csv")).unwrap();
     assert_eq!(csv.lines().count(), instances + 1, "{csv}");
     assert!(csv.starts_with("batch,attempt,instance_id,cold_start,requested_s,start_s,end_s"));
