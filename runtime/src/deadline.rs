@@ -7,6 +7,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// is 15 minutes, and a day leaves room for other platforms' longer limits.
 pub const MAX_PLAUSIBLE_AHEAD: Duration = Duration::from_secs(24 * 3600);
 
+/// The header value `bootstrap`'s Runtime API shim substitutes when the platform sent
+/// no deadline header or one that is not an integer (`lambda_runtime` panics or stops
+/// on those); [`resolve`] treats it as "no usable header".
+pub const MISSING_DEADLINE_SENTINEL: u64 = u64::MAX;
+
 /// Where a resolved deadline came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeadlineSource {
@@ -52,6 +57,9 @@ pub fn resolve(
         None | Some("") => "no Lambda-Runtime-Deadline-Ms header".to_owned(),
         Some(h) => match h.parse::<u64>() {
             Err(_) => format!("Lambda-Runtime-Deadline-Ms {h:?} is not an integer"),
+            Ok(MISSING_DEADLINE_SENTINEL) => {
+                "no usable Lambda-Runtime-Deadline-Ms header (absent or not an integer)".to_owned()
+            }
             Ok(ms) if ms <= now_epoch_ms => {
                 format!(
                     "Lambda-Runtime-Deadline-Ms {ms} is not a future epoch in milliseconds (now {now_epoch_ms})"
@@ -194,6 +202,19 @@ mod tests {
                 .unwrap()
                 .contains("no Lambda-Runtime-Deadline-Ms")
         );
+    }
+
+    #[test]
+    fn shim_sentinel_means_no_usable_header() {
+        let now = Instant::now();
+        let h = MISSING_DEADLINE_SENTINEL.to_string();
+        let r = resolve(Some(&h), NOW, now, Some(Duration::from_secs(7)));
+        assert_eq!(r.source, DeadlineSource::FunctionTimeout);
+        assert_eq!(r.at, Some(now + Duration::from_secs(7)));
+        assert!(r.rejected.unwrap().contains("absent or not an integer"));
+        let r = resolve(Some(&h), NOW, now, None);
+        assert_eq!(r.source, DeadlineSource::None);
+        assert_eq!(r.at, None);
     }
 
     #[test]

@@ -78,8 +78,8 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Seen> {
 
 #[derive(Default)]
 struct MockState {
-    /// (request id, deadline header, body) served by GET /next, in order.
-    events: VecDeque<(String, String, Vec<u8>)>,
+    /// (request id, deadline header (`None`: omitted), body) served by GET /next, in order.
+    events: VecDeque<(String, Option<String>, Vec<u8>)>,
     /// Every POST received.
     posts: Vec<Seen>,
 }
@@ -92,7 +92,7 @@ struct MockApi {
 }
 
 impl MockApi {
-    fn start(events: Vec<(&str, String, Vec<u8>)>) -> Self {
+    fn start(events: Vec<(&str, Option<String>, Vec<u8>)>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let state = Arc::new((
@@ -161,20 +161,18 @@ fn serve_conn(stream: TcpStream, state: &(Mutex<MockState>, Condvar)) {
             let Some((id, deadline, body)) = event else {
                 return;
             };
-            respond(
-                &mut writer,
-                "200 OK",
-                &[
-                    ("content-type", "application/json".into()),
-                    ("lambda-runtime-aws-request-id", id),
-                    ("lambda-runtime-deadline-ms", deadline),
-                    (
-                        "lambda-runtime-invoked-function-arn",
-                        "arn:aws:lambda:us-east-1:000000000000:function:propack".into(),
-                    ),
-                ],
-                &body,
-            );
+            let mut headers = vec![
+                ("content-type", "application/json".to_owned()),
+                ("lambda-runtime-aws-request-id", id),
+                (
+                    "lambda-runtime-invoked-function-arn",
+                    "arn:aws:lambda:us-east-1:000000000000:function:propack".into(),
+                ),
+            ];
+            if let Some(d) = deadline {
+                headers.push(("lambda-runtime-deadline-ms", d));
+            }
+            respond(&mut writer, "200 OK", &headers, &body);
         } else {
             lock.lock().unwrap().posts.push(req);
             cv.notify_all();
@@ -189,26 +187,34 @@ fn serve_conn(stream: TcpStream, state: &(Mutex<MockState>, Condvar)) {
 }
 
 fn spawn_runtime(api: &MockApi, extra_env: &[(&str, &str)]) -> Child {
+    runtime_command(api, extra_env)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn bootstrap")
+}
+
+fn runtime_command(api: &MockApi, extra_env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BOOTSTRAP);
     cmd.env("AWS_LAMBDA_RUNTIME_API", &api.addr)
         .env("AWS_LAMBDA_FUNCTION_NAME", "propack-test")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769")
         .env_remove("PROPACK_PARALLELISM")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .env_remove("AWS_LAMBDA_FUNCTION_TIMEOUT")
+        .env_remove("PROPACK_SAFETY_MARGIN_MS")
+        .stdout(Stdio::null());
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("spawn bootstrap")
+    cmd
 }
 
-fn future_deadline() -> String {
+fn future_deadline() -> Option<String> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    (now + 60_000).to_string()
+    Some((now + 60_000).to_string())
 }
 
 #[test]
@@ -224,7 +230,11 @@ fn runtime_api_loop_responses_and_errors() {
             serde_json::to_vec(&good).unwrap(),
         ),
         ("req-2", future_deadline(), br#"{"tasks": []}"#.to_vec()),
-        ("req-3", "5000".into(), serde_json::to_vec(&good).unwrap()),
+        (
+            "req-3",
+            Some("5000".into()),
+            serde_json::to_vec(&good).unwrap(),
+        ),
         ("req-4", future_deadline(), b"this is not json".to_vec()),
     ]);
     let mut child = spawn_runtime(&api, &[]);
@@ -270,6 +280,68 @@ fn runtime_api_loop_responses_and_errors() {
     assert_eq!(r3["tasks"][0]["status"], "succeeded");
 
     find("/invocation/req-4/error");
+}
+
+/// lambda_runtime 1.5 panics on a `/next` response without the deadline header and stops
+/// on a non-integer one; bootstrap's shim must keep the instance alive and the fallback
+/// (the function timeout) must still bound the batch.
+#[test]
+fn missing_or_garbled_deadline_header_falls_back_to_function_timeout() {
+    let quick = json!({"tasks": [{"id": "q", "builtin": {"name": "noop"}}]});
+    let slow = json!({"tasks": [
+        {"id": "long", "builtin": {"name": "sleep", "params": {"ms": 600_000}}},
+    ]});
+    let api = MockApi::start(vec![
+        (
+            "req-1",
+            Some("abc".into()),
+            serde_json::to_vec(&quick).unwrap(),
+        ),
+        ("req-2", None, serde_json::to_vec(&slow).unwrap()),
+        ("req-3", None, serde_json::to_vec(&quick).unwrap()),
+    ]);
+    // Timeout 3 s minus a 2.7 s margin: the executor must give up on `long` after ~0.3 s.
+    let mut child = runtime_command(
+        &api,
+        &[
+            ("AWS_LAMBDA_FUNCTION_TIMEOUT", "3"),
+            ("PROPACK_SAFETY_MARGIN_MS", "2700"),
+            ("PROPACK_PARALLELISM", "2"),
+        ],
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn bootstrap");
+    let posts = api.wait_posts(3);
+    let still_running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(still_running, "bootstrap exited: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(posts.len(), 3, "{posts:#?}\n{stderr}");
+    let find = |suffix: &str| {
+        posts
+            .iter()
+            .find(|p| p.path.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no POST to …{suffix}: {posts:#?}\n{stderr}"))
+            .json()
+    };
+
+    let r1 = find("/invocation/req-1/response");
+    assert_eq!(r1["tasks"][0]["status"], "succeeded", "{r1:#}");
+    let r2 = find("/invocation/req-2/response");
+    let long = &r2["tasks"][0];
+    assert!(
+        long["status"] == "timed_out" || long["status"] == "not_run",
+        "a 10-minute task must be cut off by the 3 s function timeout: {r2:#}"
+    );
+    let r3 = find("/invocation/req-3/response");
+    assert_eq!(r3["tasks"][0]["status"], "succeeded", "{r3:#}");
+
+    // One warning for the process, naming the fallback, not one per invocation.
+    assert_eq!(stderr.matches("warned once").count(), 1, "{stderr}");
+    assert!(stderr.contains("AWS_LAMBDA_FUNCTION_TIMEOUT"), "{stderr}");
 }
 
 #[test]

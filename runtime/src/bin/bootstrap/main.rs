@@ -7,6 +7,7 @@
 //! - `bench`: the executor's packing-efficiency, subprocess-overhead and start-up measurements.
 
 mod bench;
+mod shim;
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -128,11 +129,33 @@ fn lambda_main(process_start: Instant, api: String) -> anyhow::Result<ExitCode> 
         }
     }
     init_tracing("info");
+    // lambda_runtime reads the API address from the environment when its loop is built,
+    // so the deadline shim's address must be in place before any thread exists.
+    let shim_listener = match shim::bind() {
+        Ok(l) => {
+            let addr = l
+                .local_addr()
+                .context("reading the deadline shim's address")?;
+            // SAFETY: no other thread exists yet (the tokio runtime is built below).
+            unsafe { std::env::set_var("AWS_LAMBDA_RUNTIME_API", addr.to_string()) };
+            Some(l)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "could not start the Runtime API deadline shim ({e}); polling {api} directly, \
+                 so an invocation without a deadline header will crash lambda_runtime"
+            );
+            None
+        }
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(async move {
+        if let Some(l) = shim_listener {
+            shim::spawn(l, api.clone()).context("starting the Runtime API deadline shim")?;
+        }
         let instance = match Instance::from_env() {
             Ok(i) => Arc::new(i),
             Err(e) => {
