@@ -22,10 +22,20 @@
 //! `P` is the packing curve (one warm instance, client round trip), `o` the invoke
 //! overhead (`P(1)` less the median k = 1 handler duration at scale) and CV the spread
 //! of k = 1 durations at scale ([`ScalingModel::slowdown`]).
+//!
+//! Warm reuse ([`Model::warm_reuse`]): on a `TokenBucket` or `Unlimited` platform
+//! (not measured) the scaling rule gates only *new* environments — at most
+//! `min(A, n)` of them, ready at `arrival_s(m)` plus the cold start — and each
+//! finished environment takes the next waiting invocation with no cold start, so
+//! invocation `j` starts at the `(j+1)`-th earliest of `{s_m + r·D(k)}` (waves of
+//! slots, see [`Model::start_s`]); this is the simulator's rule with fixed durations.
+//! One task alone (k = 1) runs the mean k = 1 duration at scale: the slowdown is
+//! for an instance that waits for the slowest of its k tasks.
 //! - `median_s` / `tail_s`: end of the instance at launch position ⌊n/2⌋ / ⌊q·n⌋;
 //! - `total_s`: end of the last instance plus a straggler allowance — the expected
 //!   maximum of the durations of the instances that start within one duration of the
-//!   end, each log-normal with the k = 1 sigma shrunk by √k (k tasks average out);
+//!   end (under warm reuse: the environments in use), each log-normal with the
+//!   k = 1 sigma shrunk by √k (k tasks average out);
 //! - `expense_usd`: billed instance time × price per instance-second of the platform's
 //!   memory, plus one request per instance, plus Step Functions transitions
 //!   ([`STATE_TRANSITIONS_PER_BATCH`] per batch + [`STATE_TRANSITIONS_FIXED`]).
@@ -230,12 +240,101 @@ impl Model {
         let k = k.max(1);
         match self.kind {
             ModelKind::Paper => self.packing.seconds(k),
+            // One task alone has no slower sibling to wait for: it takes the mean
+            // k = 1 duration at scale, which the scaling runs measure directly.
+            ModelKind::Propack if k == 1 && self.scaling.duration_mean_s > 0.0 => {
+                self.scaling.duration_mean_s
+            }
             ModelKind::Propack => {
                 let warm = (self.packing.seconds(k) - self.invoke_overhead_s)
                     .max(0.05 * self.packing.seconds(k));
                 warm * self.scaling.slowdown()
             }
         }
+    }
+
+    /// Whether the model lets a finished instance take the next waiting invocation warm.
+    ///
+    /// Measured arrivals already contain whatever reuse the measured platform did; on
+    /// any other platform the rule is the simulator's (see [`crate::backend::sim`]):
+    /// `Interval` issues every invocation to a new instance, while `TokenBucket` and
+    /// `Unlimited` gate only new environments and reuse finished ones.
+    pub fn warm_reuse(&self) -> bool {
+        self.kind == ModelKind::Propack
+            && !self.measured_arrivals
+            && self.platform.reuses_warm_instances()
+    }
+
+    /// Execution environments a warm-reusing launch of `n` invocations can use, as
+    /// groups `(ready_s, count)` in time order: the scaling rule's new environments
+    /// (plus the cold start), up to the account limit and never more than `n`.
+    fn environment_groups(&self, n: u64) -> Vec<(f64, u64)> {
+        let cap = self
+            .platform
+            .account_concurrency_limit
+            .map_or(n, |l| u64::from(l).min(n))
+            .max(1);
+        let cold = self.platform.cold_start.median_ms / 1000.0;
+        match self.platform.scaling {
+            Scaling::TokenBucket {
+                burst,
+                per_interval,
+                interval_s,
+            } => {
+                let mut groups = vec![(cold, u64::from(burst).min(cap))];
+                let mut created = groups[0].1;
+                let mut g = 1u64;
+                while created < cap {
+                    let size = u64::from(per_interval).min(cap - created);
+                    groups.push((g as f64 * interval_s + cold, size));
+                    created += size;
+                    g += 1;
+                }
+                groups
+            }
+            // `warm_reuse()` is false on Interval platforms; this arm keeps the rule total.
+            Scaling::Interval { .. } => (0..cap)
+                .map(|m| (self.platform.arrival_s(m) + cold, 1))
+                .collect(),
+            Scaling::Unlimited => vec![(cold, cap)],
+        }
+    }
+
+    /// Start of invocation `j` of `n` under warm reuse, every invocation running `dur` seconds.
+    ///
+    /// Environment `m` becomes ready at `s_m` and then runs invocations back to back
+    /// at `s_m`, `s_m + dur`, `s_m + 2·dur`, …; the platform hands each waiting
+    /// invocation to the earliest of a free warm environment or the next new one,
+    /// which is merging those sequences. So invocation `j` starts at the
+    /// `(j+1)`-th smallest element of `{s_m + r·dur}`, found per group by binary
+    /// search on `r` against the count `N(t) = Σ_g n_g·(⌊(t − τ_g)/dur⌋ + 1)`.
+    fn warm_start_s(&self, n: u64, j: u64, dur: f64) -> f64 {
+        let groups = self.environment_groups(n);
+        let dur = dur.max(1e-9);
+        let want = j + 1;
+        let count = |t: f64| -> u64 {
+            groups
+                .iter()
+                .take_while(|g| g.0 <= t)
+                .map(|&(tau, size)| size * (((t - tau) / dur + 1e-9).floor() as u64 + 1))
+                .sum()
+        };
+        groups
+            .iter()
+            .map(|&(tau, _)| {
+                // Smallest r with N(tau + r·dur) ≥ j + 1; r = j always suffices.
+                let (mut lo, mut hi) = (0u64, j);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if count(tau + mid as f64 * dur) >= want {
+                        hi = mid;
+                    } else {
+                        lo = mid + 1;
+                    }
+                }
+                tau + lo as f64 * dur
+            })
+            .fold(f64::INFINITY, f64::min)
     }
 
     /// Start of instance `i` of an `n`-instance launch, seconds from launch, ignoring the account limit.
@@ -257,6 +356,9 @@ impl Model {
     /// Start of instance `i` of an `n`-instance launch whose instances each run `dur` seconds,
     /// including the waves the account limit forces.
     pub fn start_s(&self, n: u64, i: u64, dur: f64) -> f64 {
+        if self.warm_reuse() {
+            return self.warm_start_s(n, i, dur);
+        }
         let raw = self.raw_start_s(n, i);
         match (self.kind, self.platform.account_concurrency_limit) {
             (ModelKind::Propack, Some(limit)) if i >= u64::from(limit) => {
@@ -300,7 +402,10 @@ impl Model {
                 Scaling::Interval { interval_ms } => interval_ms / 1000.0,
                 Scaling::TokenBucket { .. } | Scaling::Unlimited => 0.0,
             };
-            let competing = if slope > 0.0 {
+            let competing = if self.warm_reuse() {
+                // The environments still running at the end: one per slot in use.
+                self.environment_groups(n).iter().map(|g| g.1).sum::<u64>() as f64
+            } else if slope > 0.0 {
                 (d / slope + 1.0).min(n as f64)
             } else {
                 n as f64
@@ -455,6 +560,81 @@ pub(crate) mod tests {
         // Instance 99 waits for 89, ..., 9: nine durations after instance 9 started.
         let want = 2.0 + 0.05 * 9.0 + 9.0 * 8.5;
         assert!((p.scale_s - want).abs() < 1e-6, "{} vs {want}", p.scale_s);
+    }
+
+    /// A token-bucket platform of burst 2, then 1 more environment every 2.5 s,
+    /// account limit 3 and a fixed 0.5 s cold start.
+    fn small_bucket() -> PlatformProfile {
+        let mut p = PlatformProfile::aws_today();
+        p.name = "bucket".into();
+        p.account_concurrency_limit = Some(3);
+        p.scaling = Scaling::TokenBucket {
+            burst: 2,
+            per_interval: 1,
+            interval_s: 2.5,
+        };
+        p.cold_start = crate::platform::DurationDist {
+            median_ms: 500.0,
+            p90_ms: 500.0,
+        };
+        p
+    }
+
+    #[test]
+    fn token_bucket_reuses_warm_instances_by_hand() {
+        let m = Model::new(&synthetic_profile(), small_bucket(), ModelKind::Propack).unwrap();
+        assert!(m.warm_reuse());
+        // No spread: D(7) = 1 + 0.5 · 6 = 4 s. Environments 0 and 1 are ready at
+        // 0.5 s, environment 2 at 2.5 + 0.5 = 3 s (the limit stops a 4th). Each
+        // runs invocations back to back: 0.5, 4.5, 8.5 | 0.5, 4.5, 8.5 | 3, 7, 11.
+        let d = m.instance_duration_s(7);
+        assert!((d - 4.0).abs() < 1e-9);
+        let want = [0.5, 0.5, 3.0, 4.5, 4.5, 7.0, 8.5, 8.5];
+        for (j, w) in want.iter().enumerate() {
+            let got = m.start_s(8, j as u64, d);
+            assert!((got - w).abs() < 1e-9, "invocation {j}: {got} vs {w}");
+        }
+        // 56 tasks at k = 7: 8 invocations; the last starts at 8.5 and ends at 12.5.
+        let p = m.predict(56, 7);
+        assert!((p.scale_s - 8.5).abs() < 1e-9, "{}", p.scale_s);
+        assert!((p.total_s - 12.5).abs() < 1e-9, "{}", p.total_s);
+        // Median: position 4 starts at 4.5.
+        assert!((p.median_s - 8.5).abs() < 1e-9, "{}", p.median_s);
+        // k = 1 takes the mean duration at scale (1 s), not the packed slowdown:
+        // 5 invocations on 2 + 1 environments: 0.5, 0.5, 1.5, 1.5, 2.5 (the warm
+        // ones beat environment 2 at 3 s), so the last ends at 3.5 s.
+        assert!((m.instance_duration_s(1) - 1.0).abs() < 1e-9);
+        let p1 = m.predict(5, 1);
+        assert!((p1.total_s - 3.5).abs() < 1e-9, "{}", p1.total_s);
+        // Without reuse every invocation would wait for its own token: 4th at 5.5 s.
+        assert!(p1.scale_s < 5.5);
+    }
+
+    #[test]
+    fn warm_reuse_starts_match_the_simulator_with_fixed_durations() {
+        use crate::backend::sim::{PackingDurations, SimSpec, simulate};
+        let plat = small_bucket();
+        let m = Model::new(&synthetic_profile(), plat.clone(), ModelKind::Propack).unwrap();
+        for (c, k) in [(56u64, 7u64), (5, 1), (40, 3), (17, 16)] {
+            let n = c.div_ceil(k);
+            let d = m.instance_duration_s(k);
+            let rem = c - (n - 1) * k;
+            let fixed = PackingDurations::new([
+                (k as usize, d),
+                (rem as usize, m.instance_duration_s(rem)),
+            ])
+            .unwrap();
+            let r = simulate(&plat, &fixed, &SimSpec::new(c as usize, k as usize, 1));
+            // The last invocation may be shorter, which cannot move any start.
+            for (j, inst) in r.instances.iter().enumerate() {
+                let want = m.start_s(n, j as u64, d);
+                assert!(
+                    (inst.start_s - want).abs() < 1e-9,
+                    "C={c} k={k} invocation {j}: sim {} vs model {want}",
+                    inst.start_s
+                );
+            }
+        }
     }
 
     #[test]
