@@ -227,12 +227,13 @@ impl PlatformProfile {
             "aws-today" => Self::aws_today(),
             "unlimited" => Self::unlimited(),
             path => {
-                let text =
-                    std::fs::read_to_string(Path::new(path)).map_err(|source| PlatformError::NotFound {
+                let text = std::fs::read_to_string(Path::new(path)).map_err(|source| {
+                    PlatformError::NotFound {
                         name: path.to_owned(),
                         builtins: BUILTIN_PLATFORMS.join(", "),
                         source,
-                    })?;
+                    }
+                })?;
                 serde_json::from_str(&text).map_err(|source| PlatformError::Parse {
                     path: path.to_owned(),
                     source,
@@ -275,7 +276,9 @@ impl PlatformProfile {
                 per_interval,
                 interval_s,
             } if burst == 0 || per_interval == 0 || !positive(interval_s) => {
-                return bad("scaling token bucket needs positive burst, per_interval and interval_s");
+                return bad(
+                    "scaling token bucket needs positive burst, per_interval and interval_s",
+                );
             }
             _ => {}
         }
@@ -366,7 +369,9 @@ mod tests {
 
     #[test]
     fn unknown_name_is_a_clear_error() {
-        let e = PlatformProfile::load("no-such-platform").unwrap_err().to_string();
+        let e = PlatformProfile::load("no-such-platform")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("aws-2021, aws-today, unlimited"), "{e}");
     }
 }

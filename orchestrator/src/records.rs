@@ -129,11 +129,21 @@ impl RunRecords {
 
     /// The artifact's `instances` format: one `[start, end]` line per instance, launch-relative.
     pub fn instances_csv(&self) -> String {
-        let mut out = String::from("batch,attempt,instance_id,cold_start,requested_s,start_s,end_s,tasks,ok\n");
+        let mut out = String::from(
+            "batch,attempt,instance_id,cold_start,requested_s,start_s,end_s,tasks,ok\n",
+        );
         for i in &self.instances {
             out.push_str(&format!(
                 "{},{},{},{},{:.3},{:.3},{:.3},{},{}\n",
-                i.batch, i.attempt, i.instance_id, i.cold_start, i.requested_s, i.start_s, i.end_s, i.tasks, i.ok
+                i.batch,
+                i.attempt,
+                i.instance_id,
+                i.cold_start,
+                i.requested_s,
+                i.start_s,
+                i.end_s,
+                i.tasks,
+                i.ok
             ));
         }
         out
