@@ -14,6 +14,44 @@ use serde_json::{Map, Value};
 /// keys ending in `.$` hold paths evaluated against the state's input.
 pub type PayloadTemplate = Map<String, Value>;
 
+/// `v` with every object's keys in sorted order.
+///
+/// Templates are `serde_json` maps, whose iteration order depends on whether any crate in the
+/// build enables serde_json's `preserve_order` feature (the AWS SDK's test utilities do). Sorting
+/// on output keeps generated definitions byte-identical in every build.
+pub fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), canonical(&map[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+fn canonical_template<S: serde::Serializer>(
+    t: &Option<PayloadTemplate>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(map) => canonical(&Value::Object(map.clone())).serialize(s),
+        None => s.serialize_none(),
+    }
+}
+
+fn canonical_value<S: serde::Serializer>(v: &Option<Value>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => canonical(v).serialize(s),
+        None => s.serialize_none(),
+    }
+}
+
 /// ASL distinguishes an absent `ResultPath` (default `$`) from `"ResultPath": null`
 /// (discard the result), so those fields are `Option<Option<String>>`.
 fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -97,10 +135,18 @@ pub struct TaskState {
     /// The integration ARN.
     pub resource: String,
     /// Request template (for lambda:invoke: `FunctionName`, `Payload.$`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "canonical_template"
+    )]
     pub parameters: Option<PayloadTemplate>,
     /// Template applied to the raw result before `ResultPath`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "canonical_template"
+    )]
     pub result_selector: Option<PayloadTemplate>,
     /// Where the result goes in the input (`Some(None)` = `null`: discard it).
     #[serde(
@@ -159,7 +205,11 @@ pub struct MapState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item_reader: Option<ItemReader>,
     /// Template applied to each item before it reaches the processor.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "canonical_template"
+    )]
     pub item_selector: Option<PayloadTemplate>,
     /// Distributed Map: group items into batches (ProPack's packing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,7 +230,11 @@ pub struct MapState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// Template applied to the Map's result before `ResultPath`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "canonical_template"
+    )]
     pub result_selector: Option<PayloadTemplate>,
     /// Where the result goes in the input (`Some(None)` = `null`).
     #[serde(
@@ -271,7 +325,11 @@ pub struct ItemReader {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reader_config: Option<ReaderConfig>,
     /// `Bucket`/`Key` (or `Bucket.$`/`Key.$`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "canonical_template"
+    )]
     pub parameters: Option<PayloadTemplate>,
 }
 
@@ -309,7 +367,11 @@ pub struct ItemBatcher {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_input_bytes_per_batch: Option<u64>,
     /// Template for the `BatchInput` object added next to `Items` in every batch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "canonical_template"
+    )]
     pub batch_input: Option<PayloadTemplate>,
 }
 
@@ -320,7 +382,11 @@ pub struct ResultWriter {
     /// `arn:aws:states:::s3:putObject`.
     pub resource: String,
     /// `Bucket`/`Prefix` (or their `.$` forms).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "canonical_template"
+    )]
     pub parameters: Option<PayloadTemplate>,
 }
 
@@ -332,10 +398,18 @@ pub struct PassState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     /// Template producing the output from the input.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "canonical_template"
+    )]
     pub parameters: Option<PayloadTemplate>,
     /// A fixed result.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "canonical_value"
+    )]
     pub result: Option<Value>,
     /// Where the result goes in the input (`Some(None)` = `null`).
     #[serde(
