@@ -77,27 +77,8 @@ impl BenchmarkArg {
     }
 }
 
-/// Objective of the plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ObjectiveArg {
-    /// Minimise service time.
-    Time,
-    /// Minimise expense.
-    Cost,
-    /// A weighted mix of both.
-    Both,
-}
-
-/// Service-time metric to optimise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum MetricArg {
-    /// Until the last task finished.
-    Total,
-    /// Until the 95th percentile of tasks finished.
-    Tail,
-    /// Until half the tasks finished.
-    Median,
-}
+// The objective and metric flags are the plan command's, so both read the same values.
+pub use super::plan::{MetricArg, ObjectiveArg};
 
 /// Where to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -733,11 +714,7 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
             w_time: propack_orchestrator::model::planner::DEFAULT_W_TIME,
         },
     };
-    let metric = match args.metric {
-        MetricArg::Total => Metric::Total,
-        MetricArg::Tail => Metric::Tail,
-        MetricArg::Median => Metric::Median,
-    };
+    let metric = Metric::from(args.metric);
     let kmax = args.kmax.max(1).min(c);
     // A stored plan is keyed by what decides k: the workload and its size, the platform, C,
     // objective and metric (the packing curve it came from was measured on this machine).

@@ -17,7 +17,7 @@ pub enum ObjectiveArg {
     Time,
     /// Expense.
     Cost,
-    /// Weighted normalised excess of both (--w-cost, --w-time).
+    /// Weighted normalised excess of both (0.55 cost / 0.45 time; `plan --w-cost/--w-time`).
     Both,
 }
 
@@ -26,7 +26,7 @@ pub enum ObjectiveArg {
 pub enum MetricArg {
     /// Last task done.
     Total,
-    /// Tail quantile of tasks done (--tail-quantile).
+    /// Tail quantile of tasks done (p95 unless `plan --tail-quantile` says otherwise).
     Tail,
     /// Half of the tasks done.
     Median,
