@@ -9,7 +9,7 @@ use propack_orchestrator::backend::local::{LocalBackend, find_bootstrap};
 use propack_orchestrator::backend::{Backend, Job, NoProgress, RunOutcome};
 use propack_orchestrator::model::profile::{
     AppProfile, InstanceSample, PROFILE_SCHEMA_VERSION, PackingProfile, PackingSample,
-    ScalingProfile, ScalingRun, WorkloadProfile,
+    ScalingProfile, ScalingRun,
 };
 use propack_orchestrator::platform::PlatformProfile;
 use propack_runtime::{BuiltinSpec, Task};
@@ -250,20 +250,7 @@ fn combine(out: &Path, app: &str, tasks: u64) -> anyhow::Result<Option<PathBuf>>
     }
     let scaling: ScalingProfile = serde_json::from_slice(&std::fs::read(&s)?)?;
     let packing: PackingProfile = serde_json::from_slice(&std::fs::read(&p)?)?;
-    let profile = AppProfile {
-        schema_version: PROFILE_SCHEMA_VERSION,
-        app: app.to_owned(),
-        scaling,
-        packing,
-        workload: WorkloadProfile {
-            schema_version: PROFILE_SCHEMA_VERSION,
-            name: app.to_owned(),
-            tasks,
-            memory_mb_per_task: 0.0,
-            tmp_mb_per_task: 0.0,
-            payload_bytes_per_task: 0,
-        },
-    };
+    let profile = AppProfile::from_measurements(app, scaling, packing, tasks);
     let path = out.join(format!("{app}.json"));
     profile.save(&path)?;
     Ok(Some(path))

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::ModelError;
 use super::profile::{
     AppProfile, InstanceSample, PROFILE_SCHEMA_VERSION, PackingProfile, PackingSample,
-    ScalingProfile, ScalingRun, WorkloadProfile,
+    ScalingProfile, ScalingRun,
 };
 
 /// Platform the artifact measured on (matches [`crate::platform::PlatformProfile::aws_2021`]).
@@ -218,20 +218,7 @@ pub fn import(dir: &Path, app: &str) -> Result<AppProfile, ModelError> {
         .map(|r| r.concurrency)
         .max()
         .unwrap_or(1);
-    let profile = AppProfile {
-        schema_version: PROFILE_SCHEMA_VERSION,
-        app: app.to_owned(),
-        scaling,
-        packing,
-        workload: WorkloadProfile {
-            schema_version: PROFILE_SCHEMA_VERSION,
-            name: app.to_owned(),
-            tasks,
-            memory_mb_per_task: 0.0,
-            tmp_mb_per_task: 0.0,
-            payload_bytes_per_task: 0,
-        },
-    };
+    let profile = AppProfile::from_measurements(app, scaling, packing, tasks);
     profile.validate()?;
     Ok(profile)
 }

@@ -122,6 +122,30 @@ pub struct AppProfile {
 }
 
 impl AppProfile {
+    /// A profile from measured scaling and packing, with a default workload of `tasks` tasks that
+    /// asks for no per-task memory, /tmp or payload (callers or `plan` flags set those).
+    pub fn from_measurements(
+        app: &str,
+        scaling: ScalingProfile,
+        packing: PackingProfile,
+        tasks: u64,
+    ) -> Self {
+        Self {
+            schema_version: PROFILE_SCHEMA_VERSION,
+            app: app.to_owned(),
+            scaling,
+            packing,
+            workload: WorkloadProfile {
+                schema_version: PROFILE_SCHEMA_VERSION,
+                name: app.to_owned(),
+                tasks,
+                memory_mb_per_task: 0.0,
+                tmp_mb_per_task: 0.0,
+                payload_bytes_per_task: 0,
+            },
+        }
+    }
+
     /// Reads and checks a profile file.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
         let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
