@@ -80,6 +80,10 @@ pub async fn deploy_function(
             ));
         }
     };
+    let tmp = EphemeralStorage::builder()
+        .size(spec.tmp_mb)
+        .build()
+        .map_err(|e| AwsError::Invalid(e.to_string()))?;
     let created = !exists;
     if exists {
         wait_ready(lambda, name, wait_limit).await?;
@@ -108,12 +112,7 @@ pub async fn deploy_function(
             .handler("bootstrap")
             .memory_size(spec.memory_mb)
             .timeout(spec.timeout_s)
-            .ephemeral_storage(
-                EphemeralStorage::builder()
-                    .size(spec.tmp_mb)
-                    .build()
-                    .map_err(|e| AwsError::Invalid(e.to_string()))?,
-            )
+            .ephemeral_storage(tmp.clone())
             .environment(env)
             .send()
             .await
@@ -135,12 +134,7 @@ pub async fn deploy_function(
             .architectures(arch)
             .memory_size(spec.memory_mb)
             .timeout(spec.timeout_s)
-            .ephemeral_storage(
-                EphemeralStorage::builder()
-                    .size(spec.tmp_mb)
-                    .build()
-                    .map_err(|e| AwsError::Invalid(e.to_string()))?,
-            )
+            .ephemeral_storage(tmp.clone())
             .environment(env)
             .code(
                 FunctionCode::builder()
