@@ -412,6 +412,39 @@ mod s3 {
             block(&self.rt, f)
         }
 
+        async fn get_object(
+            &self,
+            bucket: &str,
+            key: &str,
+            uri: &str,
+        ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StorageError> {
+            self.client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(s3_err(uri, "GetObject"))
+        }
+
+        async fn put_object(
+            &self,
+            bucket: &str,
+            key: &str,
+            body: ByteStream,
+            uri: &str,
+        ) -> Result<(), StorageError> {
+            self.client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(body)
+                .send()
+                .await
+                .map_err(s3_err(uri, "PutObject"))?;
+            Ok(())
+        }
+
         pub(super) fn fetch(
             &self,
             bucket: &str,
@@ -420,14 +453,7 @@ mod s3 {
             uri: &str,
         ) -> Result<u64, StorageError> {
             self.block(async {
-                let obj = self
-                    .client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(s3_err(uri, "GetObject"))?;
+                let obj = self.get_object(bucket, key, uri).await?;
                 let mut file = tokio::fs::File::create(dest)
                     .await
                     .map_err(super::io_err(format!("create {}", dest.display())))?;
@@ -458,15 +484,7 @@ mod s3 {
                     let body = ByteStream::from_path(src)
                         .await
                         .map_err(s3_err(uri, "PutObject"))?;
-                    self.client
-                        .put_object()
-                        .bucket(bucket)
-                        .key(key)
-                        .body(body)
-                        .send()
-                        .await
-                        .map_err(s3_err(uri, "PutObject"))?;
-                    return Ok(());
+                    return self.put_object(bucket, key, body, uri).await;
                 }
                 self.multipart(src, len, bucket, key, uri).await
             })
@@ -590,14 +608,7 @@ mod s3 {
             uri: &str,
         ) -> Result<Vec<u8>, StorageError> {
             self.block(async {
-                let obj = self
-                    .client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(s3_err(uri, "GetObject"))?;
+                let obj = self.get_object(bucket, key, uri).await?;
                 let data = obj.body.collect().await.map_err(s3_err(uri, "GetObject"))?;
                 Ok(data.into_bytes().to_vec())
             })
@@ -610,17 +621,7 @@ mod s3 {
             data: Vec<u8>,
             uri: &str,
         ) -> Result<(), StorageError> {
-            self.block(async {
-                self.client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .body(ByteStream::from(data))
-                    .send()
-                    .await
-                    .map_err(s3_err(uri, "PutObject"))?;
-                Ok(())
-            })
+            self.block(self.put_object(bucket, key, ByteStream::from(data), uri))
         }
 
         pub(super) fn list(
