@@ -123,25 +123,32 @@ pub struct BatchInput {
 }
 
 /// One task: an id, what to run, and the objects it reads and writes.
+///
+/// On the wire the action is one of the keys `exec` or `builtin` next to `id`
+/// (`{"id": "t1", "exec": {...}}`); in Rust it is the [`TaskAction`] enum, so
+/// "exactly one action" holds by construction instead of being checked at run time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "TaskWire", into = "TaskWire")]
 pub struct Task {
     /// Unique within the batch (and, by the orchestrator's convention, within the run).
     pub id: String,
-    /// Run an executable (exactly one of `exec` and `builtin` is set).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exec: Option<ExecSpec>,
-    /// Run a built-in benchmark workload.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub builtin: Option<BuiltinSpec>,
+    /// What the task runs.
+    pub action: TaskAction,
     /// Per-task timeout in milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     /// File name in the task's scratch directory → URI fetched before the task starts.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub inputs: BTreeMap<String, String>,
     /// File name in the task's scratch directory → URI uploaded after the task succeeds.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, String>,
+}
+
+/// What a task runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskAction {
+    /// A subprocess (`"exec": {...}`).
+    Exec(ExecSpec),
+    /// An in-process built-in (`"builtin": {...}`).
+    Builtin(BuiltinSpec),
 }
 
 /// An executable task: direct exec of `program` with `args` (never through a shell).
@@ -167,36 +174,39 @@ pub struct BuiltinSpec {
     pub params: Value,
 }
 
-/// What a task runs, borrowed from a validated [`Task`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum TaskAction<'a> {
-    /// A subprocess.
-    Exec(&'a ExecSpec),
-    /// An in-process built-in.
-    Builtin(&'a BuiltinSpec),
+/// `field` of the task at `path` (empty for a lone task) is invalid.
+fn invalid_at(path: &str, field: &str, message: &str) -> ContractError {
+    ContractError::InvalidField {
+        field: if path.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{path}.{field}")
+        },
+        message: message.to_owned(),
+    }
 }
 
-impl Task {
-    /// What this task runs. Only valid on tasks that came through [`Batch::from_value`]
-    /// or [`Task::validate`]; otherwise an exec spec wins over a builtin.
-    pub fn action(&self) -> Option<TaskAction<'_>> {
-        match (&self.exec, &self.builtin) {
-            (Some(e), _) => Some(TaskAction::Exec(e)),
-            (None, Some(b)) => Some(TaskAction::Builtin(b)),
-            (None, None) => None,
-        }
-    }
+/// The JSON shape of a [`Task`]: the action as optional sibling keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TaskWire {
+    id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exec: Option<ExecSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    builtin: Option<BuiltinSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    inputs: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    outputs: BTreeMap<String, String>,
+}
 
-    /// Checks the invariants serde cannot express; `path` names the task in errors.
-    pub fn validate(&self, path: &str) -> Result<(), ContractError> {
-        let invalid = |field: &str, message: &str| ContractError::InvalidField {
-            field: format!("{path}.{field}"),
-            message: message.to_owned(),
-        };
-        if self.id.is_empty() {
-            return Err(invalid("id", "must be a non-empty string"));
-        }
-        match (&self.exec, &self.builtin) {
+impl TaskWire {
+    /// The typed task, with every invariant checked; `path` names the task in errors.
+    fn into_task(self, path: &str) -> Result<Task, ContractError> {
+        let invalid = |field: &str, message: &str| invalid_at(path, field, message);
+        let action = match (self.exec, self.builtin) {
             (Some(_), Some(_)) => {
                 return Err(invalid(
                     "exec",
@@ -209,10 +219,84 @@ impl Task {
                     "missing: a task needs `exec` {program, args, env} or `builtin` {name, params}",
                 ));
             }
-            (Some(e), None) if e.program.is_empty() => {
+            (Some(e), None) => TaskAction::Exec(e),
+            (None, Some(b)) => TaskAction::Builtin(b),
+        };
+        let task = Task {
+            id: self.id,
+            action,
+            timeout_ms: self.timeout_ms,
+            inputs: self.inputs,
+            outputs: self.outputs,
+        };
+        task.validate(path)?;
+        Ok(task)
+    }
+}
+
+impl TryFrom<TaskWire> for Task {
+    type Error = ContractError;
+    fn try_from(w: TaskWire) -> Result<Self, Self::Error> {
+        w.into_task("")
+    }
+}
+
+impl From<Task> for TaskWire {
+    fn from(t: Task) -> Self {
+        let (exec, builtin) = match t.action {
+            TaskAction::Exec(e) => (Some(e), None),
+            TaskAction::Builtin(b) => (None, Some(b)),
+        };
+        TaskWire {
+            id: t.id,
+            exec,
+            builtin,
+            timeout_ms: t.timeout_ms,
+            inputs: t.inputs,
+            outputs: t.outputs,
+        }
+    }
+}
+
+impl Task {
+    /// A task with no timeout, inputs or outputs.
+    pub fn new(id: impl Into<String>, action: TaskAction) -> Self {
+        Self {
+            id: id.into(),
+            action,
+            timeout_ms: None,
+            inputs: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+        }
+    }
+
+    /// The built-in spec, if this is a built-in task.
+    pub fn builtin(&self) -> Option<&BuiltinSpec> {
+        match &self.action {
+            TaskAction::Builtin(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The exec spec, if this is an executable task.
+    pub fn exec(&self) -> Option<&ExecSpec> {
+        match &self.action {
+            TaskAction::Exec(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Checks the invariants serde cannot express; `path` names the task in errors.
+    pub fn validate(&self, path: &str) -> Result<(), ContractError> {
+        let invalid = |field: &str, message: &str| invalid_at(path, field, message);
+        if self.id.is_empty() {
+            return Err(invalid("id", "must be a non-empty string"));
+        }
+        match &self.action {
+            TaskAction::Exec(e) if e.program.is_empty() => {
                 return Err(invalid("exec.program", "must be a non-empty string"));
             }
-            (None, Some(b)) if b.name.is_empty() => {
+            TaskAction::Builtin(b) if b.name.is_empty() => {
                 return Err(invalid("builtin.name", "must be a non-empty string"));
             }
             _ => {}
@@ -315,9 +399,9 @@ impl Batch {
         let mut seen = BTreeSet::new();
         for (index, raw) in list.iter().enumerate() {
             let path = format!("{field}[{index}]");
-            let task: Task =
+            let wire: TaskWire =
                 serde_json::from_value(raw.clone()).map_err(|e| field_error(path.clone(), e))?;
-            task.validate(&path)?;
+            let task = wire.into_task(&path)?;
             if !seen.insert(task.id.clone()) {
                 return Err(ContractError::DuplicateId {
                     field,
@@ -521,7 +605,7 @@ mod tests {
         assert_eq!(b.output_prefix.as_deref(), Some("file:///tmp/out/"));
         assert_eq!(b.parallelism, Some(3));
         assert_eq!(b.tasks.len(), 2);
-        assert!(matches!(b.tasks[1].action(), Some(TaskAction::Builtin(s)) if s.name == "sort"));
+        assert!(matches!(&b.tasks[1].action, TaskAction::Builtin(s) if s.name == "sort"));
     }
 
     #[test]
@@ -535,9 +619,7 @@ mod tests {
         let b =
             parse(json!({"run_id": "r3", "tasks": [exec_task("x")], "unknown": {"a": 1}})).unwrap();
         assert_eq!(b.run_id.as_deref(), Some("r3"));
-        assert!(
-            matches!(b.tasks[0].action(), Some(TaskAction::Exec(e)) if e.program == "/bin/true")
-        );
+        assert!(matches!(&b.tasks[0].action, TaskAction::Exec(e) if e.program == "/bin/true"));
     }
 
     #[test]

@@ -29,12 +29,12 @@ fn all_three_batch_shapes_normalise_to_the_same_batch() {
     assert_eq!(direct.tasks.len(), 3);
     let t1 = &direct.tasks[0];
     assert!(
-        matches!(t1.action(), Some(TaskAction::Exec(e)) if e.args == ["-c", "sort -o out.txt in.txt"])
+        matches!(&t1.action, TaskAction::Exec(e) if e.args == ["-c", "sort -o out.txt in.txt"])
     );
     assert_eq!(t1.timeout_ms, Some(1000));
     assert_eq!(t1.inputs["in.txt"], "s3://propack-data/in/1.txt");
     assert!(
-        matches!(direct.tasks[1].action(), Some(TaskAction::Builtin(b)) if b.params["records"] == 1000)
+        matches!(&direct.tasks[1].action, TaskAction::Builtin(b) if b.params["records"] == 1000)
     );
 }
 

@@ -181,17 +181,16 @@ pub fn max_task_bytes(tasks: &[Task]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use propack_runtime::{Batch, ExecSpec, ParseOptions};
+    use propack_runtime::{Batch, ExecSpec, ParseOptions, TaskAction};
 
     fn task(i: usize) -> Task {
         Task {
             id: format!("t{i}"),
-            exec: Some(ExecSpec {
+            action: TaskAction::Exec(ExecSpec {
                 program: "/bin/true".into(),
                 args: vec![],
                 env: Default::default(),
             }),
-            builtin: None,
             timeout_ms: None,
             inputs: Default::default(),
             outputs: Default::default(),
@@ -221,7 +220,9 @@ mod tests {
     #[test]
     fn inline_input_refuses_oversize_and_bad_k() {
         let mut big = task(0);
-        big.exec.as_mut().unwrap().args = vec!["x".repeat(300_000)];
+        if let TaskAction::Exec(e) = &mut big.action {
+            e.args = vec!["x".repeat(300_000)];
+        }
         assert!(matches!(
             inline_input("r", "file:///o/", &[big], 1, None),
             Err(BuildError::InlineInputTooLarge { .. })

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use propack_runtime::{BuiltinSpec, Task};
+use propack_runtime::{BuiltinSpec, Task, TaskAction};
 use serde_json::json;
 
 use crate::build::{DefinitionOptions, ModeRequest};
@@ -78,8 +78,7 @@ impl Benchmark {
             BTreeMap::from([("output".to_owned(), format!("{base}/out/{name}-{index:06}"))]);
         Task {
             id: format!("{name}-{index:06}"),
-            exec: None,
-            builtin: Some(BuiltinSpec {
+            action: TaskAction::Builtin(BuiltinSpec {
                 name: name.to_owned(),
                 params,
             }),

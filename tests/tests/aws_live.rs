@@ -19,7 +19,7 @@ use propack_orchestrator::backend::aws::s3::{ObjectStore, S3Uri};
 use propack_orchestrator::backend::aws::{AwsBackend, AwsClients, AwsMode, AwsOptions, sfn};
 use propack_orchestrator::backend::{Job, NoProgress};
 use propack_orchestrator::platform::PlatformProfile;
-use propack_runtime::{BuiltinSpec, Task, TaskStatus};
+use propack_runtime::{BuiltinSpec, Task, TaskAction, TaskStatus};
 use serde_json::json;
 
 const FUNCTION: &str = "propack-live-test";
@@ -39,8 +39,7 @@ fn spin_tasks(n: usize) -> Vec<Task> {
     (0..n)
         .map(|i| Task {
             id: format!("t{i}"),
-            exec: None,
-            builtin: Some(BuiltinSpec {
+            action: TaskAction::Builtin(BuiltinSpec {
                 name: "spin".into(),
                 params: json!({"ms": 200}),
             }),

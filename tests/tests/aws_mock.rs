@@ -14,7 +14,7 @@ use propack_orchestrator::backend::aws::invoke::{
     FanoutOptions, InvocationOutcome, fan_out, outcome_from_invocations,
 };
 use propack_orchestrator::backend::{NoProgress, Progress};
-use propack_runtime::{Batch, BuiltinSpec, Task, TaskStatus};
+use propack_runtime::{Batch, BuiltinSpec, Task, TaskAction, TaskStatus};
 use serde_json::{Value, json};
 
 fn client(http: aws_sdk_lambda::config::SharedHttpClient) -> aws_sdk_lambda::Client {
@@ -39,8 +39,7 @@ fn batches(n: usize, k: usize) -> Vec<Batch> {
             tasks: (0..k)
                 .map(|t| Task {
                     id: format!("b{b}-t{t}"),
-                    exec: None,
-                    builtin: Some(BuiltinSpec {
+                    action: TaskAction::Builtin(BuiltinSpec {
                         name: "noop".into(),
                         params: Value::Null,
                     }),

@@ -15,7 +15,7 @@ use propack_orchestrator::backend::aws::package::{LambdaArch, LambdaRuntime, ver
 use propack_orchestrator::backend::aws::s3::{ObjectStore, S3Uri};
 use propack_orchestrator::backend::aws::zip::{ZipEntry, read_zip, write_zip};
 use propack_orchestrator::backend::aws::{AwsBackend, AwsClients, AwsOptions, sfn};
-use propack_runtime::{ExecSpec, Task};
+use propack_runtime::{ExecSpec, Task, TaskAction};
 use propack_tests::{http_request, moto_url};
 use serde_json::{Value, json};
 
@@ -120,12 +120,11 @@ fn staging_uploads_inputs_and_the_manifest_and_rewrites_uris() {
                 std::fs::write(&own, format!("input {i}")).unwrap();
                 Task {
                     id: format!("t/{i}"),
-                    exec: Some(ExecSpec {
+                    action: TaskAction::Exec(ExecSpec {
                         program: "/bin/cat".into(),
                         args: vec!["own".into()],
                         env: BTreeMap::new(),
                     }),
-                    builtin: None,
                     timeout_ms: None,
                     inputs: BTreeMap::from([
                         ("own".to_owned(), format!("file://{}", own.display())),

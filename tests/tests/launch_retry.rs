@@ -9,15 +9,14 @@ use std::time::{Duration, Instant};
 use propack_orchestrator::backend::local::LocalBackend;
 use propack_orchestrator::backend::{Backend, Job, NoProgress};
 use propack_orchestrator::platform::PlatformProfile;
-use propack_runtime::{BuiltinSpec, Task, TaskStatus};
+use propack_runtime::{BuiltinSpec, Task, TaskAction, TaskStatus};
 use propack_step_functions::{DefinitionOptions, ModeRequest, build_definition};
 use serde_json::json;
 
 fn sleep_task(i: usize, ms: u64) -> Task {
     Task {
         id: format!("t{i}"),
-        exec: None,
-        builtin: Some(BuiltinSpec {
+        action: TaskAction::Builtin(BuiltinSpec {
             name: "sleep".into(),
             params: json!({"ms": ms}),
         }),

@@ -313,10 +313,7 @@ fn benchmark_task_params_are_accepted_by_the_workloads() {
     };
     for bench in Benchmark::ALL {
         let task = bench.task(3, "b", "r");
-        let spec = task
-            .builtin
-            .as_ref()
-            .expect("benchmark tasks are built-ins");
+        let spec = task.builtin().expect("benchmark tasks are built-ins");
         assert_eq!(spec.name, bench.name());
         let ok = match bench {
             Benchmark::Sort => SortParams::from_value(&spec.params).map(drop),

@@ -22,7 +22,7 @@ use propack_orchestrator::model::{Metric, Model, ModelKind, Objective, PlanReque
 use propack_orchestrator::platform::PlatformProfile;
 use propack_orchestrator::records::{DEFAULT_TAIL_QUANTILE, Metrics};
 use propack_orchestrator::report::{MeasuredRun, RUN_SCHEMA_VERSION, RunReport};
-use propack_runtime::{BatchResult, BuiltinSpec, Task, TaskStatus};
+use propack_runtime::{BatchResult, BuiltinSpec, Task, TaskAction, TaskStatus};
 use serde_json::{Value, json};
 
 /// `--packing auto|K`.
@@ -258,8 +258,7 @@ fn benchmark_task(
     let outputs = BTreeMap::from([("output".to_owned(), file("out", out_ext))]);
     Task {
         id,
-        exec: None,
-        builtin: Some(BuiltinSpec {
+        action: TaskAction::Builtin(BuiltinSpec {
             name: name.to_owned(),
             params,
         }),
@@ -354,7 +353,7 @@ fn verify(tasks: &[Task], outcome: &RunOutcome) -> (bool, usize, Vec<String>) {
             }
             continue;
         }
-        if let Some(b) = &t.builtin
+        if let Some(b) = t.builtin()
             && propack_workloads::WORKLOADS.contains(&b.name.as_str())
         {
             let input = t.inputs.get("input").and_then(|u| uri_path(u));

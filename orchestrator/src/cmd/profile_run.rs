@@ -12,7 +12,7 @@ use propack_orchestrator::model::profile::{
     ScalingProfile, ScalingRun,
 };
 use propack_orchestrator::platform::PlatformProfile;
-use propack_runtime::{BuiltinSpec, Task};
+use propack_runtime::{BuiltinSpec, Task, TaskAction};
 use serde_json::Value;
 
 /// Where the experiments run.
@@ -103,8 +103,7 @@ impl CommonArgs {
         Ok((0..count)
             .map(|i| Task {
                 id: format!("p{i:06}"),
-                exec: None,
-                builtin: Some(BuiltinSpec {
+                action: TaskAction::Builtin(BuiltinSpec {
                     name: self.builtin.clone(),
                     params: params.clone(),
                 }),

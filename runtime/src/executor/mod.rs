@@ -303,8 +303,8 @@ impl Shared {
             .keys()
             .map(|n| (n.clone(), prepared.scratch.join(n)))
             .collect();
-        match task.action() {
-            Some(TaskAction::Exec(spec)) => {
+        match &task.action {
+            TaskAction::Exec(spec) => {
                 let kill_at = match (task.timeout_ms, self.cutoff) {
                     (Some(ms), cutoff) => {
                         let t = Instant::now() + Duration::from_millis(ms);
@@ -326,7 +326,7 @@ impl Shared {
                 res.stderr_tail = o.stderr_tail;
                 res.error = o.error;
             }
-            Some(TaskAction::Builtin(spec)) => {
+            TaskAction::Builtin(spec) => {
                 let t0 = Instant::now();
                 let cpu0 = builtin::thread_cpu_time();
                 let r = catch_unwind(AssertUnwindSafe(|| {
@@ -368,10 +368,6 @@ impl Shared {
                         t0.elapsed().as_millis()
                     ));
                 }
-            }
-            None => {
-                res.status = TaskStatus::Failed;
-                res.error = Some("task has neither `exec` nor `builtin`".into());
             }
         }
         if res.status == TaskStatus::Succeeded {
