@@ -21,9 +21,7 @@ use crate::backend::sim::{
 };
 use crate::model::artifact;
 use crate::model::planner::{DEFAULT_W_COST, DEFAULT_W_TIME, Metric, Objective, PlanRequest, plan};
-use crate::model::{
-    AppProfile, Model, ModelError, ModelKind, STATE_TRANSITIONS_FIXED, STATE_TRANSITIONS_PER_BATCH,
-};
+use crate::model::{AppProfile, Model, ModelError, ModelKind};
 use crate::platform::PlatformProfile;
 use crate::records::{Metrics, RunRecords};
 
@@ -534,6 +532,11 @@ fn mean_metrics(v: &[Metrics]) -> Metrics {
         tail_s: sum(|m| m.tail_s),
         median_s: sum(|m| m.median_s),
         expense_usd: sum(|m| m.expense_usd),
+        expense: crate::billing::Expense {
+            compute_usd: sum(|m| m.expense.compute_usd),
+            requests_usd: sum(|m| m.expense.requests_usd),
+            orchestration_usd: sum(|m| m.expense.orchestration_usd),
+        },
     }
 }
 
@@ -542,15 +545,12 @@ pub fn sim_metrics(
     records: &RunRecords,
     platform: &PlatformProfile,
     tail_quantile: f64,
+    dispatch: crate::billing::Dispatch,
 ) -> Metrics {
-    let transitions =
-        STATE_TRANSITIONS_FIXED + STATE_TRANSITIONS_PER_BATCH * records.instances.len() as u64;
-    records.metrics(
-        tail_quantile,
-        platform.price_per_instance_second(),
-        platform.prices.request,
-        transitions as f64 * platform.prices.state_transition,
-    )
+    let mut records = records.clone();
+    records.orchestration =
+        crate::billing::OrchestrationUsage::derive(&records, dispatch, platform.vcpus);
+    records.metrics(tail_quantile, platform)
 }
 
 /// Mean simulated metrics of (C, k) over the configured seeds.
@@ -568,7 +568,10 @@ fn simulate_mean(
                 spec.warm_reuse = cfg.warm_reuse;
             }
             let rec = sim::simulate(platform, &workload.durations, &spec);
-            sim_metrics(&rec, platform, tail_quantile)
+            let dispatch = crate::billing::Dispatch::StepFunctions {
+                task_bytes: workload.profile.workload.payload_bytes_per_task.max(1),
+            };
+            sim_metrics(&rec, platform, tail_quantile, dispatch)
         })
         .collect();
     mean_metrics(&runs)

@@ -1,5 +1,6 @@
 //! ProPack orchestrator: chooses the packing degree k and runs packed serverless jobs.
 //!
+//! - [`billing`]: one pricing function for predicted, simulated and measured runs;
 //! - [`model`]: profiles, the analytical model, the planner and the plan store;
 //! - [`platform`]: platform profiles shared by the model, the local platform and the simulator;
 //! - [`records`]: what a run measured, and the metrics computed from it;
@@ -11,6 +12,7 @@
 //! `cmd/`) is a thin layer over this library.
 
 pub mod backend;
+pub mod billing;
 pub mod evaluate;
 pub mod model;
 pub mod platform;

@@ -66,8 +66,22 @@ pub struct Prices {
     pub gb_second_arm64: f64,
     /// USD per invocation request.
     pub request: f64,
-    /// USD per Step Functions (standard) state transition.
+    /// USD per Step Functions STANDARD state transition.
     pub state_transition: f64,
+    /// USD per Step Functions EXPRESS execution (request).
+    #[serde(default = "default_express_request")]
+    pub express_request: f64,
+    /// USD per GB-second of Step Functions EXPRESS duration (first pricing tier).
+    #[serde(default = "default_express_gb_second")]
+    pub express_gb_second: f64,
+}
+
+fn default_express_request() -> f64 {
+    1.00 / 1_000_000.0
+}
+
+fn default_express_gb_second() -> f64 {
+    0.000_016_67
 }
 
 impl Default for Prices {
@@ -77,6 +91,8 @@ impl Default for Prices {
             gb_second_arm64: 0.000_013_333_4,
             request: 0.20 / 1_000_000.0,
             state_transition: 0.025 / 1_000.0,
+            express_request: default_express_request(),
+            express_gb_second: default_express_gb_second(),
         }
     }
 }
@@ -145,6 +161,10 @@ pub struct PlatformProfile {
     pub scaling: Scaling,
     /// Time from instance creation until the runtime polls for its first event.
     pub cold_start: DurationDist,
+    /// Whether the init phase of a cold start is billed like handler time (Lambda
+    /// bills it for every runtime since August 2025; it did not for managed runtimes before).
+    #[serde(default)]
+    pub bills_init: bool,
     /// Largest payload of one invocation / Step Functions batch, bytes.
     pub max_payload_bytes: u64,
 }
@@ -168,6 +188,7 @@ impl PlatformProfile {
                 median_ms: 250.0,
                 p90_ms: 600.0,
             },
+            bills_init: false,
             max_payload_bytes: 262_144,
         }
     }
@@ -194,6 +215,7 @@ impl PlatformProfile {
                 median_ms: 150.0,
                 p90_ms: 400.0,
             },
+            bills_init: true,
             max_payload_bytes: 262_144,
         }
     }
@@ -216,6 +238,7 @@ impl PlatformProfile {
                 median_ms: 0.0,
                 p90_ms: 0.0,
             },
+            bills_init: false,
             max_payload_bytes: 262_144,
         }
     }

@@ -258,6 +258,7 @@ mod tests {
             tail_s: 3.0,
             median_s: 2.0,
             expense_usd: 0.0,
+            ..Metrics::default()
         };
         let svg = metrics_bars_svg("p", &[("predicted", m), ("measured", m)]);
         assert_eq!(svg.matches("<title>").count(), 8);

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use propack_runtime::TaskStatus;
 
+use crate::billing::{Expense, OrchestrationUsage};
+use crate::platform::PlatformProfile;
+
 /// Default quantile of the `tail` metric.
 pub const DEFAULT_TAIL_QUANTILE: f64 = 0.95;
 
@@ -62,6 +65,9 @@ pub struct RunRecords {
     pub instances: Vec<InstanceRecord>,
     /// Per-task records.
     pub tasks: Vec<TaskRecord>,
+    /// What the orchestration (Step Functions) did, in billing units; zero for direct invokes.
+    #[serde(default)]
+    pub orchestration: OrchestrationUsage,
 }
 
 /// Measured (or predicted) times and expense of one run.
@@ -75,8 +81,11 @@ pub struct Metrics {
     pub tail_s: f64,
     /// Seconds from launch until half of the tasks finished.
     pub median_s: f64,
-    /// USD, as Lambda would bill it (instance time, requests, state transitions).
+    /// USD, as the platform would bill it: `expense`'s total.
     pub expense_usd: f64,
+    /// The expense broken down into compute, requests and orchestration.
+    #[serde(default)]
+    pub expense: Expense,
 }
 
 /// The value at quantile `q` of `values` (nearest rank on sorted values; `None` when empty).
@@ -99,31 +108,22 @@ impl RunRecords {
             .sum()
     }
 
-    /// Measures the run: service times from task completions, expense from billed time.
-    ///
-    /// `price_per_instance_s` and `price_per_request` come from the platform profile;
-    /// `state_transitions` is what the orchestration itself cost (0 for direct invokes).
-    pub fn metrics(
-        &self,
-        tail_quantile: f64,
-        price_per_instance_s: f64,
-        price_per_request: f64,
-        state_transition_usd: f64,
-    ) -> Metrics {
+    /// Measures the run: service times from task completions, expense from [`crate::billing::bill`].
+    pub fn metrics(&self, tail_quantile: f64, platform: &PlatformProfile) -> Metrics {
         let ends: Vec<f64> = self.tasks.iter().filter_map(|t| t.end_s).collect();
         let scale_s = self
             .instances
             .iter()
             .map(|i| i.start_s)
             .fold(0.0_f64, f64::max);
+        let expense = crate::billing::bill(self, platform);
         Metrics {
             scale_s,
             total_s: quantile(&ends, 1.0).unwrap_or(0.0),
             tail_s: quantile(&ends, tail_quantile).unwrap_or(0.0),
             median_s: quantile(&ends, 0.5).unwrap_or(0.0),
-            expense_usd: self.billed_instance_s() * price_per_instance_s
-                + self.instances.len() as f64 * price_per_request
-                + state_transition_usd,
+            expense_usd: expense.total_usd(),
+            expense,
         }
     }
 
@@ -188,11 +188,24 @@ mod tests {
             launch_epoch_ms: 0,
             instances: vec![inst(0, 0.0, 2.0), inst(1, 1.0, 4.0)],
             tasks: vec![task(0, 2.0), task(1, 4.0)],
+            orchestration: OrchestrationUsage {
+                standard_transitions: 1,
+                ..Default::default()
+            },
         };
-        let m = r.metrics(0.95, 1.0, 0.5, 0.25);
+        // 1 USD per 1 GB instance-second, 0.5 per request, 0.25 per transition.
+        let mut p = PlatformProfile::aws_2021();
+        p.memory_mb = 1024;
+        p.prices.gb_second_x86_64 = 1.0;
+        p.prices.request = 0.5;
+        p.prices.state_transition = 0.25;
+        let m = r.metrics(0.95, &p);
         assert_eq!(m.scale_s, 1.0);
         assert_eq!(m.total_s, 4.0);
         assert_eq!(m.median_s, 2.0);
         assert!((m.expense_usd - (5.0 + 1.0 + 0.25)).abs() < 1e-9);
+        assert!((m.expense.compute_usd - 5.0).abs() < 1e-9);
+        assert!((m.expense.requests_usd - 1.0).abs() < 1e-12);
+        assert!((m.expense.orchestration_usd - 0.25).abs() < 1e-12);
     }
 }

@@ -347,6 +347,7 @@ mod tests {
                 tail_s: total,
                 median_s: total / 2.0,
                 expense_usd: 0.001,
+                ..Metrics::default()
             },
             predicted: Some(Metrics {
                 total_s: total * 0.9,

@@ -585,6 +585,15 @@ fn bucket_field(opts: &DefinitionOptions, m: &mut PayloadTemplate) {
     };
 }
 
+/// The child workflow type chosen for a batch predicted to take `batch_seconds`
+/// (None: unknown, which chooses STANDARD to be safe). The model prices the same choice.
+pub fn default_execution_type(batch_seconds: Option<f64>) -> ExecutionType {
+    match batch_seconds {
+        Some(p) if p <= EXPRESS_MAX_SECONDS * EXPRESS_SAFETY_FRACTION => ExecutionType::Express,
+        _ => ExecutionType::Standard,
+    }
+}
+
 fn choose_execution_type(
     opts: &DefinitionOptions,
     warnings: &mut Vec<BuildWarning>,
@@ -598,10 +607,7 @@ fn choose_execution_type(
             })
         }
         (Some(t), _) => Ok(t),
-        (None, Some(p)) if p <= EXPRESS_MAX_SECONDS * EXPRESS_SAFETY_FRACTION => {
-            Ok(ExecutionType::Express)
-        }
-        (None, Some(_)) => Ok(ExecutionType::Standard),
+        (None, Some(p)) => Ok(default_execution_type(Some(p))),
         (None, None) => {
             warnings.push(BuildWarning::UnknownTaskDuration);
             Ok(ExecutionType::Standard)

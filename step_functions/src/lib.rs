@@ -13,23 +13,24 @@
 //!   typed errors for what Step Functions would refuse and warnings for what
 //!   would run badly; [`choose_mode`] explains the inline/distributed choice;
 //! - [`manifest`]: the S3 task manifest and the execution input to start a run;
-//! - [`presets`]: the three benchmarks and the committed `definitions/*.asl.json`.
+//! - [`presets`]: the benchmark workloads as jobs ([`Preset`] on `propack_workloads::Workload`)
+//!   and the committed `definitions/*.asl.json`.
 //!
 //! Every iteration invokes the packed function with exactly the runtime's
 //! contract, `{"Items": [tasks], "BatchInput": {"run_id", "output_prefix", ...}}`,
 //! which `propack_runtime::Batch::from_value` parses.
 //!
 //! ```
-//! use propack_step_functions::{Benchmark, ProcessorMode, build_definition};
+//! use propack_step_functions::{Preset, ProcessorMode, Workload, build_definition};
 //!
 //! // 1000 sort tasks, 10 per instance: 100 batches, too many for an inline Map.
-//! let built = build_definition(&Benchmark::Sort.options(1000, 10)).unwrap();
+//! let built = build_definition(&Workload::Sort.options(1000, 10)).unwrap();
 //! assert_eq!(built.mode, ProcessorMode::Distributed);
 //! assert_eq!(built.batches, 100);
 //! println!("{}\n{}", built.reason, built.definition.to_json_pretty());
 //!
 //! // k = 0 is refused with a typed error.
-//! assert!(build_definition(&Benchmark::Sort.options(1000, 0)).is_err());
+//! assert!(build_definition(&Workload::Sort.options(1000, 0)).is_err());
 //! ```
 
 pub mod asl;
@@ -44,7 +45,7 @@ pub use asl::{
 };
 pub use build::{
     BuildError, BuildWarning, Built, DefinitionOptions, JobShape, ModeChoice, ModeRequest,
-    RetryPolicy, build_definition, choose_mode,
+    RetryPolicy, build_definition, choose_mode, default_execution_type,
 };
 pub use manifest::{ExecutionInput, PackedBatch, inline_input, write_manifest};
-pub use presets::Benchmark;
+pub use presets::{Preset, Workload};

@@ -1,100 +1,71 @@
-//! The three benchmarks' task shapes and the definitions committed under `definitions/`.
+//! The benchmarks as Step Functions jobs: their tasks and builder options, and the definitions committed under `definitions/`.
 //!
-//! The durations are planning estimates for one task on one Lambda vCPU at the
-//! workloads' default sizes; a measured profile (`--task-seconds`) overrides them.
+//! Every fact about a workload (name, sizes, params, file names, timeout, planning
+//! estimate) comes from [`propack_workloads::Workload`]; this module only turns it
+//! into contract [`Task`]s and [`DefinitionOptions`]. A measured profile
+//! (`--task-seconds`) overrides the planning estimate.
 
 use std::collections::BTreeMap;
 
 use propack_runtime::{BuiltinSpec, Task, TaskAction};
-use serde_json::json;
+pub use propack_workloads::Workload;
+use propack_workloads::workload::Size;
 
 use crate::build::{DefinitionOptions, ModeRequest};
 
-/// A built-in benchmark workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Benchmark {
-    /// Sort one ≈10 MB shard.
-    Sort,
-    /// ServerlessBench stateless-cost image pipeline on a 5000×5000 image.
-    StatelessCost,
-    /// Thousand Island Scanner frame stage on one video chunk.
-    Video,
+/// A workload as a Step Functions job: its tasks and the builder options sized from them.
+pub trait Preset {
+    /// Task `index` at `size` whose files live under `base` (`s3://bucket/prefix` or
+    /// `file:///dir`): the input at `<base>/in/<object>`, the output at `<base>/out/<object>`.
+    fn task_at(self, index: usize, size: &Size, base: &str) -> Task;
+    /// Task `index` at the paper's size, staged under `s3://bucket/propack/runs/<run_id>/`.
+    fn task(self, index: usize, bucket: &str, run_id: &str) -> Task;
+    /// `count` tasks at the paper's size (see [`Preset::task`]).
+    fn tasks(self, count: usize, bucket: &str, run_id: &str) -> Vec<Task>;
+    /// Builder options for C tasks packed k per instance, sized from this workload's tasks.
+    fn options(self, tasks: u64, packing: u64) -> DefinitionOptions;
 }
 
-impl Benchmark {
-    /// All benchmarks.
-    pub const ALL: [Benchmark; 3] = [Benchmark::Sort, Benchmark::StatelessCost, Benchmark::Video];
-
-    /// The workload name (`builtin.name` of its tasks).
-    pub fn name(self) -> &'static str {
-        match self {
-            Benchmark::Sort => "sort",
-            Benchmark::StatelessCost => "statelesscost",
-            Benchmark::Video => "video",
-        }
-    }
-
-    /// Parses a workload name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|b| b.name() == name)
-    }
-
-    /// Predicted seconds of one task on one vCPU at the default size.
-    pub fn task_seconds(self) -> f64 {
-        match self {
-            Benchmark::Sort => 3.0,
-            Benchmark::StatelessCost => 12.0,
-            Benchmark::Video => 6.0,
-        }
-    }
-
-    /// The packing degree used for the committed C = 1000 definitions (6 vCPUs per instance).
-    pub fn representative_packing(self) -> u64 {
-        match self {
-            Benchmark::Sort => 10,
-            Benchmark::StatelessCost => 6,
-            Benchmark::Video => 8,
-        }
-    }
-
-    /// Task `index` of a run staged under `s3://bucket/propack/runs/<run_id>/`.
-    pub fn task(self, index: usize, bucket: &str, run_id: &str) -> Task {
-        let base = format!("s3://{bucket}/propack/runs/{run_id}");
-        let name = self.name();
-        // Params and file names follow deployment_pack/README.md: a built-in reads the
-        // input named `input` and writes the output named `output`.
-        let (params, has_input) = match self {
-            Benchmark::Sort => (json!({"format": "text"}), true),
-            Benchmark::StatelessCost => {
-                (json!({"seed": index, "width": 5000, "height": 5000}), false)
-            }
-            Benchmark::Video => (json!({"downscale_width": 320}), true),
-        };
+impl Preset for Workload {
+    fn task_at(self, index: usize, size: &Size, base: &str) -> Task {
+        let shape = self.task_shape(index, size);
+        let base = base.trim_end_matches('/');
         let mut inputs = BTreeMap::new();
-        if has_input {
-            inputs.insert("input".to_owned(), format!("{base}/in/{name}-{index:06}"));
+        if let Some(f) = &shape.input {
+            inputs.insert(f.name.to_owned(), format!("{base}/in/{}", f.object));
         }
-        let outputs =
-            BTreeMap::from([("output".to_owned(), format!("{base}/out/{name}-{index:06}"))]);
+        let outputs = BTreeMap::from([(
+            shape.output.name.to_owned(),
+            format!("{base}/out/{}", shape.output.object),
+        )]);
         Task {
-            id: format!("{name}-{index:06}"),
+            id: shape.id,
             action: TaskAction::Builtin(BuiltinSpec {
-                name: name.to_owned(),
-                params,
+                name: shape.builtin.to_owned(),
+                params: shape.params,
             }),
-            timeout_ms: Some(600_000),
+            timeout_ms: Some(shape.timeout_ms),
             inputs,
             outputs,
         }
     }
 
-    /// `count` tasks of this benchmark.
-    pub fn tasks(self, count: usize, bucket: &str, run_id: &str) -> Vec<Task> {
+    fn task(self, index: usize, bucket: &str, run_id: &str) -> Task {
+        let size = self
+            .parse_size(self.paper_size())
+            .expect("paper sizes parse");
+        self.task_at(
+            index,
+            &size,
+            &format!("s3://{bucket}/propack/runs/{run_id}"),
+        )
+    }
+
+    fn tasks(self, count: usize, bucket: &str, run_id: &str) -> Vec<Task> {
         (0..count).map(|i| self.task(i, bucket, run_id)).collect()
     }
 
-    /// Builder options for C tasks packed k per instance, sized from this benchmark's tasks.
-    pub fn options(self, tasks: u64, packing: u64) -> DefinitionOptions {
+    fn options(self, tasks: u64, packing: u64) -> DefinitionOptions {
         let mut o = DefinitionOptions::new(tasks, packing);
         // A long bucket name and run id, so the estimate covers real runs.
         let sample = self.task(999_999, &"b".repeat(63), &"r".repeat(64));
@@ -111,7 +82,7 @@ pub const COMMITTED_TASKS: u64 = 1_000;
 /// `cargo run -p propack-step-functions --example regenerate` rewrites them; a test fails on drift.
 pub fn committed() -> Vec<(String, DefinitionOptions)> {
     let mut out = Vec::new();
-    for b in Benchmark::ALL {
+    for b in Workload::ALL {
         let k = b.representative_packing();
         let mut o = b.options(COMMITTED_TASKS, k);
         o.comment = Some(format!(
@@ -123,7 +94,7 @@ pub fn committed() -> Vec<(String, DefinitionOptions)> {
         out.push((format!("{}.asl.json", b.name()), o));
     }
     // A small job, to show (and validate) the inline form too.
-    let mut o = Benchmark::Sort.options(60, 10);
+    let mut o = Workload::Sort.options(60, 10);
     o.mode = ModeRequest::Auto;
     o.comment = Some(
         "ProPack sort: 60 tasks packed 10 per function instance into 6 batches (inline Map). \
@@ -139,6 +110,7 @@ mod tests {
     use super::*;
     use crate::asl::ProcessorMode;
     use crate::build::build_definition;
+    use propack_workloads::Workload;
 
     #[test]
     fn committed_presets_build_in_the_intended_modes() {
@@ -155,11 +127,21 @@ mod tests {
 
     #[test]
     fn benchmark_tasks_are_valid_contract_tasks() {
-        for b in Benchmark::ALL {
-            assert_eq!(Benchmark::from_name(b.name()), Some(b));
+        for b in Workload::ALL {
             for (i, t) in b.tasks(3, "bkt", "r1").iter().enumerate() {
                 t.validate(&format!("tasks[{i}]")).unwrap();
             }
         }
+        let t = Workload::Video.task(4, "bkt", "r1");
+        assert_eq!(t.id, "video-000004");
+        assert_eq!(
+            t.inputs["input"],
+            "s3://bkt/propack/runs/r1/in/video-000004.y4m"
+        );
+        assert_eq!(
+            t.outputs["output"],
+            "s3://bkt/propack/runs/r1/out/video-000004.jsonl"
+        );
+        assert_eq!(t.timeout_ms, Some(600_000));
     }
 }

@@ -78,7 +78,7 @@ async fn deployed(clients: &AwsClients) -> String {
         .arn
 }
 
-fn job(run_id: &str, tasks: Vec<Task>, k: usize, definition: serde_json::Value) -> Job {
+fn job(run_id: &str, tasks: Vec<Task>, k: usize, definition: propack_step_functions::Built) -> Job {
     Job {
         run_id: run_id.into(),
         tasks,
@@ -120,7 +120,18 @@ fn live_deploy_and_direct_launch() {
         let mut backend = AwsBackend::with_clients(clients, opts);
         let run_id = format!("live-direct-{}", std::process::id());
         let out = backend
-            .run_job(&job(&run_id, spin_tasks(12), 3, json!({})), &NoProgress)
+            .run_job(
+                &job(
+                    &run_id,
+                    spin_tasks(12),
+                    3,
+                    propack_step_functions::build_definition(
+                        &propack_step_functions::DefinitionOptions::new(12, 3),
+                    )
+                    .unwrap(),
+                ),
+                &NoProgress,
+            )
             .await
             .unwrap();
         assert_eq!(out.records.instances.len(), 4);
@@ -145,12 +156,7 @@ fn live_step_functions_distributed_map_launch() {
         let mut d = propack_step_functions::DefinitionOptions::new(20, 5);
         d.function = arn.clone();
         d.mode = propack_step_functions::ModeRequest::Distributed;
-        let definition = serde_json::to_value(
-            propack_step_functions::build_definition(&d)
-                .unwrap()
-                .definition,
-        )
-        .unwrap();
+        let definition = propack_step_functions::build_definition(&d).unwrap();
         let mut opts = AwsOptions::new(bucket);
         opts.function = arn;
         opts.mode = AwsMode::Sfn;

@@ -174,7 +174,7 @@ async fn a_throttling_storm_is_retried_until_every_batch_completes() {
             .iter()
             .all(|i| i.ok && i.start_s == 0.9 && i.end_s == 2.0)
     );
-    assert_eq!(outcome.state_transitions, 0);
+    assert_eq!(outcome.records.orchestration, Default::default());
 }
 
 #[tokio::test]

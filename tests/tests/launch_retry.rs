@@ -39,7 +39,7 @@ fn a_killed_instance_is_retried_without_losing_or_duplicating_tasks() {
         run_id: "kill-test".into(),
         tasks: tasks.clone(),
         k,
-        definition: serde_json::to_value(&built.definition).unwrap(),
+        definition: built,
         run_dir: dir.path().to_owned(),
         platform: PlatformProfile::unlimited(),
     };

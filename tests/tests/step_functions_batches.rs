@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use propack_runtime::{Batch, BatchResult, ParseOptions, TaskResult, TaskStatus};
 use propack_step_functions::build::{FAILURE_STATE, MAP_STATE, TASK_STATE};
 use propack_step_functions::manifest::{distributed_input, inline_input};
-use propack_step_functions::presets::{Benchmark, committed};
+use propack_step_functions::presets::{Preset, Workload, committed};
 use propack_step_functions::{
     MapState, PayloadTemplate, ProcessorMode, State, StateMachine, build_definition, write_manifest,
 };
@@ -228,7 +228,7 @@ fn distributed_batches_are_runtime_batches_for_every_benchmark() {
         if built.mode != ProcessorMode::Distributed {
             continue;
         }
-        let bench = Benchmark::from_name(file.trim_end_matches(".asl.json")).unwrap();
+        let bench = Workload::from_name(file.trim_end_matches(".asl.json")).unwrap();
         let run_id = format!("{}-test", bench.name());
         let tasks = bench.tasks(opts.shape.tasks as usize, "propack-test-bucket", &run_id);
         let manifest = write_manifest(&tasks);
@@ -247,7 +247,7 @@ fn distributed_batches_are_runtime_batches_for_every_benchmark() {
 
 #[test]
 fn inline_batches_are_runtime_batches() {
-    let bench = Benchmark::Sort;
+    let bench = Workload::Sort;
     let (c, k) = (60usize, 10usize);
     let built = build_definition(&bench.options(c as u64, k as u64)).unwrap();
     assert_eq!(built.mode, ProcessorMode::Inline, "{}", built.reason);
@@ -280,7 +280,7 @@ fn inline_batches_are_runtime_batches() {
 fn byte_limit_would_split_batches_the_builder_refuses() {
     // The builder refuses a k whose batch would exceed 256 KB, because Step Functions
     // would silently split it (changing k); show the split happens in the expansion.
-    let bench = Benchmark::Video;
+    let bench = Workload::Video;
     let mut opts = bench.options(100, 10);
     opts.shape.task_bytes = 30_000;
     assert!(build_definition(&opts).is_err());
@@ -311,14 +311,14 @@ fn benchmark_task_params_are_accepted_by_the_workloads() {
     use propack_workloads::{
         sort::SortParams, statelesscost::StatelessCostParams, video::VideoParams,
     };
-    for bench in Benchmark::ALL {
+    for bench in Workload::ALL {
         let task = bench.task(3, "b", "r");
         let spec = task.builtin().expect("benchmark tasks are built-ins");
         assert_eq!(spec.name, bench.name());
         let ok = match bench {
-            Benchmark::Sort => SortParams::from_value(&spec.params).map(drop),
-            Benchmark::StatelessCost => StatelessCostParams::from_value(&spec.params).map(drop),
-            Benchmark::Video => VideoParams::from_value(&spec.params).map(drop),
+            Workload::Sort => SortParams::from_value(&spec.params).map(drop),
+            Workload::StatelessCost => StatelessCostParams::from_value(&spec.params).map(drop),
+            Workload::Video => VideoParams::from_value(&spec.params).map(drop),
         };
         ok.unwrap_or_else(|e| panic!("{}: {e}", bench.name()));
         assert!(
@@ -353,7 +353,7 @@ fn console_doc_inputs_are_what_the_definitions_read() {
         match input.batches {
             Some(_) => {
                 let map = map_state(
-                    &build_definition(&Benchmark::Sort.options(60, 10))
+                    &build_definition(&Workload::Sort.options(60, 10))
                         .unwrap()
                         .definition,
                 )
@@ -363,7 +363,7 @@ fn console_doc_inputs_are_what_the_definitions_read() {
                 }
             }
             None => {
-                let def = build_definition(&Benchmark::Sort.options(1000, 10))
+                let def = build_definition(&Workload::Sort.options(1000, 10))
                     .unwrap()
                     .definition;
                 let map = map_state(&def);

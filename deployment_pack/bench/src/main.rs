@@ -192,24 +192,19 @@ fn run_task(workload: &str, a: TaskArgs) -> Result<(), Failure> {
 }
 
 fn generate(a: GenArgs) -> Result<(), Failure> {
-    if !propack_workloads::WORKLOADS.contains(&a.workload.as_str()) {
-        return Err(usage(anyhow::anyhow!(
-            "unknown workload {:?} (known: sort, statelesscost, video)",
-            a.workload
-        )));
-    }
+    let workload =
+        propack_workloads::Workload::from_name(&a.workload).map_err(|e| usage(e.into()))?;
     let mut params = parse_params_map(&a.params)?;
     if let Some(size) = &a.size {
-        let fields: Map<String, Value> =
-            propack_workloads::generator::parse_size(&a.workload, size)
-                .map_err(|e| usage(e.into()))?;
+        let fields: Map<String, Value> = workload.parse_size(size).map_err(|e| usage(e.into()))?;
         params.extend(fields);
     }
     if let Some(f) = &a.format {
         params.insert("format".to_owned(), Value::String(f.clone()));
     }
-    let bytes = propack_workloads::generator::generate(&a.workload, a.seed, &Value::Object(params))
-        .map_err(|e| usage(e.into()))?;
+    let bytes =
+        propack_workloads::generator::generate(workload.name(), a.seed, &Value::Object(params))
+            .map_err(|e| usage(e.into()))?;
     let output = resolve(&a.output)?;
     storage()?
         .put_bytes(&output, &bytes)

@@ -38,6 +38,7 @@ mod params;
 pub mod sort;
 pub mod statelesscost;
 pub mod video;
+pub mod workload;
 pub mod y4m;
 
 use std::collections::BTreeMap;
@@ -45,8 +46,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// Names of the built-in workloads, in documentation order.
-pub const WORKLOADS: [&str; 3] = ["sort", "statelesscost", "video"];
+pub use workload::{TaskFile, TaskShape, Workload};
 
 /// A workload failed: bad params, bad input, or an I/O error.
 #[derive(Debug, thiserror::Error)]
@@ -150,25 +150,24 @@ pub fn run_builtin(
     inputs: &BTreeMap<String, PathBuf>,
     outputs: &BTreeMap<String, PathBuf>,
 ) -> Result<Value, WorkloadError> {
-    match name {
-        "sort" => {
+    match Workload::from_name(name)? {
+        Workload::Sort => {
             let input = pick("sort", "input", inputs)?
                 .ok_or_else(|| layout("sort", "needs an input file (name it `input`)"))?;
             let output = output_path("sort", scratch, outputs)?;
             sort::run(params, input, &output)
         }
-        "statelesscost" => {
+        Workload::StatelessCost => {
             let input = pick("statelesscost", "input", inputs)?;
             let output = output_path("statelesscost", scratch, outputs)?;
             statelesscost::run(params, input, scratch, &output)
         }
-        "video" => {
+        Workload::Video => {
             let input = pick("video", "input", inputs)?
                 .ok_or_else(|| layout("video", "needs an input .y4m file (name it `input`)"))?;
             let output = output_path("video", scratch, outputs)?;
             video::run(params, input, &output)
         }
-        other => Err(WorkloadError::Unknown(other.to_owned())),
     }
 }
 
@@ -185,17 +184,16 @@ pub fn verify(
     input: Option<&[u8]>,
     output: &[u8],
 ) -> Result<(), WorkloadError> {
-    match name {
-        "sort" => {
+    match Workload::from_name(name)? {
+        Workload::Sort => {
             let input = input.ok_or_else(|| layout("sort", "verification needs the input"))?;
             sort::verify(params, input, output)
         }
-        "statelesscost" => statelesscost::verify(output),
-        "video" => {
+        Workload::StatelessCost => statelesscost::verify(output),
+        Workload::Video => {
             let input = input.ok_or_else(|| layout("video", "verification needs the input"))?;
             video::verify(input, output)
         }
-        other => Err(WorkloadError::Unknown(other.to_owned())),
     }
 }
 

@@ -1,13 +1,14 @@
 //! Backends that run a packed job: the embedded local platform, AWS, and the simulator.
 //!
 //! All three take the same [`Job`] (the C tasks, the packing degree k and the
-//! Step Functions definition built for them) and return the same
-//! [`RunOutcome`], so reports, plots and metrics never know which one ran.
+//! typed Step Functions definition built for them, with its mode and child type)
+//! and return the same [`RunOutcome`], so reports, plots, metrics and billing
+//! never know which one ran.
 
 use std::path::PathBuf;
 
 use propack_runtime::{BatchResult, Task};
-use serde_json::Value;
+use propack_step_functions::Built;
 
 use crate::platform::PlatformProfile;
 use crate::records::RunRecords;
@@ -26,8 +27,10 @@ pub struct Job {
     pub tasks: Vec<Task>,
     /// Packing degree.
     pub k: usize,
-    /// The ASL definition built by `propack-step-functions` for this job.
-    pub definition: Value,
+    /// The definition `propack-step-functions` built for this job, with the facts it
+    /// decided (inline or distributed, EXPRESS or STANDARD children). Backends read those
+    /// facts here; the AWS backend serialises the state machine only at the SDK call.
+    pub definition: Built,
     /// Where the run's files go.
     pub run_dir: PathBuf,
     /// The platform the job runs on (or is simulated on).
@@ -41,8 +44,6 @@ pub struct RunOutcome {
     pub records: RunRecords,
     /// Every batch result returned by an instance (successful attempts).
     pub results: Vec<BatchResult>,
-    /// State transitions billed by the orchestration (0 for direct invokes).
-    pub state_transitions: u64,
 }
 
 /// Live progress of a run, reported by backends as batches finish.
@@ -59,18 +60,45 @@ impl Progress for NoProgress {
     fn batch_done(&self, _tasks: usize, _failed: usize) {}
 }
 
-/// Why a backend could not run a job.
+/// Why a backend could not run a job. Every variant keeps the error it wraps as its source.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// The definition uses something this backend cannot execute.
     #[error("not supported locally: {0}")]
     Unsupported(String),
-    /// Any other failure, with context.
-    #[error("{0}")]
-    Other(String),
-    /// I/O.
+    /// The job itself is malformed (e.g. k = 0).
+    #[error("invalid job: {0}")]
+    InvalidJob(String),
+    /// The definition or its execution input could not be built.
+    #[error("building the Step Functions input: {0}")]
+    Build(#[from] propack_step_functions::BuildError),
+    /// The local platform's `bootstrap` is missing or could not be built.
     #[error(transparent)]
-    Io(#[from] std::io::Error),
+    Bootstrap(#[from] local::BootstrapError),
+    /// The local platform could not run an invocation at all.
+    #[error(transparent)]
+    Invoke(#[from] local::lambda::InvokeError),
+    /// AWS refused or failed.
+    #[cfg(feature = "aws")]
+    #[error(transparent)]
+    Aws(#[from] aws::AwsError),
+    /// A local file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, on which path.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl BackendError {
+    /// An I/O error with what was being done.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| BackendError::Io { context, source }
+    }
 }
 
 /// A place to run packed jobs.
@@ -83,4 +111,76 @@ pub trait Backend {
         job: &Job,
         progress: &dyn Progress,
     ) -> impl std::future::Future<Output = Result<RunOutcome, BackendError>>;
+}
+
+/// Which backend runs a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// The embedded local Lambda + Step Functions platform.
+    Local,
+    /// AWS Lambda + Step Functions.
+    Aws,
+    /// The discrete-event simulator.
+    Sim,
+}
+
+impl BackendKind {
+    /// `local`, `aws` or `sim`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::Aws => "aws",
+            BackendKind::Sim => "sim",
+        }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Every backend behind one type, so a command holds one value whatever runs its jobs.
+#[derive(Debug)]
+pub enum AnyBackend {
+    /// The embedded platform.
+    Local(local::LocalBackend),
+    /// AWS.
+    #[cfg(feature = "aws")]
+    Aws(Box<aws::AwsBackend>),
+    /// The simulator.
+    Sim(sim::SimBackend),
+}
+
+impl AnyBackend {
+    /// Which backend this is.
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            AnyBackend::Local(_) => BackendKind::Local,
+            #[cfg(feature = "aws")]
+            AnyBackend::Aws(_) => BackendKind::Aws,
+            AnyBackend::Sim(_) => BackendKind::Sim,
+        }
+    }
+}
+
+impl Backend for AnyBackend {
+    fn name(&self) -> &str {
+        self.kind().name()
+    }
+
+    async fn run(
+        &mut self,
+        job: &Job,
+        progress: &dyn Progress,
+    ) -> Result<RunOutcome, BackendError> {
+        match self {
+            AnyBackend::Local(b) => b.run(job, progress).await,
+            #[cfg(feature = "aws")]
+            AnyBackend::Aws(b) => b.run(job, progress).await,
+            AnyBackend::Sim(b) => b.run(job, progress).await,
+        }
+    }
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use propack_step_functions::manifest::{RunLayout, distributed_input, inline_input};
 use propack_step_functions::{
-    Benchmark, Built, DefinitionOptions, ExecutionInput, ExecutionType, ModeRequest, ProcessorMode,
-    build_definition,
+    Built, DefinitionOptions, ExecutionInput, ExecutionType, ModeRequest, Preset, ProcessorMode,
+    Workload, build_definition,
 };
 use serde_json::json;
 
@@ -30,27 +30,6 @@ pub enum ExecutionTypeArg {
     Standard,
 }
 
-/// A built-in benchmark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchmarkArg {
-    /// Sort a ≈10 MB shard.
-    Sort,
-    /// Stateless-cost image pipeline.
-    Statelesscost,
-    /// Video frame analysis.
-    Video,
-}
-
-impl From<BenchmarkArg> for Benchmark {
-    fn from(b: BenchmarkArg) -> Self {
-        match b {
-            BenchmarkArg::Sort => Benchmark::Sort,
-            BenchmarkArg::Statelesscost => Benchmark::StatelessCost,
-            BenchmarkArg::Video => Benchmark::Video,
-        }
-    }
-}
-
 /// Arguments of `orchestrator definition`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -66,9 +45,9 @@ pub struct Args {
     /// Fix the S3 bucket of manifest and results in the definition (default: read `bucket` from the execution input).
     #[arg(long)]
     pub bucket: Option<String>,
-    /// Size task specs and durations from a built-in benchmark.
-    #[arg(long, value_enum)]
-    pub benchmark: Option<BenchmarkArg>,
+    /// Size task specs and durations from a built-in benchmark (sort, statelesscost, video).
+    #[arg(long, value_parser = super::args::workload_parser())]
+    pub benchmark: Option<Workload>,
     /// Inline or distributed Map.
     #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
     pub mode: ModeArg,
@@ -106,7 +85,7 @@ pub struct Args {
 
 fn options(args: &Args) -> DefinitionOptions {
     let mut o = match args.benchmark {
-        Some(b) => Benchmark::from(b).options(args.tasks, args.packing),
+        Some(w) => w.options(args.tasks, args.packing),
         None => DefinitionOptions::new(args.tasks, args.packing),
     };
     if let Some(b) = args.task_bytes {
@@ -143,7 +122,7 @@ fn example_input(args: &Args, built: &Built) -> anyhow::Result<Option<ExecutionI
             let Some(b) = args.benchmark else {
                 return Ok(None);
             };
-            let tasks = Benchmark::from(b).tasks(args.tasks as usize, bucket, &args.run_id);
+            let tasks = b.tasks(args.tasks as usize, bucket, &args.run_id);
             let prefix = RunLayout::new(&args.run_id).output_prefix(bucket);
             let input = inline_input(
                 &args.run_id,

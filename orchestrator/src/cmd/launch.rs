@@ -354,7 +354,7 @@ fn verify(tasks: &[Task], outcome: &RunOutcome) -> (bool, usize, Vec<String>) {
             continue;
         }
         if let Some(b) = t.builtin()
-            && propack_workloads::WORKLOADS.contains(&b.name.as_str())
+            && propack_workloads::Workload::from_name(&b.name).is_ok()
         {
             let input = t.inputs.get("input").and_then(|u| uri_path(u));
             let Some(output) = t.outputs.values().next().and_then(|u| uri_path(u)) else {
@@ -383,12 +383,7 @@ fn verify(tasks: &[Task], outcome: &RunOutcome) -> (bool, usize, Vec<String>) {
 }
 
 fn measure(platform: &PlatformProfile, outcome: &RunOutcome) -> Metrics {
-    outcome.records.metrics(
-        DEFAULT_TAIL_QUANTILE,
-        platform.price_per_instance_second(),
-        platform.prices.request,
-        outcome.state_transitions as f64 * platform.prices.state_transition,
-    )
+    outcome.records.metrics(DEFAULT_TAIL_QUANTILE, platform)
 }
 
 fn prediction_metrics(p: &propack_orchestrator::model::Prediction) -> Metrics {
@@ -398,6 +393,7 @@ fn prediction_metrics(p: &propack_orchestrator::model::Prediction) -> Metrics {
         tail_s: p.tail_s,
         median_s: p.median_s,
         expense_usd: p.expense_usd,
+        expense: p.expense,
     }
 }
 
@@ -549,16 +545,14 @@ fn definition_for(
     tasks: &[Task],
     k: usize,
     platform: &PlatformProfile,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<propack_step_functions::Built> {
     let mut o = propack_step_functions::DefinitionOptions::new(tasks.len() as u64, k as u64);
     o.shape.task_bytes = propack_step_functions::manifest::max_task_bytes(tasks);
     o.shape.vcpus = platform.vcpus;
-    if let Some(b) = app.and_then(|b| propack_step_functions::Benchmark::from_name(b.name())) {
+    if let Some(b) = app.and_then(|b| propack_workloads::Workload::from_name(b.name()).ok()) {
         o.shape.task_seconds = Some(b.task_seconds());
     }
-    let built = propack_step_functions::build_definition(&o)
-        .context("building the state machine definition")?;
-    Ok(serde_json::to_value(&built.definition).expect("definitions serialise"))
+    propack_step_functions::build_definition(&o).context("building the state machine definition")
 }
 
 /// Runs one job (the packed run or the baseline) on the chosen backend.
@@ -821,7 +815,7 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
             std::fs::create_dir_all(dir)?;
             std::fs::write(
                 dir.join("definition.asl.json"),
-                serde_json::to_vec_pretty(&definition)?,
+                definition.definition.to_json_pretty(),
             )?;
             let job = Job {
                 run_id: run_id.clone(),
@@ -856,7 +850,7 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
                 distinct_instances: distinct.len(),
                 measured: measure(&platform, &outcome),
                 predicted: predict(k),
-                state_transitions: outcome.state_transitions,
+                state_transitions: outcome.records.orchestration.standard_transitions,
                 verified,
                 failed_tasks,
                 errors,

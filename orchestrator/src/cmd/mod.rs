@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod args;
 pub mod definition;
 pub mod deploy;
 pub mod evaluate;

@@ -5,42 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use propack_orchestrator::model::planner::{DEFAULT_W_COST, DEFAULT_W_TIME, Plan};
 use propack_orchestrator::model::store::{PlanKey, PlanStore, default_path};
-use propack_orchestrator::model::{
-    AppProfile, Metric, Model, ModelKind, Objective, PlanRequest, plan,
-};
+use propack_orchestrator::model::{AppProfile, Model, ModelKind, PlanRequest, plan};
 use propack_orchestrator::platform::PlatformProfile;
 
-/// What to minimise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ObjectiveArg {
-    /// Service time of the metric.
-    Time,
-    /// Expense.
-    Cost,
-    /// Weighted normalised excess of both (0.55 cost / 0.45 time; `plan --w-cost/--w-time`).
-    Both,
-}
-
-/// Which service time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum MetricArg {
-    /// Last task done.
-    Total,
-    /// Tail quantile of tasks done (p95 unless `plan --tail-quantile` says otherwise).
-    Tail,
-    /// Half of the tasks done.
-    Median,
-}
-
-impl From<MetricArg> for Metric {
-    fn from(m: MetricArg) -> Self {
-        match m {
-            MetricArg::Total => Metric::Total,
-            MetricArg::Tail => Metric::Tail,
-            MetricArg::Median => Metric::Median,
-        }
-    }
-}
+pub use super::args::{MetricArg, ObjectiveArg};
 
 /// Arguments of `orchestrator plan`.
 #[derive(Debug, clap::Args)]
@@ -112,14 +80,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let kind: ModelKind = a.model.parse()?;
     let model = Model::new(&profile, platform, kind)?.with_tail_quantile(a.tail_quantile);
     let w = &profile.workload;
-    let objective = match a.objective {
-        ObjectiveArg::Time => Objective::Time,
-        ObjectiveArg::Cost => Objective::Cost,
-        ObjectiveArg::Both => Objective::Both {
-            w_cost: a.w_cost,
-            w_time: a.w_time,
-        },
-    };
+    let objective = a.objective.objective(a.w_cost, a.w_time);
     let req = PlanRequest {
         tasks: a.tasks.unwrap_or(w.tasks),
         objective,

@@ -131,8 +131,7 @@ fn run_once(
     {
         opts.function = common.aws.function.clone();
     }
-    let definition =
-        serde_json::to_value(&propack_step_functions::build_definition(&opts)?.definition)?;
+    let definition = propack_step_functions::build_definition(&opts)?;
     let job = Job {
         run_id: run_id.clone(),
         tasks,
@@ -463,9 +462,9 @@ mod tests {
                     inst(0.5, 9.0, 0.3, false),
                 ],
                 tasks: vec![],
+                ..RunRecords::default()
             },
             results: vec![],
-            state_transitions: 0,
         };
         let (run, epochs) = scaling_run(2, &outcome);
         assert_eq!(

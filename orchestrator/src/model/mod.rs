@@ -36,9 +36,11 @@
 //!   maximum of the durations of the instances that start within one duration of the
 //!   end (under warm reuse: the environments in use), each log-normal with the
 //!   k = 1 sigma shrunk by √k (k tasks average out);
-//! - `expense_usd`: billed instance time × price per instance-second of the platform's
-//!   memory, plus one request per instance, plus Step Functions transitions
-//!   ([`STATE_TRANSITIONS_PER_BATCH`] per batch + [`STATE_TRANSITIONS_FIXED`]).
+//! - `expense_usd`: [`crate::billing::price`] of the predicted invocations (n − 1 of
+//!   `D(k)`, the last of `D(rem)`, plus the init of each new environment where the
+//!   platform bills init) and of the orchestration the definition for (C, k) would use
+//!   ([`Dispatch`]: inline or distributed Map, EXPRESS or STANDARD children, chosen by the
+//!   same functions as the definition builder; or direct invokes).
 //!
 //! [`Model::instance_end_s`] is the artifact's measure (the end of the instance at a
 //! launch position, no straggler allowance) and is what validation compares.
@@ -54,16 +56,12 @@ pub mod validate;
 
 use serde::{Deserialize, Serialize};
 
+use crate::billing::Dispatch;
 use crate::platform::{PlatformProfile, Scaling};
 pub use fit::{PackingCurve, ScalingModel};
 pub use paper::PaperScaling;
 pub use planner::{Metric, Objective, Plan, PlanRequest, plan};
 pub use profile::{AppProfile, PackingProfile, PackingSample, ScalingProfile, WorkloadProfile};
-
-/// Step Functions state transitions per batch (the Map iteration's task state).
-pub const STATE_TRANSITIONS_PER_BATCH: u64 = 1;
-/// Step Functions state transitions per execution (start, Map state, end).
-pub const STATE_TRANSITIONS_FIXED: u64 = 3;
 
 /// Errors of the model, planner, importer and store.
 #[derive(Debug, thiserror::Error)]
@@ -161,8 +159,11 @@ pub struct Prediction {
     pub instance_s: f64,
     /// Billed instance-seconds.
     pub billed_instance_s: f64,
-    /// USD: instance time + requests + state transitions.
+    /// USD: instance time + requests + orchestration (`expense`'s total).
     pub expense_usd: f64,
+    /// The expense broken down.
+    #[serde(default)]
+    pub expense: crate::billing::Expense,
 }
 
 /// A fitted model for one app on one platform.
@@ -186,6 +187,8 @@ pub struct Model {
     pub invoke_overhead_s: f64,
     /// Quantile of the `tail` metric.
     pub tail_quantile: f64,
+    /// How the planned run reaches the function (priced into the expense).
+    pub dispatch: Dispatch,
 }
 
 /// `Φ⁻¹(1 − 1/(n + 1))`, the expected rank of the maximum of n standard normals (asymptotic form).
@@ -226,7 +229,16 @@ impl Model {
             measured_arrivals,
             invoke_overhead_s,
             tail_quantile: crate::records::DEFAULT_TAIL_QUANTILE,
+            dispatch: Dispatch::StepFunctions {
+                task_bytes: profile.workload.payload_bytes_per_task.max(1),
+            },
         })
+    }
+
+    /// Sets how the planned run reaches the function.
+    pub fn with_dispatch(mut self, dispatch: Dispatch) -> Self {
+        self.dispatch = dispatch;
+        self
     }
 
     /// Sets the tail quantile (0 < q < 1).
@@ -378,6 +390,36 @@ impl Model {
         self.start_s(n, idx, d) + d
     }
 
+    /// Expense of `n` invocations (the last runs `d_last`, the others `d`): the invocations,
+    /// the init of every new environment where the platform bills init, and the orchestration.
+    fn expense(&self, c: u64, k: u64, n: u64, d: f64, d_last: f64) -> crate::billing::Expense {
+        let environments = if self.warm_reuse() {
+            self.environment_groups(n).iter().map(|g| g.1).sum::<u64>()
+        } else {
+            n
+        };
+        let init_s = if self.platform.bills_init {
+            self.platform.cold_start.median_ms / 1000.0
+        } else {
+            0.0
+        };
+        let durations: Vec<f64> = (0..n)
+            .map(|i| if i + 1 == n { d_last } else { d })
+            .collect();
+        let billed = durations.iter().enumerate().map(|(i, &x)| {
+            if (i as u64) < environments {
+                x + init_s
+            } else {
+                x
+            }
+        });
+        let usage = crate::billing::OrchestrationUsage::for_batches(
+            crate::billing::orchestration_for(self.dispatch, c, k, self.platform.vcpus, d),
+            &durations,
+        );
+        crate::billing::price(&self.platform, billed, &usage)
+    }
+
     /// Predicts a launch of `c` tasks packed `k` per instance.
     pub fn predict(&self, c: u64, k: u64) -> Prediction {
         let c = c.max(1);
@@ -414,11 +456,7 @@ impl Model {
             total_s += straggle;
         }
         let billed_instance_s = (n - 1) as f64 * d + d_last;
-        let prices = &self.platform.prices;
-        let transitions = STATE_TRANSITIONS_FIXED + STATE_TRANSITIONS_PER_BATCH * n;
-        let expense_usd = billed_instance_s * self.platform.price_per_instance_second()
-            + n as f64 * prices.request
-            + transitions as f64 * prices.state_transition;
+        let expense = self.expense(c, k, n, d, d_last);
         let waves = match self.platform.account_concurrency_limit {
             Some(l) if self.kind == ModelKind::Propack => n.div_ceil(u64::from(l)),
             _ => 1,
@@ -433,7 +471,8 @@ impl Model {
             median_s,
             instance_s: d,
             billed_instance_s,
-            expense_usd,
+            expense_usd: expense.total_usd(),
+            expense,
         }
     }
 }
@@ -522,8 +561,14 @@ pub(crate) mod tests {
             "{}",
             p.median_s
         );
+        // 100 batches > 40: a Distributed Map; 2.5 s batches: EXPRESS children. So: 250
+        // instance-seconds, 100 requests, the Map state + 100 child starts as transitions,
+        // 100 EXPRESS requests and 100 × 2.5 s of EXPRESS duration at 64 MB.
         let price = PlatformProfile::aws_2021().price_per_instance_second();
-        let want = 250.0 * price + 100.0 * 0.2e-6 + 103.0 * 0.025e-3;
+        let express = 100.0 * 1e-6 + 250.0 * (64.0 / 1024.0) * 0.000_016_67;
+        let want = 250.0 * price + 100.0 * 0.2e-6 + 101.0 * 0.025e-3 + express;
+        assert!((p.expense.compute_usd - 250.0 * price).abs() < 1e-12);
+        assert!((p.expense.orchestration_usd - (101.0 * 0.025e-3 + express)).abs() < 1e-12);
         assert!(
             (p.expense_usd - want).abs() < 1e-12,
             "{} vs {want}",

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use propack_step_functions::{
-    Benchmark, DefinitionOptions, ExecutionType, ModeRequest, StateMachine, build_definition,
+    DefinitionOptions, ExecutionType, ModeRequest, Preset, StateMachine, Workload, build_definition,
 };
 
 /// `step_functions/definitions/`.
@@ -25,7 +25,7 @@ pub fn committed_files() -> Vec<PathBuf> {
 /// A spread of builder options covering every branch that changes the output.
 pub fn variants() -> Vec<(String, DefinitionOptions)> {
     let mut out = Vec::new();
-    for b in Benchmark::ALL {
+    for b in Workload::ALL {
         for (c, k) in [(1, 1), (40, 4), (1000, 1), (1000, 7), (5000, 50)] {
             out.push((format!("{}-c{c}-k{k}", b.name()), b.options(c, k)));
         }
@@ -38,11 +38,11 @@ pub fn variants() -> Vec<(String, DefinitionOptions)> {
     o.tolerated_failure_percentage = 0;
     o.retry.crash_retries = 0;
     out.push(("fixed-bucket-arn".into(), o));
-    let mut o = Benchmark::Video.options(300, 3);
+    let mut o = Workload::Video.options(300, 3);
     o.mode = ModeRequest::Inline;
     o.max_concurrency = Some(100);
     out.push(("inline-forced-over-40".into(), o));
-    let mut o = Benchmark::Sort.options(30, 5);
+    let mut o = Workload::Sort.options(30, 5);
     o.mode = ModeRequest::Distributed;
     o.execution_type = Some(ExecutionType::Standard);
     out.push(("distributed-forced-standard".into(), o));

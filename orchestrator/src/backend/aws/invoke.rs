@@ -281,6 +281,7 @@ pub fn records_from_results(
         launch_epoch_ms,
         instances,
         tasks,
+        ..RunRecords::default()
     }
 }
 
@@ -315,7 +316,6 @@ pub fn outcome_from_invocations(
                 _ => None,
             })
             .collect(),
-        state_transitions: 0,
     }
 }
 

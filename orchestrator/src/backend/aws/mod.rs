@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{StreamExt, TryStreamExt};
 use propack_runtime::{Batch, Task, TaskStatus};
+use propack_step_functions::ProcessorMode;
 use propack_step_functions::manifest::{self as sfn_manifest, RunLayout};
 use serde_json::Value;
 
@@ -36,12 +37,7 @@ pub use invoke::FanoutOptions;
 use s3::{ObjectStore, S3Uri};
 
 use super::{Backend, BackendError, Job, Progress, RunOutcome};
-
-impl From<AwsError> for BackendError {
-    fn from(e: AwsError) -> Self {
-        BackendError::Other(e.to_string())
-    }
-}
+use crate::billing::{Orchestration, OrchestrationUsage};
 
 /// How batches reach Lambda.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -360,9 +356,7 @@ impl AwsBackend {
         progress: &dyn Progress,
         info: &mut AwsRunInfo,
     ) -> Result<RunOutcome, AwsError> {
-        let definition = serde_json::to_string(&job.definition).expect("JSON always serialises");
-        let distributed = definition.contains("\"ItemReader\"");
-        let input = if distributed {
+        let input = if job.definition.mode == ProcessorMode::Distributed {
             let mut input = sfn_manifest::distributed_input(&job.run_id, &self.opts.bucket);
             input.output_prefix = staged.output_prefix.clone();
             input
@@ -380,7 +374,7 @@ impl AwsBackend {
         let sm = sfn::ensure_state_machine(
             &self.clients.sfn,
             &self.opts.state_machine,
-            &definition,
+            &job.definition.definition.to_json_pretty(),
             self.opts.role_arn.as_deref(),
         )
         .await?;
@@ -432,13 +426,13 @@ impl AwsBackend {
             }
         }
         rows.sort_by_key(|r| r.0);
-        let records = invoke::records_from_results(batches, &rows, launch_epoch_ms);
+        let mut records = invoke::records_from_results(batches, &rows, launch_epoch_ms);
+        // EXPRESS children report no bill to the caller: price what they ran.
+        records.orchestration =
+            OrchestrationUsage::of_records(&records, Orchestration::of(&job.definition));
         Ok(RunOutcome {
             records,
             results: iterations.iter().filter_map(|i| i.result.clone()).collect(),
-            // Standard workflow: start, the Map and its end, plus two per iteration (the
-            // iteration and its Task); Express child executions bill differently.
-            state_transitions: 3 + 2 * batches.len() as u64,
         })
     }
 

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use propack_runtime::{BatchResult, Task, TaskStatus};
+use propack_step_functions::ProcessorMode;
 use serde_json::{Value, json};
 
 use self::lambda::{FunctionConfig, LambdaPlatform};
@@ -78,16 +79,35 @@ fn find_functions(v: &Value, out: &mut BTreeSet<String>) {
     }
 }
 
-fn uses_item_reader(v: &Value) -> bool {
-    match v {
-        Value::Object(m) => m.contains_key("ItemReader") || m.values().any(uses_item_reader),
-        Value::Array(a) => a.iter().any(uses_item_reader),
-        _ => false,
-    }
-}
-
 /// Environment variable naming the `bootstrap` executable explicitly.
 pub const BOOTSTRAP_ENV: &str = "PROPACK_BOOTSTRAP";
+
+/// How to get a `bootstrap` built, for the errors below.
+const BOOTSTRAP_HINT: &str =
+    "build it with `cargo build -p propack-runtime --bin bootstrap` or set PROPACK_BOOTSTRAP";
+
+/// The local platform's `bootstrap` executable is missing or could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// `$PROPACK_BOOTSTRAP` (or `--bootstrap`) names no file.
+    #[error("the bootstrap executable {0} does not exist ({BOOTSTRAP_HINT})")]
+    Missing(PathBuf),
+    /// Not next to this executable, and no source tree to build it in.
+    #[error("no `bootstrap` executable next to {0} ({BOOTSTRAP_HINT})")]
+    NotFound(PathBuf),
+    /// Locating this executable failed.
+    #[error("locating the current executable: {0}")]
+    CurrentExe(#[source] std::io::Error),
+    /// `cargo` could not be started.
+    #[error("running cargo to build bootstrap ({BOOTSTRAP_HINT}): {0}")]
+    Cargo(#[source] std::io::Error),
+    /// `cargo build` failed.
+    #[error("cargo build of bootstrap failed ({0}); {BOOTSTRAP_HINT}")]
+    BuildFailed(std::process::ExitStatus),
+    /// `cargo build` succeeded but the binary is not where it should be.
+    #[error("cargo built bootstrap but it is not at {0}; {BOOTSTRAP_HINT}")]
+    NotBuilt(PathBuf),
+}
 
 /// Finds the `bootstrap` executable the local platform runs as function instances.
 ///
@@ -96,19 +116,16 @@ pub const BOOTSTRAP_ENV: &str = "PROPACK_BOOTSTRAP";
 /// binary was built from a source tree that still exists, `cargo build -p
 /// propack-runtime --bin bootstrap` in that tree with the same profile, so that
 /// `cargo run -p propack-orchestrator -- launch ...` works on a fresh clone.
-pub fn find_bootstrap() -> Result<PathBuf, BackendError> {
+pub fn find_bootstrap() -> Result<PathBuf, BootstrapError> {
     if let Some(p) = std::env::var_os(BOOTSTRAP_ENV) {
         let p = PathBuf::from(p);
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(BackendError::Other(format!(
-                "{BOOTSTRAP_ENV}={} is not a file",
-                p.display()
-            )))
+            Err(BootstrapError::Missing(p))
         };
     }
-    let exe = std::env::current_exe()?;
+    let exe = std::env::current_exe().map_err(BootstrapError::CurrentExe)?;
     let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     for d in [Some(dir.as_path()), dir.parent()].into_iter().flatten() {
         let c = d.join("bootstrap");
@@ -119,13 +136,8 @@ pub fn find_bootstrap() -> Result<PathBuf, BackendError> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf);
-    let hint =
-        "build it with `cargo build -p propack-runtime --bin bootstrap` or set PROPACK_BOOTSTRAP";
     let Some(ws) = workspace.filter(|w| w.join("runtime/Cargo.toml").is_file()) else {
-        return Err(BackendError::Other(format!(
-            "no `bootstrap` executable next to {}: {hint}",
-            exe.display()
-        )));
+        return Err(BootstrapError::NotFound(exe));
     };
     let release = exe.components().any(|c| c.as_os_str() == "release");
     eprintln!(
@@ -139,24 +151,18 @@ pub fn find_bootstrap() -> Result<PathBuf, BackendError> {
     if release {
         cmd.arg("--release");
     }
-    let status = cmd.status().map_err(|e| {
-        BackendError::Other(format!("running cargo to build bootstrap: {e}; {hint}"))
-    })?;
+    let status = cmd.status().map_err(BootstrapError::Cargo)?;
     if !status.success() {
-        return Err(BackendError::Other(format!(
-            "cargo build of bootstrap failed ({status}); {hint}"
-        )));
+        return Err(BootstrapError::BuildFailed(status));
     }
     let built = ws
         .join("target")
         .join(if release { "release" } else { "debug" })
         .join("bootstrap");
-    let candidates = [dir.join("bootstrap"), built];
-    candidates.into_iter().find(|c| c.is_file()).ok_or_else(|| {
-        BackendError::Other(format!(
-            "cargo built bootstrap but it was not found; {hint}"
-        ))
-    })
+    [dir.join("bootstrap"), built.clone()]
+        .into_iter()
+        .find(|c| c.is_file())
+        .ok_or(BootstrapError::NotBuilt(built))
 }
 
 /// Runs jobs on the embedded platform: one fresh [`LambdaPlatform`] per run, so
@@ -204,7 +210,7 @@ impl LocalBackend {
             storage,
             &format!("s3://{LOCAL_BUCKET}/propack/runs/{}/out/", job.run_id),
         );
-        if uses_item_reader(&job.definition) {
+        if job.definition.mode == ProcessorMode::Distributed {
             let input =
                 propack_step_functions::manifest::distributed_input(&job.run_id, LOCAL_BUCKET);
             let key = input
@@ -212,8 +218,11 @@ impl LocalBackend {
                 .clone()
                 .expect("distributed inputs name a manifest");
             let path = sfn::storage_path(storage, LOCAL_BUCKET, &key);
-            std::fs::create_dir_all(path.parent().expect("keys have a parent"))?;
-            std::fs::write(&path, propack_step_functions::write_manifest(&tasks))?;
+            let dir = path.parent().expect("keys have a parent");
+            std::fs::create_dir_all(dir)
+                .map_err(BackendError::io(format!("creating {}", dir.display())))?;
+            std::fs::write(&path, propack_step_functions::write_manifest(&tasks))
+                .map_err(BackendError::io(format!("writing {}", path.display())))?;
             let mut v = serde_json::to_value(&input).expect("inputs serialise");
             v["output_prefix"] = json!(output_prefix);
             Ok(v)
@@ -224,10 +233,7 @@ impl LocalBackend {
                 &tasks,
                 job.k,
                 None,
-            )
-            .map_err(|e| {
-                BackendError::Other(format!("building the inline execution input: {e}"))
-            })?;
+            )?;
             Ok(serde_json::to_value(&input).expect("inputs serialise"))
         }
     }
@@ -254,19 +260,19 @@ impl Backend for LocalBackend {
         job: &Job,
         progress: &dyn Progress,
     ) -> Result<RunOutcome, BackendError> {
-        sfn::check_supported(&job.definition)?;
+        let definition =
+            serde_json::to_value(&job.definition.definition).expect("definitions serialise");
+        sfn::check_supported(&definition)?;
         if !self.bootstrap.is_file() {
-            return Err(BackendError::Other(format!(
-                "the bootstrap executable {} does not exist (build it with `cargo build -p propack-runtime --bin bootstrap`)",
-                self.bootstrap.display()
-            )));
+            return Err(BootstrapError::Missing(self.bootstrap.clone()).into());
         }
         let storage = storage_dir(&job.run_dir);
-        std::fs::create_dir_all(&storage)?;
+        std::fs::create_dir_all(&storage)
+            .map_err(BackendError::io(format!("creating {}", storage.display())))?;
         let input = self.stage(job, &storage)?;
 
         let mut names = BTreeSet::new();
-        find_functions(&job.definition, &mut names);
+        find_functions(&definition, &mut names);
         let functions: Vec<FunctionConfig> = names
             .iter()
             .map(|n| {
@@ -305,7 +311,7 @@ impl Backend for LocalBackend {
             let _ = tx.send((d.index, ids, failed));
         });
         let interp = Interpreter::new(platform.clone(), &storage, Some(on_item));
-        let exec = interp.execute(&job.definition, &job.run_id, input);
+        let exec = interp.execute(&definition, &job.run_id, input);
         tokio::pin!(exec);
         let mut batch_tasks: HashMap<usize, Vec<String>> = HashMap::new();
         let execution = loop {
@@ -327,11 +333,13 @@ impl Backend for LocalBackend {
         if let Err(e) = &execution.result {
             // Tolerated failures are per batch; an execution failure still has records worth reporting,
             // so it is recorded in the run directory and surfaced through failed tasks, not dropped.
+            let path = job.run_dir.join("execution-error.json");
             std::fs::write(
-                job.run_dir.join("execution-error.json"),
+                &path,
                 serde_json::to_vec_pretty(&json!({"Error": e.error, "Cause": e.cause}))
                     .expect("serialises"),
-            )?;
+            )
+            .map_err(BackendError::io(format!("writing {}", path.display())))?;
         }
         Ok(outcome(job, &platform, &execution, &batch_tasks))
     }
@@ -424,11 +432,8 @@ fn outcome(
     let mut tasks: Vec<TaskRecord> = task_recs.into_values().collect();
     tasks.sort_by_key(|t| order.get(t.id.as_str()).copied().unwrap_or(usize::MAX));
     records.tasks = tasks;
-    RunOutcome {
-        records,
-        results,
-        state_transitions: execution.state_transitions,
-    }
+    records.orchestration = execution.usage;
+    RunOutcome { records, results }
 }
 
 #[cfg(test)]
@@ -456,7 +461,5 @@ mod tests {
         let mut out = BTreeSet::new();
         find_functions(&def, &mut out);
         assert_eq!(out.len(), 2);
-        assert!(uses_item_reader(&json!({"a": [{"ItemReader": {}}]})));
-        assert!(!uses_item_reader(&json!({"ItemsPath": "$.batches"})));
     }
 }

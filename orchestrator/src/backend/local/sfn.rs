@@ -10,6 +10,8 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::billing::OrchestrationUsage;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,8 +87,10 @@ pub struct Execution {
     pub result: Result<Value, StatesError>,
     /// Every lambda:invoke attempt.
     pub invocations: Vec<InvokeLog>,
-    /// State transitions (what a STANDARD workflow bills).
-    pub state_transitions: u64,
+    /// What Step Functions would bill, counted as it ran: STANDARD transitions (states
+    /// entered in the parent, inline iterations and STANDARD children, retries included,
+    /// one per child a Distributed Map starts) and EXPRESS children with their durations.
+    pub usage: OrchestrationUsage,
 }
 
 /// Interprets definitions against a [`LambdaPlatform`].
@@ -99,7 +103,7 @@ struct InterpInner {
     platform: LambdaPlatform,
     storage: PathBuf,
     log: Mutex<Vec<InvokeLog>>,
-    transitions: AtomicU64,
+    usage: Mutex<OrchestrationUsage>,
     on_item: Option<ItemCallback>,
     map_runs: AtomicU64,
 }
@@ -117,6 +121,8 @@ struct Ctx {
     execution: Value,
     item: Option<usize>,
     map_item: Option<Value>,
+    /// Inside an EXPRESS child, whose states are billed by duration, not per transition.
+    express: bool,
 }
 
 const COMMON: &[&str] = &["Type", "Comment", "InputPath", "OutputPath", "Next", "End"];
@@ -512,7 +518,7 @@ impl Interpreter {
                 platform,
                 storage: storage.into(),
                 log: Mutex::new(Vec::new()),
-                transitions: AtomicU64::new(0),
+                usage: Mutex::new(OrchestrationUsage::default()),
                 on_item,
                 map_runs: AtomicU64::new(0),
             }),
@@ -536,6 +542,7 @@ impl Interpreter {
             execution: json!({"Id": exec_arn, "Name": name, "Input": input, "StartTime": epoch_ms()}),
             item: None,
             map_item: None,
+            express: false,
         };
         let run = self.run_machine(definition, input, ctx);
         let result = match definition.get("TimeoutSeconds").and_then(Value::as_f64) {
@@ -556,8 +563,18 @@ impl Interpreter {
         Ok(Execution {
             result,
             invocations: std::mem::take(&mut *self.inner.log.lock().expect("log lock")),
-            state_transitions: self.inner.transitions.load(Ordering::SeqCst),
+            usage: std::mem::take(&mut *self.inner.usage.lock().expect("usage lock")),
         })
+    }
+
+    fn transition(&self, ctx: &Ctx) {
+        if !ctx.express {
+            self.inner
+                .usage
+                .lock()
+                .expect("usage lock")
+                .standard_transitions += 1;
+        }
     }
 
     fn run_machine<'a>(
@@ -572,7 +589,7 @@ impl Interpreter {
             let mut input = input;
             loop {
                 let state = &states[&name];
-                self.inner.transitions.fetch_add(1, Ordering::Relaxed);
+                self.transition(&ctx);
                 let (output, next) = self.run_state(&name, state, input, &ctx).await?;
                 match next {
                     Some(n) => {
@@ -694,6 +711,8 @@ impl Interpreter {
             }
             counts[ri] += 1;
             attempt += 1;
+            // A retry runs the state again, which Step Functions bills as a transition.
+            self.transition(ctx);
             tokio::time::sleep(Duration::from_secs_f64(delay)).await;
         }
     }
@@ -772,7 +791,7 @@ impl Interpreter {
                 ));
             }
             // A missing or broken bootstrap fails every batch the same way: stop the run.
-            Err(e) => return Err(Fail::Backend(BackendError::Other(e.to_string()))),
+            Err(e) => return Err(Fail::Backend(e.into())),
         };
         self.inner.log.lock().expect("log lock").push(InvokeLog {
             item: ctx.item,
@@ -947,17 +966,34 @@ impl Interpreter {
         };
         let sem = Arc::new(tokio::sync::Semaphore::new(max_conc));
         let n = items.len();
+        let child_distributed = processor["ProcessorConfig"]["Mode"] == "DISTRIBUTED";
+        let child_express =
+            child_distributed && processor["ProcessorConfig"]["ExecutionType"] == "EXPRESS";
         let mut futs = Vec::with_capacity(n);
         for (i, item) in items.iter().enumerate() {
             let sem = sem.clone();
             let c = Ctx {
                 item: Some(i),
                 map_item: Some(item.clone()),
+                express: ctx.express || child_express,
                 ..ctx.clone()
             };
+            let parent = ctx.clone();
             futs.push(async move {
                 let _permit = sem.acquire().await.expect("never closed");
+                if child_distributed {
+                    // A Distributed Map bills one transition per child execution it starts.
+                    self.transition(&parent);
+                }
+                let started = std::time::Instant::now();
                 let r = self.run_machine(processor, item.clone(), c).await;
+                if child_express && !parent.express {
+                    self.inner
+                        .usage
+                        .lock()
+                        .expect("usage lock")
+                        .add_express_child(started.elapsed().as_secs_f64());
+                }
                 if let Some(cb) = &self.inner.on_item {
                     match &r {
                         Ok(v) => cb(ItemDone {
@@ -1104,6 +1140,7 @@ mod tests {
             execution: json!({"Name": "x"}),
             item: Some(2),
             map_item: Some(json!({"a": 1})),
+            express: false,
         }
     }
 
@@ -1217,7 +1254,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ex.result.unwrap(), json!([{"got": 10}, {"got": 20}]));
-        assert_eq!(ex.state_transitions, 4);
+        // Map, the two iterations' Pass states, Succeed.
+        assert_eq!(ex.usage.standard_transitions, 4);
         let def = json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom", "Cause": "c"}}});
         let ex = interp.execute(&def, "e2", json!({})).await.unwrap();
         assert_eq!(ex.result.unwrap_err().error, "Boom");

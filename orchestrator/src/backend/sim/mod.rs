@@ -35,6 +35,7 @@ use rand_chacha::ChaCha8Rng;
 use propack_runtime::{BatchResult, TaskResult, TaskStatus};
 
 use crate::backend::{Backend, BackendError, Job, Progress, RunOutcome};
+use crate::billing::OrchestrationUsage;
 use crate::platform::{PlatformProfile, Scaling};
 use crate::records::{InstanceRecord, RunRecords, TaskRecord};
 
@@ -275,6 +276,7 @@ fn simulate_inner(
         launch_epoch_ms: 0,
         instances,
         tasks,
+        ..RunRecords::default()
     }
 }
 
@@ -362,13 +364,17 @@ impl Backend for SimBackend {
         progress: &dyn Progress,
     ) -> Result<RunOutcome, BackendError> {
         if job.k == 0 {
-            return Err(BackendError::Other(
+            return Err(BackendError::InvalidJob(
                 "packing degree k must be at least 1".into(),
             ));
         }
         let ids: Vec<String> = job.tasks.iter().map(|t| t.id.clone()).collect();
         let spec = SimSpec::new(job.tasks.len(), job.k, self.seed);
-        let records = simulate_tasks(&job.platform, self.durations.as_ref(), &spec, &ids);
+        let mut records = simulate_tasks(&job.platform, self.durations.as_ref(), &spec, &ids);
+        records.orchestration = OrchestrationUsage::of_records(
+            &records,
+            crate::billing::Orchestration::of(&job.definition),
+        );
         let ms = |s: f64| (s * 1000.0).round().max(0.0) as u64;
         let mut results = Vec::with_capacity(records.instances.len());
         for inst in &records.instances {
@@ -415,11 +421,7 @@ impl Backend for SimBackend {
                 tasks: batch_tasks,
             });
         }
-        Ok(RunOutcome {
-            records,
-            results,
-            state_transitions: 0,
-        })
+        Ok(RunOutcome { records, results })
     }
 }
 
@@ -456,7 +458,12 @@ mod tests {
             assert!((e - x).abs() < 1e-9, "{ends:?}");
         }
         assert_eq!(r.tasks.len(), 10);
-        let m = r.metrics(0.95, 1.0, 0.0, 0.0);
+        // 1 USD per instance-second (1 GB), no request or orchestration charge.
+        let mut priced = p.clone();
+        priced.memory_mb = 1024;
+        priced.prices.gb_second_x86_64 = 1.0;
+        priced.prices.request = 0.0;
+        let m = r.metrics(0.95, &priced);
         assert!((m.total_s - 2.10).abs() < 1e-9);
         assert!((m.scale_s - 0.15).abs() < 1e-9);
         // Median task: 10 ends sorted = [1.15, 2.0×3, 2.05×3, 2.10×3]; rank 5 → 2.05.
@@ -493,7 +500,7 @@ mod tests {
                 .count();
             assert!(running <= 2);
         }
-        assert!((r.metrics(0.95, 0.0, 0.0, 0.0).total_s - 3.5).abs() < 1e-9);
+        assert!((r.metrics(0.95, &p).total_s - 3.5).abs() < 1e-9);
     }
 
     #[test]
@@ -567,11 +574,18 @@ mod tests {
                 .unwrap()
             })
             .collect();
+        let mut opts = propack_step_functions::DefinitionOptions::new(7, 3);
+        opts.shape.task_seconds = Some(1.0);
+        let definition = propack_step_functions::build_definition(&opts).unwrap();
+        assert_eq!(
+            crate::billing::Orchestration::of(&definition),
+            crate::billing::Orchestration::Inline
+        );
         let job = Job {
             run_id: "r1".into(),
             tasks,
             k: 3,
-            definition: serde_json::Value::Null,
+            definition,
             run_dir: std::env::temp_dir(),
             platform: p,
         };
@@ -586,6 +600,8 @@ mod tests {
         assert_eq!(out.records.tasks[4].id, "job-4");
         // Last batch: issued at 20 ms, one task of 1 s.
         assert_eq!(out.results[2].ended_at, 1020);
+        // Inline Map: the Map state and one Task state per batch.
+        assert_eq!(out.records.orchestration.standard_transitions, 4);
     }
 
     #[test]
