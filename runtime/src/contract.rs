@@ -312,11 +312,8 @@ impl Task {
                         &format!("{name:?} must be a plain file name in the scratch directory"),
                     ));
                 }
-                if !(uri.starts_with("s3://") || uri.starts_with("file://")) {
-                    return Err(invalid(
-                        &format!("{kind}.{name}"),
-                        &format!("{uri:?} is not an s3:// or file:// URI"),
-                    ));
+                if let Err(e) = crate::uri::ObjectUri::parse(uri) {
+                    return Err(invalid(&format!("{kind}.{name}"), &e.to_string()));
                 }
             }
         }
@@ -653,6 +650,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("tasks[0].inputs.in"), "{err}");
+        let err = parse(
+            json!({"tasks": [{"id": "a", "exec": {"program": "x"}, "outputs": {"out": "s3:///k"}}]}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("tasks[0].outputs.out") && err.contains("the bucket name is empty"),
+            "{err}"
+        );
     }
 
     #[test]

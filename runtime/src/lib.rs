@@ -7,8 +7,13 @@
 //!   result, error payload) shared with the orchestrator. It needs only `serde`;
 //!   depend on this crate with `default-features = false` to get just that.
 //! - [`deadline`]: invocation deadline parsing that tolerates emulators.
+//! - [`uri`]: the object URIs tasks name (`s3://bucket/key`, `file:///path`),
+//!   parsed in one place; std only, like the contract.
+//! - `s3` (feature `s3`): the async S3 core — client settings for S3 and
+//!   S3-compatible servers, get/put/list/head, multipart uploads, errors naming
+//!   the missing IAM permission. The orchestrator's AWS backend uses it too.
 //! - `storage` (feature `executor`; `s3://` with feature `s3`): blocking
-//!   fetch/upload of task inputs and outputs.
+//!   fetch/upload of task inputs and outputs over `file://` and the S3 core.
 //! - `executor` (feature `executor`): [`executor::run_batch`], bounded
 //!   parallel execution of a batch with failure isolation and deadline awareness.
 //! - `handler` (feature `executor`): the invocation handler shared by the
@@ -20,8 +25,11 @@ pub mod deadline;
 pub mod executor;
 #[cfg(feature = "executor")]
 pub mod handler;
+#[cfg(feature = "s3")]
+pub mod s3;
 #[cfg(feature = "executor")]
 pub mod storage;
+pub mod uri;
 
 pub use contract::{
     Batch, BatchInput, BatchResult, BuiltinSpec, ContractError, ErrorPayload, ExecSpec,
@@ -31,3 +39,4 @@ pub use contract::{
 pub use executor::{ExecutorConfig, run_batch};
 #[cfg(feature = "executor")]
 pub use storage::{Storage, StorageError};
+pub use uri::{ObjectUri, S3Uri, UriError};

@@ -5,8 +5,9 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
+use propack_runtime::Storage;
 use propack_runtime::contract::{Batch, ParseOptions, TaskStatus};
-use propack_runtime::storage::{S3Options, Storage};
+use propack_runtime::s3::S3Options;
 use propack_runtime::{ExecutorConfig, run_batch};
 use serde_json::json;
 

@@ -9,8 +9,9 @@ use std::process::{Child, Command, Stdio};
 
 use propack_orchestrator::backend::aws::AwsClients;
 use propack_orchestrator::backend::aws::clients::static_conf;
-use propack_orchestrator::backend::aws::s3::{ObjectStore, S3Uri};
 use propack_runtime::Task;
+use propack_runtime::s3::S3Store;
+use propack_runtime::uri::S3Uri;
 use propack_tests::moto_url;
 use serde_json::Value;
 
@@ -80,7 +81,7 @@ fn launch_direct_runs_offline_against_moto_s3_and_the_local_invoke_api() {
     let (orchestrator, bootstrap) = launch_support::binaries();
     let bucket = format!("e2e-{}", std::process::id());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let store = ObjectStore::new(AwsClients::from_conf(&static_conf(&moto, "us-east-1"), true).s3);
+    let store = S3Store::new(AwsClients::from_conf(&static_conf(&moto, "us-east-1"), true).s3);
     rt.block_on(store.ensure_bucket(&bucket)).unwrap();
 
     let (_server, lambda_url) = start_platform(orchestrator, bootstrap, &moto);
@@ -152,15 +153,19 @@ fn launch_direct_runs_offline_against_moto_s3_and_the_local_invoke_api() {
         for uri in task.inputs.values() {
             let obj = S3Uri::parse(uri).unwrap();
             assert_eq!(
-                obj.bucket, bucket,
+                obj.bucket(),
+                bucket,
                 "inputs were staged into the run bucket: {uri}"
             );
-            assert!(runs.contains(&obj.key), "input {uri} is in the bucket");
+            assert!(
+                runs.iter().any(|k| k == obj.key()),
+                "input {uri} is in the bucket"
+            );
         }
         for uri in task.outputs.values() {
             let obj = S3Uri::parse(uri).unwrap();
             assert!(
-                runs.contains(&obj.key),
+                runs.iter().any(|k| k == obj.key()),
                 "output {uri} was written by the runtime"
             );
             let data = rt.block_on(store.get_bytes(&obj)).unwrap();

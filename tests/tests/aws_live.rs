@@ -15,10 +15,11 @@ use propack_orchestrator::backend::aws::deploy::{FunctionSpec, deploy_function};
 use propack_orchestrator::backend::aws::package::{
     LambdaArch, LambdaRuntime, verify_zip, zip_name,
 };
-use propack_orchestrator::backend::aws::s3::{ObjectStore, S3Uri};
 use propack_orchestrator::backend::aws::{AwsBackend, AwsClients, AwsMode, AwsOptions, sfn};
 use propack_orchestrator::backend::{Job, NoProgress};
 use propack_orchestrator::platform::PlatformProfile;
+use propack_runtime::s3::S3Store;
+use propack_runtime::uri::S3Uri;
 use propack_runtime::{BuiltinSpec, Task, TaskAction, TaskStatus};
 use serde_json::json;
 
@@ -95,14 +96,14 @@ fn live_multipart_staging_round_trips() {
     let bucket = env("PROPACK_LIVE_BUCKET");
     rt().block_on(async {
         let clients = AwsClients::from_env(None).await;
-        let mut store = ObjectStore::new(clients.s3.clone());
+        let mut store = S3Store::new(clients.s3.clone());
         store.multipart_threshold = 5 * 1024 * 1024;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big");
         let data: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
         let uri = S3Uri::new(bucket, "propack/runs/live-test/in/big");
-        assert!(store.put_file(&uri, &path).await.unwrap() > 1);
+        assert!(store.put_file(&uri, &path).await.unwrap().parts > 1);
         assert!(store.get_bytes(&uri).await.unwrap() == data);
     });
 }

@@ -1,6 +1,6 @@
 //! Throttling and permission errors of the direct fan-out, offline, with the SDK's mock HTTP
 //! clients: a 429/5xx storm is retried until every batch completes; a 403 stops the run
-//! with a message naming the missing permission.
+//! with a message naming the missing permission, for Lambda and for S3 staging alike.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +13,9 @@ use aws_smithy_types::retry::RetryConfig;
 use propack_orchestrator::backend::aws::invoke::{
     FanoutOptions, InvocationOutcome, fan_out, outcome_from_invocations,
 };
+use propack_orchestrator::backend::aws::{AwsBackend, AwsClients, AwsError, AwsOptions};
 use propack_orchestrator::backend::{NoProgress, Progress};
+use propack_runtime::s3::{S3Error, S3Op};
 use propack_runtime::{Batch, BuiltinSpec, Task, TaskAction, TaskStatus};
 use serde_json::{Value, json};
 
@@ -276,5 +278,65 @@ async fn a_permanent_403_stops_with_the_missing_permission() {
         replay.actual_requests().count(),
         1,
         "a denied call is not retried"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_upload_while_staging_names_the_missing_s3_permission() {
+    let http = infallible_client_fn(|_req: http::Request<SdkBody>| {
+        http::Response::builder()
+            .status(403)
+            .body(SdkBody::from(
+                "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+            ))
+            .unwrap()
+    });
+    let conf = aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_lambda::config::SharedCredentialsProvider::new(
+            Credentials::new("AKID", "secret", None, None, "test"),
+        ))
+        .retry_config(RetryConfig::disabled())
+        .http_client(http)
+        .build();
+    let backend = AwsBackend::with_clients(
+        AwsClients::from_conf(&conf, true),
+        AwsOptions::new("bucket"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, b"data").unwrap();
+    let task = Task {
+        id: "t".into(),
+        action: TaskAction::Builtin(BuiltinSpec {
+            name: "noop".into(),
+            params: Value::Null,
+        }),
+        timeout_ms: None,
+        inputs: [("input".to_owned(), format!("file://{}", input.display()))].into(),
+        outputs: Default::default(),
+    };
+    let err = backend.stage("r1", &[task]).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            AwsError::S3(S3Error::AccessDenied {
+                op: S3Op::PutObject,
+                permission: "s3:PutObject",
+                ..
+            })
+        ),
+        "the S3 error stays typed: {err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "S3 PutObject on s3://bucket/propack/runs/r1/in/0/input: access denied: the credentials \
+         lack permission `s3:PutObject` (add it to the caller's IAM policy; `orchestrator \
+         deploy` prints one). AWS said: AccessDenied: Access Denied"
+    );
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the SDK error is the source"
     );
 }

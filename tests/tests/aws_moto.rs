@@ -12,9 +12,10 @@ use propack_orchestrator::backend::aws::clients::static_conf;
 use propack_orchestrator::backend::aws::deploy::{FunctionSpec, deploy_function};
 use propack_orchestrator::backend::aws::elf::{EM_X86_64, synthetic_elf};
 use propack_orchestrator::backend::aws::package::{LambdaArch, LambdaRuntime, verify_zip};
-use propack_orchestrator::backend::aws::s3::{ObjectStore, S3Uri};
 use propack_orchestrator::backend::aws::zip::{ZipEntry, read_zip, write_zip};
 use propack_orchestrator::backend::aws::{AwsBackend, AwsClients, AwsOptions, sfn};
+use propack_runtime::s3::S3Store;
+use propack_runtime::uri::S3Uri;
 use propack_runtime::{ExecSpec, Task, TaskAction};
 use propack_tests::{http_request, moto_url};
 use serde_json::{Value, json};
@@ -73,9 +74,9 @@ fn multipart_upload_round_trips_a_large_file() {
     let Some(url) = moto_url() else { return };
     rt().block_on(async {
         let c = clients(&url);
-        let mut store = ObjectStore::new(c.s3.clone());
+        let mut store = S3Store::new(c.s3.clone());
         store.multipart_threshold = 5 * 1024 * 1024;
-        store.part_bytes = 5 * 1024 * 1024;
+        store.part_size = 5 * 1024 * 1024;
         let bucket = unique("mp");
         store.ensure_bucket(&bucket).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -85,7 +86,7 @@ fn multipart_upload_round_trips_a_large_file() {
             .collect();
         std::fs::write(&big, &data).unwrap();
         let uri = S3Uri::new(bucket.clone(), "in/big.bin");
-        let parts = store.put_file(&uri, &big).await.unwrap();
+        let parts = store.put_file(&uri, &big).await.unwrap().parts;
         assert_eq!(parts, 3, "11 MiB in 5 MiB parts");
         assert!(
             store.get_bytes(&uri).await.unwrap() == data,
@@ -95,7 +96,7 @@ fn multipart_upload_round_trips_a_large_file() {
         let small = dir.path().join("small.txt");
         std::fs::write(&small, b"hello").unwrap();
         let s = S3Uri::new(bucket.clone(), "in/small.txt");
-        assert_eq!(store.put_file(&s, &small).await.unwrap(), 1);
+        assert_eq!(store.put_file(&s, &small).await.unwrap().parts, 1);
         let keys = store.list(&S3Uri::new(bucket, "in/")).await.unwrap();
         assert_eq!(keys, vec!["in/big.bin", "in/small.txt"]);
     });
@@ -107,7 +108,7 @@ fn staging_uploads_inputs_and_the_manifest_and_rewrites_uris() {
     rt().block_on(async {
         let c = clients(&url);
         let bucket = unique("stage");
-        ObjectStore::new(c.s3.clone())
+        S3Store::new(c.s3.clone())
             .ensure_bucket(&bucket)
             .await
             .unwrap();
@@ -162,7 +163,7 @@ fn staging_uploads_inputs_and_the_manifest_and_rewrites_uris() {
                 "s3:// inputs stay as they are"
             );
             let own = S3Uri::parse(&t.inputs["own"]).unwrap();
-            assert!(own.key.starts_with("propack/runs/run-1/in/"), "{own}");
+            assert!(own.key().starts_with("propack/runs/run-1/in/"), "{own}");
             assert_eq!(
                 backend.store().get_bytes(&own).await.unwrap(),
                 format!("input {i}").as_bytes()
@@ -174,9 +175,9 @@ fn staging_uploads_inputs_and_the_manifest_and_rewrites_uris() {
             );
             assert_eq!(t.inputs["shared"], manifest[0].inputs["shared"]);
             let out = S3Uri::parse(&t.outputs["result"]).unwrap();
-            assert!(out.key.starts_with("propack/runs/run-1/out/"), "{out}");
+            assert!(out.key().starts_with("propack/runs/run-1/out/"), "{out}");
             assert!(
-                out.key.ends_with(&format!("/out/{i}-t_{i}/result")),
+                out.key().ends_with(&format!("/out/{i}-t_{i}/result")),
                 "task ids are made key-safe: {out}"
             );
         }

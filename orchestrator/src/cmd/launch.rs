@@ -269,7 +269,9 @@ fn benchmark_task(
 }
 
 fn uri_path(uri: &str) -> Option<PathBuf> {
-    uri.strip_prefix("file://").map(PathBuf::from)
+    propack_runtime::uri::ObjectUri::parse(uri)
+        .ok()?
+        .into_file_path()
 }
 
 /// Writes the deterministic inputs of benchmark tasks (seed = base seed + task index).

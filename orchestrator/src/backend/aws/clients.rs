@@ -1,15 +1,16 @@
-//! SDK clients built from the standard credential chain, with settings S3-compatible servers accept.
+//! SDK clients built from the standard credential chain; S3's settings come from the runtime's S3 core.
 
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_smithy_types::retry::RetryConfig;
+use propack_runtime::s3::S3Options;
 
 /// The three service clients the backend uses.
 #[derive(Debug, Clone)]
 pub struct AwsClients {
-    /// S3, with checksums only where the API requires them.
+    /// S3, configured by [`propack_runtime::s3::client`] (path style under endpoint
+    /// overrides, checksums only where the API requires them).
     pub s3: aws_sdk_s3::Client,
     /// Lambda for control-plane calls (SDK retries on).
     pub lambda: aws_sdk_lambda::Client,
@@ -20,40 +21,35 @@ pub struct AwsClients {
     pub sfn: aws_sdk_sfn::Client,
 }
 
-/// Whether an endpoint override is configured for S3 (then S3 is an emulator or an
-/// S3-compatible store, which rarely resolves virtual-hosted bucket names).
-fn s3_endpoint_overridden() -> bool {
-    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
-}
-
 impl AwsClients {
     /// Loads the standard chain: env vars, profiles (`AWS_PROFILE`), SSO, IMDS; regions;
-    /// and the `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` overrides.
+    /// the `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` overrides and `PROPACK_S3_PATH_STYLE`.
     pub async fn from_env(region: Option<&str>) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(r) = region {
             loader = loader.region(aws_config::Region::new(r.to_owned()));
         }
         let conf = loader.load().await;
-        Self::from_conf(&conf, s3_endpoint_overridden())
+        Self::with_s3_options(&conf, &S3Options::from_env())
     }
 
-    /// Builds the clients from an already-loaded configuration.
+    /// Builds the clients from an already-loaded configuration; `s3_path_style` forces
+    /// path-style S3 addressing (implied anyway when `conf` overrides the endpoint).
     pub fn from_conf(conf: &SdkConfig, s3_path_style: bool) -> Self {
-        let s3 = aws_sdk_s3::config::Builder::from(conf)
-            // Since early 2025 the SDK adds CRC checksums to every upload by default;
-            // moto, MinIO and other S3-compatible servers reject or mangle those.
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .force_path_style(s3_path_style)
-            .build();
+        let s3 = S3Options {
+            force_path_style: s3_path_style,
+            ..S3Options::default()
+        };
+        Self::with_s3_options(conf, &s3)
+    }
+
+    /// Builds the clients from an already-loaded configuration and S3 options.
+    pub fn with_s3_options(conf: &SdkConfig, s3: &S3Options) -> Self {
         let lambda_invoke = aws_sdk_lambda::config::Builder::from(conf)
             .retry_config(RetryConfig::disabled())
             .build();
         Self {
-            s3: aws_sdk_s3::Client::from_conf(s3),
+            s3: propack_runtime::s3::client(conf, s3),
             lambda: aws_sdk_lambda::Client::new(conf),
             lambda_invoke: aws_sdk_lambda::Client::from_conf(lambda_invoke),
             sfn: aws_sdk_sfn::Client::new(conf),

@@ -1,9 +1,14 @@
-//! Errors of the AWS backend, and how SDK failures are classified (retry, stop, report).
+//! Errors of the AWS backend; SDK failures are classified (retry, stop, report) by the runtime's `classify`.
 
 use std::path::PathBuf;
 
 use aws_sdk_lambda::config::http::HttpResponse;
-use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
+use propack_runtime::s3::S3Error;
+use propack_runtime::uri::UriError;
+
+// One classifier for every SDK client; the runtime's S3 core owns it.
+pub use propack_runtime::s3::{ErrorClass, classify, describe};
 
 /// Why an AWS operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +50,12 @@ pub enum AwsError {
         /// The service's error code and message.
         message: String,
     },
-    /// A malformed `s3://` URI.
-    #[error("invalid S3 URI {0:?}: expected s3://BUCKET/KEY")]
-    BadUri(String),
+    /// An S3 call of the object store failed (it names the missing permission when denied).
+    #[error(transparent)]
+    S3(#[from] S3Error),
+    /// A malformed object URI.
+    #[error(transparent)]
+    Uri(#[from] UriError),
     /// Invalid arguments or an unexpected reply.
     #[error("{0}")]
     Invalid(String),
@@ -68,80 +76,6 @@ impl AwsError {
             path: path.into(),
             source,
         }
-    }
-}
-
-/// What to do about a failed call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Throttled (429, `TooManyRequestsException`, `SlowDown`, …): back off and retry.
-    Throttled,
-    /// A 5xx, a timeout or a dropped connection: back off and retry.
-    Transient,
-    /// 403 / `AccessDenied*`: stop and name the permission.
-    Denied,
-    /// Anything else (bad request, not found): stop and report.
-    Permanent,
-}
-
-const THROTTLE_CODES: &[&str] = &[
-    "TooManyRequestsException",
-    "ThrottlingException",
-    "Throttling",
-    "ThrottledException",
-    "SlowDown",
-    "RequestLimitExceeded",
-    "ProvisionedThroughputExceededException",
-    "EC2ThrottledException",
-];
-
-const DENIED_CODES: &[&str] = &[
-    "AccessDenied",
-    "AccessDeniedException",
-    "UnauthorizedOperation",
-    "UnrecognizedClientException",
-    "InvalidSignatureException",
-    "ExpiredToken",
-    "ExpiredTokenException",
-];
-
-/// Classifies an SDK error from its HTTP status, error code and kind.
-pub fn classify<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> ErrorClass {
-    match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            return ErrorClass::Transient;
-        }
-        SdkError::ConstructionFailure(_) => return ErrorClass::Permanent,
-        _ => {}
-    }
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    let code = err.code().unwrap_or_default();
-    if status == Some(429) || THROTTLE_CODES.contains(&code) {
-        ErrorClass::Throttled
-    } else if status == Some(403) || DENIED_CODES.contains(&code) {
-        ErrorClass::Denied
-    } else if status.is_some_and(|s| s >= 500) {
-        ErrorClass::Transient
-    } else {
-        ErrorClass::Permanent
-    }
-}
-
-/// A readable one-line description of an SDK error (code, message and cause chain).
-pub fn describe<E>(err: &SdkError<E, HttpResponse>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    match (err.code(), err.message()) {
-        (Some(code), Some(msg)) => format!("{code}: {msg}"),
-        (Some(code), None) => {
-            let status = err.raw_response().map(|r| r.status().as_u16());
-            match status {
-                Some(s) => format!("{code} (HTTP {s})"),
-                None => code.to_owned(),
-            }
-        }
-        _ => DisplayErrorContext(err).to_string(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! AWS backend: stages a job in S3 and runs it on Lambda, through Step Functions or direct invokes.
 //!
 //! - [`clients`]: SDK clients from the standard credential chain and `AWS_ENDPOINT_URL*`;
-//! - [`s3`]: `s3://` URIs and uploads (multipart for large inputs);
+//! - S3 through the runtime's core ([`propack_runtime::s3::S3Store`]: uploads, multipart
+//!   for large inputs, downloads, listings) and its URIs ([`propack_runtime::uri`]);
 //! - [`invoke`]: direct mode, ⌈C/k⌉ `Invoke` calls with bounded concurrency and backoff;
 //! - [`sfn`]: Step Functions mode (state machine, idempotent execution, ResultWriter);
 //! - [`deploy`], [`package`], [`policy`]: `orchestrator deploy` / `package` and the IAM policies;
@@ -27,14 +28,14 @@ pub mod error;
 pub mod invoke;
 pub mod package;
 pub mod policy;
-pub mod s3;
 pub mod sfn;
 pub mod zip;
 
 pub use clients::AwsClients;
 pub use error::AwsError;
 pub use invoke::FanoutOptions;
-use s3::{ObjectStore, S3Uri};
+use propack_runtime::s3::S3Store;
+use propack_runtime::uri::{ObjectUri, S3Uri};
 
 use super::{Backend, BackendError, Job, Progress, RunOutcome};
 use crate::billing::{Orchestration, OrchestrationUsage};
@@ -177,7 +178,7 @@ pub struct AwsRunInfo {
 #[derive(Debug)]
 pub struct AwsBackend {
     clients: AwsClients,
-    store: ObjectStore,
+    store: S3Store,
     opts: AwsOptions,
     /// What the last run did on AWS.
     pub last_run: Option<AwsRunInfo>,
@@ -217,7 +218,7 @@ impl AwsBackend {
     /// A backend over given clients (tests, emulators).
     pub fn with_clients(clients: AwsClients, opts: AwsOptions) -> Self {
         Self {
-            store: ObjectStore::new(clients.s3.clone()),
+            store: S3Store::new(clients.s3.clone()),
             clients,
             opts,
             last_run: None,
@@ -225,7 +226,7 @@ impl AwsBackend {
     }
 
     /// The object store (S3 client with this backend's settings).
-    pub fn store(&self) -> &ObjectStore {
+    pub fn store(&self) -> &S3Store {
         &self.store
     }
 
@@ -241,8 +242,7 @@ impl AwsBackend {
         for (i, task) in tasks.iter().enumerate() {
             let mut t = task.clone();
             for (name, uri) in t.inputs.iter_mut() {
-                if let Some(path) = uri.strip_prefix("file://") {
-                    let path = PathBuf::from(path);
+                if let ObjectUri::File(path) = ObjectUri::parse(uri)? {
                     let n = uploads.len();
                     let target = uploads.entry(path).or_insert_with(|| {
                         S3Uri::new(
@@ -254,7 +254,7 @@ impl AwsBackend {
                 }
             }
             for (name, uri) in t.outputs.iter_mut() {
-                if let Some(path) = uri.strip_prefix("file://") {
+                if let ObjectUri::File(path) = ObjectUri::parse(uri)? {
                     let target = S3Uri::new(
                         bucket.clone(),
                         format!(
@@ -264,7 +264,7 @@ impl AwsBackend {
                             safe_key_part(name)
                         ),
                     );
-                    downloads.push((target.clone(), PathBuf::from(path), task.id.clone()));
+                    downloads.push((target.clone(), path, task.id.clone()));
                     *uri = target.to_string();
                 }
             }
@@ -526,7 +526,7 @@ impl Backend for AwsBackend {
 }
 
 /// Reads `value` as JSON from an S3 object (a convenience for tests and tools).
-pub async fn get_json(store: &ObjectStore, uri: &S3Uri) -> Result<Value, AwsError> {
+pub async fn get_json(store: &S3Store, uri: &S3Uri) -> Result<Value, AwsError> {
     serde_json::from_slice(&store.get_bytes(uri).await?)
         .map_err(|e| AwsError::Invalid(format!("{uri}: {e}")))
 }

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use aws_sdk_sfn::types::{ExecutionStatus, StateMachineType};
 use propack_runtime::BatchResult;
+use propack_runtime::s3::S3Store;
+use propack_runtime::uri::S3Uri;
 use serde_json::Value;
 
 use super::error::{AwsError, sdk_error};
-use super::s3::{ObjectStore, S3Uri};
 use crate::backend::Progress;
 
 /// Creates the state machine `name` with `definition`, or updates it if it exists.
@@ -298,7 +299,7 @@ pub fn parse_results_file(bytes: &[u8]) -> Result<Vec<IterationResult>, AwsError
 /// Reads every ResultWriter results file under `results_prefix` (via each Map Run's
 /// `manifest.json`). Returns `None` when there is no ResultWriter output (an inline Map).
 pub async fn read_result_writer(
-    store: &ObjectStore,
+    store: &S3Store,
     results_prefix: &S3Uri,
 ) -> Result<Option<Vec<IterationResult>>, AwsError> {
     let keys = store.list(results_prefix).await?;
@@ -311,7 +312,7 @@ pub async fn read_result_writer(
     }
     let mut out = Vec::new();
     for m in manifests {
-        let uri = S3Uri::new(results_prefix.bucket.clone(), m.clone());
+        let uri = S3Uri::new(results_prefix.bucket(), m.as_str());
         let v: Value = serde_json::from_slice(&store.get_bytes(&uri).await?)
             .map_err(|e| AwsError::Invalid(format!("{uri}: not JSON: {e}")))?;
         let files = v
@@ -322,7 +323,7 @@ pub async fn read_result_writer(
         for (_status, list) in files {
             for f in list.as_array().into_iter().flatten() {
                 if let Some(key) = f.get("Key").and_then(Value::as_str) {
-                    let file = S3Uri::new(results_prefix.bucket.clone(), key);
+                    let file = S3Uri::new(results_prefix.bucket(), key);
                     out.extend(parse_results_file(&store.get_bytes(&file).await?)?);
                 }
             }

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use propack_runtime::uri::{ObjectUri, S3Uri};
 use propack_runtime::{BatchResult, Task, TaskStatus};
 use propack_step_functions::ProcessorMode;
 use serde_json::{Value, json};
@@ -33,16 +34,15 @@ pub fn storage_dir(run_dir: &Path) -> PathBuf {
 
 /// The local file behind `s3://bucket/key` in a run's storage.
 pub fn s3_to_path(storage: &Path, uri: &str) -> Option<PathBuf> {
-    let rest = uri.strip_prefix("s3://")?;
-    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-    Some(sfn::storage_path(storage, bucket, key))
+    let s3 = S3Uri::parse(uri).ok()?;
+    Some(sfn::storage_path(storage, s3.bucket(), s3.key()))
 }
 
 /// Rewrites an `s3://` URI to the `file://` URI of its local object (other URIs unchanged).
 pub fn localize_uri(storage: &Path, uri: &str) -> String {
     match s3_to_path(storage, uri) {
         Some(p) => {
-            let mut s = format!("file://{}", p.display());
+            let mut s = ObjectUri::File(p).to_string();
             if uri.ends_with('/') && !s.ends_with('/') {
                 s.push('/');
             }
