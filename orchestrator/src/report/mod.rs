@@ -3,6 +3,8 @@
 //! The summary's keys are a scripting contract (see [`Summary`]); `run.json`
 //! carries everything measured so a run can be re-analysed without re-running.
 
+pub mod svg;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
