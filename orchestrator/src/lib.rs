@@ -5,7 +5,7 @@
 //! - [`records`]: what a run measured, and the metrics computed from it;
 //! - [`backend`]: the local platform, AWS and the simulator behind one trait;
 //! - [`evaluate`]: ProPack vs no packing, the Oracle and PyWren on the simulator;
-//! - [`report`], [`plot`]: a launch's run directory (run.json, instances.csv, report.md, SVG plots).
+//! - [`report`]: a launch's run directory (run.json, instances.csv, report.md) and every SVG plot.
 //!
 //! The `orchestrator` binary (src/main.rs, one module per subcommand under
 //! `cmd/`) is a thin layer over this library.
@@ -14,6 +14,5 @@ pub mod backend;
 pub mod evaluate;
 pub mod model;
 pub mod platform;
-pub mod plot;
 pub mod records;
 pub mod report;

@@ -9,6 +9,7 @@ use propack_orchestrator::evaluate::{
     load_artifact, pywren_calibration,
 };
 use propack_orchestrator::platform::PlatformProfile;
+use propack_orchestrator::report::plots;
 
 /// Arguments of `orchestrator evaluate`.
 #[derive(Debug, clap::Args)]
@@ -154,12 +155,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             for w in &workloads {
                 write(
                     &format!("heatmap-{}-{}.svg", p.name, w.workload.app),
-                    &evaluate::heatmap_svg(&report.rows, &w.workload.app, &p.name),
+                    &plots::heatmap_svg(&report.rows, &w.workload.app, &p.name),
                 )?;
             }
             write(
                 &format!("improvement-{}.svg", p.name),
-                &evaluate::improvement_svg(&report.rows, &p.name),
+                &plots::improvement_svg(&report.rows, &p.name),
             )?;
         }
         eprintln!("wrote {}", out.display());

@@ -1,8 +1,10 @@
-//! The run directory of a launch: `run.json`, `instances.csv`, `report.md` and SVG plots, plus the `--json` summary.
+//! Reports: a launch's run directory and `--json` summary, and the rendering of runs and evaluations.
 //!
 //! The summary's keys are a scripting contract (see [`Summary`]); `run.json`
 //! carries everything measured so a run can be re-analysed without re-running.
+//! Rendering lives in the submodules: [`plots`] (every SVG figure) over one SVG writer, [`svg`].
 
+pub mod plots;
 pub mod svg;
 
 use std::path::{Path, PathBuf};
@@ -11,11 +13,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::platform::PlatformProfile;
-use crate::plot;
 use crate::records::{Metrics, RunRecords};
 
 /// Version of `run.json`.
 pub const RUN_SCHEMA_VERSION: u32 = 1;
+
+/// Reads one number out of [`Metrics`].
+pub(crate) type Pick = fn(&Metrics) -> f64;
+
+/// The service times of [`Metrics`] in the order reports show them (report.md's columns, the bar groups).
+pub(crate) const SERVICE_TIMES: [(&str, Pick); 4] = [
+    ("scale", |m| m.scale_s),
+    ("median", |m| m.median_s),
+    ("tail", |m| m.tail_s),
+    ("total", |m| m.total_s),
+];
 
 /// One measured run (the packed run, or its k = 1 baseline).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +174,27 @@ impl RunReport {
         }
     }
 
+    /// Every metrics row the report shows, in order: (`predicted` or `measured`, k, metrics) of
+    /// the packed run, then of the baseline.
+    pub fn metric_rows(&self) -> Vec<(&'static str, usize, Metrics)> {
+        let mut rows = Vec::new();
+        for r in std::iter::once(&self.run).chain(&self.baseline) {
+            if let Some(p) = r.predicted {
+                rows.push(("predicted", r.k, p));
+            }
+            rows.push(("measured", r.k, r.measured));
+        }
+        rows
+    }
+
+    /// The title of a run's timeline.
+    fn timeline_title(&self, k: usize) -> String {
+        format!(
+            "{}: {} tasks, k = {k} on {}",
+            self.workload, self.tasks, self.platform.name
+        )
+    }
+
     /// Writes `run.json`, `instances.csv` (and `baseline-instances.csv`), `report.md`,
     /// `timeline.svg` (and `baseline-timeline.svg`) and `predicted-vs-measured.svg` into `dir`.
     pub fn write(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -178,47 +211,25 @@ impl RunReport {
             &serde_json::to_vec_pretty(self).expect("reports serialise"),
         )?;
         put("instances.csv", self.run.records.instances_csv().as_bytes())?;
-        put(
-            "timeline.svg",
-            plot::timeline_svg(
-                &format!(
-                    "{}: {} tasks, k = {} on {}",
-                    self.workload, self.tasks, self.run.k, self.platform.name
-                ),
-                &self.run.records.instances,
-            )
-            .as_bytes(),
-        )?;
-        let mut series: Vec<(String, Metrics)> = Vec::new();
-        if let Some(p) = self.run.predicted {
-            series.push((format!("predicted k={}", self.run.k), p));
-        }
-        series.push((format!("measured k={}", self.run.k), self.run.measured));
+        let timeline =
+            |r: &MeasuredRun| plots::timeline_svg(&self.timeline_title(r.k), &r.records.instances);
+        put("timeline.svg", timeline(&self.run).as_bytes())?;
         if let Some(b) = &self.baseline {
-            if let Some(p) = b.predicted {
-                series.push(("predicted k=1".into(), p));
-            }
-            series.push(("measured k=1".into(), b.measured));
             put(
                 "baseline-instances.csv",
                 b.records.instances_csv().as_bytes(),
             )?;
-            put(
-                "baseline-timeline.svg",
-                plot::timeline_svg(
-                    &format!(
-                        "{}: {} tasks, k = 1 on {}",
-                        self.workload, self.tasks, self.platform.name
-                    ),
-                    &b.records.instances,
-                )
-                .as_bytes(),
-            )?;
+            put("baseline-timeline.svg", timeline(b).as_bytes())?;
         }
+        let series: Vec<(String, Metrics)> = self
+            .metric_rows()
+            .into_iter()
+            .map(|(what, k, m)| (format!("{what} k={k}"), m))
+            .collect();
         let refs: Vec<(&str, Metrics)> = series.iter().map(|(l, m)| (l.as_str(), *m)).collect();
         put(
             "predicted-vs-measured.svg",
-            plot::metrics_bars_svg("Service time: predicted vs measured", &refs).as_bytes(),
+            plots::metrics_bars_svg("Service time: predicted vs measured", &refs).as_bytes(),
         )?;
         put("report.md", self.markdown().as_bytes())?;
         Ok(files)
@@ -334,7 +345,7 @@ pub fn pct_error(measured: f64, predicted: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn run(k: usize, total: f64) -> MeasuredRun {
@@ -362,10 +373,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn summary_has_the_scripted_keys_and_files_are_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let report = RunReport {
+    /// A k = 2 run of 4 tasks with its k = 1 baseline, its run directory `dir`.
+    pub(crate) fn sample_report(dir: &Path) -> RunReport {
+        RunReport {
             schema_version: RUN_SCHEMA_VERSION,
             backend: "local".into(),
             platform: PlatformProfile::unlimited(),
@@ -378,8 +388,14 @@ mod tests {
             k_source: "--packing 2".into(),
             run: run(2, 2.0),
             baseline: Some(run(1, 4.0)),
-            run_dir: dir.path().to_owned(),
-        };
+            run_dir: dir.to_owned(),
+        }
+    }
+
+    #[test]
+    fn summary_has_the_scripted_keys_and_files_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = sample_report(dir.path());
         let v = serde_json::to_value(report.summary()).unwrap();
         for key in [
             "run_id",
