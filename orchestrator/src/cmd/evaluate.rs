@@ -9,7 +9,7 @@ use propack_orchestrator::evaluate::{
     load_artifact, pywren_calibration,
 };
 use propack_orchestrator::platform::PlatformProfile;
-use propack_orchestrator::report::plots;
+use propack_orchestrator::report::{markdown, plots};
 
 /// Arguments of `orchestrator evaluate`.
 #[derive(Debug, clap::Args)]
@@ -137,7 +137,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let summary = evaluate::summarise(&rows);
     let report = EvalReport { rows, summary };
     let elapsed = started.elapsed().as_secs_f64();
-    let md = evaluate::markdown(&report, &calibration, elapsed);
+    let md = markdown::evaluation(&report, &calibration, elapsed);
 
     if let Some(out) = &a.out {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;

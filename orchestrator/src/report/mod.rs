@@ -2,8 +2,10 @@
 //!
 //! The summary's keys are a scripting contract (see [`Summary`]); `run.json`
 //! carries everything measured so a run can be re-analysed without re-running.
-//! Rendering lives in the submodules: [`plots`] (every SVG figure) over one SVG writer, [`svg`].
+//! Rendering lives in the submodules: [`markdown`] (a run's and an evaluation's
+//! `report.md`), [`plots`] (every SVG figure) over one SVG writer, [`svg`].
 
+pub mod markdown;
 pub mod plots;
 pub mod svg;
 
@@ -237,101 +239,7 @@ impl RunReport {
 
     /// `report.md`.
     pub fn markdown(&self) -> String {
-        let mut s = String::new();
-        let r = &self.run;
-        s.push_str(&format!("# ProPack run {}\n\n", r.run_id));
-        s.push_str(&format!(
-            "- workload: **{}**{} — {} tasks\n- backend: {} on platform **{}** ({})\n- packing: **k = {}** ({}) → {} invocations on {} distinct instances\n- objective: {} / metric: {}\n- verified: **{}** ({} failed tasks)\n\n",
-            self.workload,
-            self.size.as_ref().map(|x| format!(" (size {x})")).unwrap_or_default(),
-            self.tasks,
-            self.backend,
-            self.platform.name,
-            self.platform.description,
-            r.k,
-            self.k_source,
-            r.instances,
-            r.distinct_instances,
-            self.objective,
-            self.metric,
-            r.verified,
-            r.failed_tasks
-        ));
-        s.push_str("| | scale (s) | median (s) | tail (s) | total (s) | expense (USD) |\n|---|---:|---:|---:|---:|---:|\n");
-        let row = |s: &mut String, name: &str, m: &Metrics| {
-            s.push_str(&format!(
-                "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {:.6} |\n",
-                m.scale_s, m.median_s, m.tail_s, m.total_s, m.expense_usd
-            ));
-        };
-        if let Some(p) = &r.predicted {
-            row(&mut s, &format!("predicted, k = {}", r.k), p);
-        }
-        row(&mut s, &format!("measured, k = {}", r.k), &r.measured);
-        if let Some(b) = &self.baseline {
-            if let Some(p) = &b.predicted {
-                row(&mut s, "predicted, k = 1", p);
-            }
-            row(&mut s, "measured, k = 1", &b.measured);
-        }
-        s.push('\n');
-        if let Some(p) = &r.predicted {
-            s.push_str(&format!(
-                "Prediction error (measured vs predicted, k = {}): total {:+.1} %, tail {:+.1} %, median {:+.1} %, expense {:+.1} %.\n\n",
-                r.k,
-                pct_error(r.measured.total_s, p.total_s),
-                pct_error(r.measured.tail_s, p.tail_s),
-                pct_error(r.measured.median_s, p.median_s),
-                pct_error(r.measured.expense_usd, p.expense_usd),
-            ));
-        }
-        if let Some(b) = &self.baseline
-            && b.measured.total_s > 0.0
-        {
-            s.push_str(&format!(
-                "Against k = 1: total service time {:.3} s vs {:.3} s ({:.2}×, {:.1} % faster); expense {:.6} vs {:.6} USD ({:.1} % cheaper).\n\n",
-                r.measured.total_s,
-                b.measured.total_s,
-                r.measured.total_s / b.measured.total_s,
-                (1.0 - r.measured.total_s / b.measured.total_s) * 100.0,
-                r.measured.expense_usd,
-                b.measured.expense_usd,
-                if b.measured.expense_usd > 0.0 { (1.0 - r.measured.expense_usd / b.measured.expense_usd) * 100.0 } else { 0.0 },
-            ));
-        }
-        let cold: Vec<f64> = r
-            .records
-            .instances
-            .iter()
-            .filter(|i| i.cold_start)
-            .map(|i| i.init_ms)
-            .collect();
-        if !cold.is_empty() {
-            s.push_str(&format!(
-                "Cold starts: {} (median init {:.0} ms, p90 {:.0} ms); warm invocations: {}.\n\n",
-                cold.len(),
-                crate::records::quantile(&cold, 0.5).unwrap_or(0.0),
-                crate::records::quantile(&cold, 0.9).unwrap_or(0.0),
-                r.records.instances.len() - cold.len()
-            ));
-        }
-        let retried = r.records.instances.iter().filter(|i| i.attempt > 0).count();
-        if retried > 0 {
-            s.push_str(&format!("Retried attempts: {retried}.\n\n"));
-        }
-        if !r.errors.is_empty() {
-            s.push_str("## Errors\n\n");
-            for e in &r.errors {
-                s.push_str(&format!("- {e}\n"));
-            }
-            s.push('\n');
-        }
-        s.push_str("## Files\n\n- `run.json`: plan, predictions, measurements, per-task and per-instance records\n- `instances.csv`: one line per invocation `[start_s, end_s]` (launch-relative)\n- `timeline.svg`: instance start/end timeline\n- `predicted-vs-measured.svg`: service times, predicted vs measured\n");
-        if self.baseline.is_some() {
-            s.push_str("- `baseline-instances.csv`, `baseline-timeline.svg`: the k = 1 run\n");
-        }
-        s.push_str("- `definition.asl.json`: the state machine that ran\n- `logs/`: each instance's stdout/stderr\n");
-        s
+        markdown::run_report(self)
     }
 }
 
