@@ -553,25 +553,169 @@ pub fn sim_metrics(
     )
 }
 
-/// Mean simulated metrics of (C, k) over the configured seeds.
-fn simulate_mean(
-    workload: &SimWorkload,
-    platform: &PlatformProfile,
-    cfg: &EvalConfig,
-    spec: impl Fn(u64) -> SimSpec,
-    tail_quantile: f64,
-) -> Metrics {
-    let runs: Vec<Metrics> = (0..cfg.seeds.max(1))
-        .map(|s| {
-            let mut spec = spec(cfg.base_seed + s);
-            if cfg.warm_reuse.is_some() {
-                spec.warm_reuse = cfg.warm_reuse;
+/// What evaluating one app on one platform holds fixed across the grid.
+struct AppEval<'a> {
+    workload: &'a SimWorkload,
+    platform: &'a PlatformProfile,
+    cfg: &'a EvalConfig,
+    model: Model,
+}
+
+/// Mean simulated metrics of one C: every feasible k, k = 1 and the PyWren baseline.
+struct Simulated {
+    by_k: BTreeMap<u64, Metrics>,
+    base: Metrics,
+    pywren: Metrics,
+}
+
+/// How an objective scores simulated metrics (lower is better); `both` weighs the
+/// excess over the best time and the best expense of any k.
+struct Scorer {
+    objective: Objective,
+    metric: Metric,
+    t_min: f64,
+    e_min: f64,
+}
+
+impl Scorer {
+    fn new(objective: Objective, metric: Metric, by_k: &BTreeMap<u64, Metrics>) -> Self {
+        let min = |f: &dyn Fn(&Metrics) -> f64| by_k.values().map(f).fold(f64::INFINITY, f64::min);
+        Self {
+            objective,
+            metric,
+            t_min: min(&|m| metric_of(m, metric)),
+            e_min: min(&|m| m.expense_usd),
+        }
+    }
+
+    fn score(&self, m: &Metrics) -> f64 {
+        let excess = |v: f64, min: f64| if min > 0.0 { v / min - 1.0 } else { v - min };
+        match self.objective {
+            Objective::Time => metric_of(m, self.metric),
+            Objective::Cost => m.expense_usd,
+            Objective::Both { w_cost, w_time } => {
+                w_cost * excess(m.expense_usd, self.e_min)
+                    + w_time * excess(metric_of(m, self.metric), self.t_min)
             }
-            let rec = sim::simulate(platform, &workload.durations, &spec);
-            sim_metrics(&rec, platform, tail_quantile)
+        }
+    }
+}
+
+impl AppEval<'_> {
+    /// The planner's request for C tasks of this app.
+    fn request(&self, tasks: u64, objective: Objective, metric: Metric, kmax: u64) -> PlanRequest {
+        let wl = &self.workload.profile.workload;
+        PlanRequest {
+            tasks,
+            objective,
+            metric,
+            kmax,
+            memory_mb_per_task: wl.memory_mb_per_task,
+            tmp_mb_per_task: wl.tmp_mb_per_task,
+            payload_bytes_per_task: wl.payload_bytes_per_task,
+        }
+    }
+
+    /// Mean simulated metrics over the configured seeds.
+    fn mean(&self, spec: impl Fn(u64) -> SimSpec) -> Metrics {
+        let cfg = self.cfg;
+        let runs: Vec<Metrics> = (0..cfg.seeds.max(1))
+            .map(|s| {
+                let mut spec = spec(cfg.base_seed + s);
+                if cfg.warm_reuse.is_some() {
+                    spec.warm_reuse = cfg.warm_reuse;
+                }
+                let rec = sim::simulate(self.platform, &self.workload.durations, &spec);
+                sim_metrics(&rec, self.platform, self.model.tail_quantile)
+            })
+            .collect();
+        mean_metrics(&runs)
+    }
+
+    /// Mean metrics of C tasks packed k per instance.
+    fn mean_at(&self, c: u64, k: u64) -> Metrics {
+        self.mean(|seed| SimSpec::new(c as usize, k as usize, seed))
+    }
+
+    /// Simulates every k the planner finds feasible for C (memory, /tmp, payload,
+    /// timeout; the Oracle searches them all), k = 1 and PyWren.
+    fn simulate(
+        &self,
+        c: u64,
+        kmax: u64,
+        pywren: &PywrenCalibration,
+    ) -> Result<Simulated, EvalError> {
+        let probe = plan(
+            &self.model,
+            &self.request(c, Objective::Time, Metric::Total, kmax),
+        )?;
+        let by_k: BTreeMap<u64, Metrics> = probe
+            .curve
+            .iter()
+            .filter(|p| p.feasible)
+            .map(|p| (p.k, self.mean_at(c, p.k)))
+            .collect();
+        let base = by_k.get(&1).copied().unwrap_or_else(|| self.mean_at(c, 1));
+        let pywren = self.mean(|seed| {
+            let mut s = SimSpec::new(c as usize, 1, seed);
+            s.dispatch = Dispatch::ClientPool {
+                rate_per_s: pywren.rate_per_s,
+            };
+            s.duration_factor = pywren.duration_factor;
+            s
+        });
+        Ok(Simulated { by_k, base, pywren })
+    }
+
+    /// The row of (C, objective, metric) where the planner chose `k_p`.
+    fn row(
+        &self,
+        c: u64,
+        (objective, metric): (Objective, Metric),
+        k_p: u64,
+        sims: &Simulated,
+    ) -> Result<EvalRow, EvalError> {
+        let scorer = Scorer::new(objective, metric, &sims.by_k);
+        let (k_o, best) = sims
+            .by_k
+            .iter()
+            .map(|(k, m)| (*k, scorer.score(m)))
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+            .ok_or_else(|| {
+                EvalError::Invalid(format!("{} C={c}: no feasible k", self.workload.app))
+            })?;
+        let mp = sims
+            .by_k
+            .get(&k_p)
+            .copied()
+            .unwrap_or_else(|| self.mean_at(c, k_p));
+        let sp = scorer.score(&mp);
+        let regret_pct = match objective {
+            Objective::Both { .. } => (sp - best) * 100.0,
+            _ if best > 0.0 => (sp - best) / best * 100.0,
+            _ => 0.0,
+        };
+        let pct = |a: f64, b: f64| if a > 0.0 { (a - b) / a * 100.0 } else { 0.0 };
+        let (base, pw) = (&sims.base, &sims.pywren);
+        Ok(EvalRow {
+            workload: self.workload.app.clone(),
+            platform: self.platform.name.clone(),
+            tasks: c,
+            objective: objective.name().into(),
+            metric: metric.name().into(),
+            k_propack: k_p,
+            k_oracle: k_o,
+            regret_pct,
+            improvement_time_pct: pct(metric_of(base, metric), metric_of(&mp, metric)),
+            improvement_cost_pct: pct(base.expense_usd, mp.expense_usd),
+            pywren: PywrenRow {
+                service_s: metric_of(pw, metric),
+                expense_usd: pw.expense_usd,
+                propack_time_improvement_pct: pct(metric_of(pw, metric), metric_of(&mp, metric)),
+                propack_cost_improvement_pct: pct(pw.expense_usd, mp.expense_usd),
+            },
         })
-        .collect();
-    mean_metrics(&runs)
+    }
 }
 
 /// Evaluates one app on one platform over the whole grid.
@@ -582,145 +726,20 @@ pub fn evaluate_app(
     cfg: &EvalConfig,
 ) -> Result<Vec<EvalRow>, EvalError> {
     let model = Model::new(&workload.profile, platform.clone(), ModelKind::Propack)?;
-    let tq = model.tail_quantile;
-    let wl = &workload.profile.workload;
+    let app = AppEval {
+        workload,
+        platform,
+        cfg,
+        model,
+    };
     let mut rows = Vec::new();
     for &c in &cfg.tasks {
-        let kmax = model.packing.k_max.clamp(1, c);
-        // Feasibility is the planner's (memory, /tmp, payload, timeout); the Oracle
-        // searches every feasible k, so it is asked once per C.
-        let probe = plan(
-            &model,
-            &PlanRequest {
-                tasks: c,
-                objective: Objective::Time,
-                metric: Metric::Total,
-                kmax,
-                memory_mb_per_task: wl.memory_mb_per_task,
-                tmp_mb_per_task: wl.tmp_mb_per_task,
-                payload_bytes_per_task: wl.payload_bytes_per_task,
-            },
-        )?;
-        let feasible: Vec<u64> = probe
-            .curve
-            .iter()
-            .filter(|p| p.feasible)
-            .map(|p| p.k)
-            .collect();
-        let sims: BTreeMap<u64, Metrics> = feasible
-            .iter()
-            .map(|&k| {
-                let m = simulate_mean(
-                    workload,
-                    platform,
-                    cfg,
-                    |seed| SimSpec::new(c as usize, k as usize, seed),
-                    tq,
-                );
-                (k, m)
-            })
-            .collect();
-        let base = match sims.get(&1) {
-            Some(m) => *m,
-            None => simulate_mean(
-                workload,
-                platform,
-                cfg,
-                |seed| SimSpec::new(c as usize, 1, seed),
-                tq,
-            ),
-        };
-        let pw = simulate_mean(
-            workload,
-            platform,
-            cfg,
-            |seed| {
-                let mut s = SimSpec::new(c as usize, 1, seed);
-                s.dispatch = Dispatch::ClientPool {
-                    rate_per_s: pywren.rate_per_s,
-                };
-                s.duration_factor = pywren.duration_factor;
-                s
-            },
-            tq,
-        );
-        for objective in &cfg.objectives {
+        let kmax = app.model.packing.k_max.clamp(1, c);
+        let sims = app.simulate(c, kmax, pywren)?;
+        for &objective in &cfg.objectives {
             for &metric in &cfg.metrics {
-                let chosen = plan(
-                    &model,
-                    &PlanRequest {
-                        tasks: c,
-                        objective: *objective,
-                        metric,
-                        kmax,
-                        memory_mb_per_task: wl.memory_mb_per_task,
-                        tmp_mb_per_task: wl.tmp_mb_per_task,
-                        payload_bytes_per_task: wl.payload_bytes_per_task,
-                    },
-                )?;
-                let k_p = chosen.k;
-                let t_min = sims
-                    .values()
-                    .map(|m| metric_of(m, metric))
-                    .fold(f64::INFINITY, f64::min);
-                let e_min = sims
-                    .values()
-                    .map(|m| m.expense_usd)
-                    .fold(f64::INFINITY, f64::min);
-                let excess = |v: f64, min: f64| if min > 0.0 { v / min - 1.0 } else { v - min };
-                let score = |m: &Metrics| match objective {
-                    Objective::Time => metric_of(m, metric),
-                    Objective::Cost => m.expense_usd,
-                    Objective::Both { w_cost, w_time } => {
-                        w_cost * excess(m.expense_usd, e_min)
-                            + w_time * excess(metric_of(m, metric), t_min)
-                    }
-                };
-                let (k_o, best) = sims
-                    .iter()
-                    .map(|(k, m)| (*k, score(m)))
-                    .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
-                    .ok_or_else(|| {
-                        EvalError::Invalid(format!("{} C={c}: no feasible k", workload.app))
-                    })?;
-                let mp = match sims.get(&k_p) {
-                    Some(m) => *m,
-                    None => simulate_mean(
-                        workload,
-                        platform,
-                        cfg,
-                        |seed| SimSpec::new(c as usize, k_p as usize, seed),
-                        tq,
-                    ),
-                };
-                let sp = score(&mp);
-                let regret_pct = match objective {
-                    Objective::Both { .. } => (sp - best) * 100.0,
-                    _ if best > 0.0 => (sp - best) / best * 100.0,
-                    _ => 0.0,
-                };
-                let pct = |a: f64, b: f64| if a > 0.0 { (a - b) / a * 100.0 } else { 0.0 };
-                rows.push(EvalRow {
-                    workload: workload.app.clone(),
-                    platform: platform.name.clone(),
-                    tasks: c,
-                    objective: objective.name().into(),
-                    metric: metric.name().into(),
-                    k_propack: k_p,
-                    k_oracle: k_o,
-                    regret_pct,
-                    improvement_time_pct: pct(metric_of(&base, metric), metric_of(&mp, metric)),
-                    improvement_cost_pct: pct(base.expense_usd, mp.expense_usd),
-                    pywren: PywrenRow {
-                        service_s: metric_of(&pw, metric),
-                        expense_usd: pw.expense_usd,
-                        propack_time_improvement_pct: pct(
-                            metric_of(&pw, metric),
-                            metric_of(&mp, metric),
-                        ),
-                        propack_cost_improvement_pct: pct(pw.expense_usd, mp.expense_usd),
-                    },
-                });
+                let k_p = plan(&app.model, &app.request(c, objective, metric, kmax))?.k;
+                rows.push(app.row(c, (objective, metric), k_p, &sims)?);
             }
         }
     }
