@@ -553,28 +553,176 @@ pub fn sim_metrics(
     records.metrics(tail_quantile, platform)
 }
 
-/// Mean simulated metrics of (C, k) over the configured seeds.
-fn simulate_mean(
-    workload: &SimWorkload,
-    platform: &PlatformProfile,
-    cfg: &EvalConfig,
-    spec: impl Fn(u64) -> SimSpec,
-    tail_quantile: f64,
-) -> Metrics {
-    let runs: Vec<Metrics> = (0..cfg.seeds.max(1))
-        .map(|s| {
-            let mut spec = spec(cfg.base_seed + s);
-            if cfg.warm_reuse.is_some() {
-                spec.warm_reuse = cfg.warm_reuse;
+/// What evaluating one app on one platform holds fixed across the grid.
+struct AppEval<'a> {
+    workload: &'a SimWorkload,
+    platform: &'a PlatformProfile,
+    cfg: &'a EvalConfig,
+    model: Model,
+}
+
+/// Mean simulated metrics of one C: every feasible k, k = 1 and the PyWren baseline.
+struct Simulated {
+    by_k: BTreeMap<u64, Metrics>,
+    base: Metrics,
+    pywren: Metrics,
+}
+
+/// How an objective scores simulated metrics (lower is better); `both` weighs the
+/// excess over the best time and the best expense of any k.
+struct Scorer {
+    objective: Objective,
+    metric: Metric,
+    t_min: f64,
+    e_min: f64,
+}
+
+impl Scorer {
+    fn new(objective: Objective, metric: Metric, by_k: &BTreeMap<u64, Metrics>) -> Self {
+        let min = |f: &dyn Fn(&Metrics) -> f64| by_k.values().map(f).fold(f64::INFINITY, f64::min);
+        Self {
+            objective,
+            metric,
+            t_min: min(&|m| metric_of(m, metric)),
+            e_min: min(&|m| m.expense_usd),
+        }
+    }
+
+    fn score(&self, m: &Metrics) -> f64 {
+        let excess = |v: f64, min: f64| if min > 0.0 { v / min - 1.0 } else { v - min };
+        match self.objective {
+            Objective::Time => metric_of(m, self.metric),
+            Objective::Cost => m.expense_usd,
+            Objective::Both { w_cost, w_time } => {
+                w_cost * excess(m.expense_usd, self.e_min)
+                    + w_time * excess(metric_of(m, self.metric), self.t_min)
             }
-            let rec = sim::simulate(platform, &workload.durations, &spec);
-            let dispatch = crate::billing::Dispatch::StepFunctions {
-                task_bytes: workload.profile.workload.payload_bytes_per_task.max(1),
-            };
-            sim_metrics(&rec, platform, tail_quantile, dispatch)
+        }
+    }
+}
+
+impl AppEval<'_> {
+    /// The planner's request for C tasks of this app.
+    fn request(&self, tasks: u64, objective: Objective, metric: Metric, kmax: u64) -> PlanRequest {
+        let wl = &self.workload.profile.workload;
+        PlanRequest {
+            tasks,
+            objective,
+            metric,
+            kmax,
+            memory_mb_per_task: wl.memory_mb_per_task,
+            tmp_mb_per_task: wl.tmp_mb_per_task,
+            payload_bytes_per_task: wl.payload_bytes_per_task,
+        }
+    }
+
+    /// Mean simulated metrics over the configured seeds, the orchestration priced as `billed`.
+    fn mean(&self, spec: impl Fn(u64) -> SimSpec, billed: crate::billing::Dispatch) -> Metrics {
+        let cfg = self.cfg;
+        let runs: Vec<Metrics> = (0..cfg.seeds.max(1))
+            .map(|s| {
+                let mut spec = spec(cfg.base_seed + s);
+                if cfg.warm_reuse.is_some() {
+                    spec.warm_reuse = cfg.warm_reuse;
+                }
+                let rec = sim::simulate(self.platform, &self.workload.durations, &spec);
+                sim_metrics(&rec, self.platform, self.model.tail_quantile, billed)
+            })
+            .collect();
+        mean_metrics(&runs)
+    }
+
+    /// Mean metrics of C tasks packed k per instance.
+    fn mean_at(&self, c: u64, k: u64) -> Metrics {
+        // Priced like the model prices it: the generated Step Functions definition.
+        self.mean(
+            |seed| SimSpec::new(c as usize, k as usize, seed),
+            self.model.dispatch,
+        )
+    }
+
+    /// Simulates every k the planner finds feasible for C (memory, /tmp, payload,
+    /// timeout; the Oracle searches them all), k = 1 and PyWren.
+    fn simulate(
+        &self,
+        c: u64,
+        kmax: u64,
+        pywren: &PywrenCalibration,
+    ) -> Result<Simulated, EvalError> {
+        let probe = plan(
+            &self.model,
+            &self.request(c, Objective::Time, Metric::Total, kmax),
+        )?;
+        let by_k: BTreeMap<u64, Metrics> = probe
+            .curve
+            .iter()
+            .filter(|p| p.feasible)
+            .map(|p| (p.k, self.mean_at(c, p.k)))
+            .collect();
+        let base = by_k.get(&1).copied().unwrap_or_else(|| self.mean_at(c, 1));
+        let pywren = self.mean(
+            |seed| {
+                let mut s = SimSpec::new(c as usize, 1, seed);
+                s.dispatch = Dispatch::ClientPool {
+                    rate_per_s: pywren.rate_per_s,
+                };
+                s.duration_factor = pywren.duration_factor;
+                s
+            },
+            crate::billing::Dispatch::Direct,
+        );
+        Ok(Simulated { by_k, base, pywren })
+    }
+
+    /// The row of (C, objective, metric) where the planner chose `k_p`.
+    fn row(
+        &self,
+        c: u64,
+        (objective, metric): (Objective, Metric),
+        k_p: u64,
+        sims: &Simulated,
+    ) -> Result<EvalRow, EvalError> {
+        let scorer = Scorer::new(objective, metric, &sims.by_k);
+        let (k_o, best) = sims
+            .by_k
+            .iter()
+            .map(|(k, m)| (*k, scorer.score(m)))
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+            .ok_or_else(|| {
+                EvalError::Invalid(format!("{} C={c}: no feasible k", self.workload.app))
+            })?;
+        let mp = sims
+            .by_k
+            .get(&k_p)
+            .copied()
+            .unwrap_or_else(|| self.mean_at(c, k_p));
+        let sp = scorer.score(&mp);
+        let regret_pct = match objective {
+            Objective::Both { .. } => (sp - best) * 100.0,
+            _ if best > 0.0 => (sp - best) / best * 100.0,
+            _ => 0.0,
+        };
+        let pct = |a: f64, b: f64| if a > 0.0 { (a - b) / a * 100.0 } else { 0.0 };
+        let (base, pw) = (&sims.base, &sims.pywren);
+        Ok(EvalRow {
+            workload: self.workload.app.clone(),
+            platform: self.platform.name.clone(),
+            tasks: c,
+            objective: objective.name().into(),
+            metric: metric.name().into(),
+            k_propack: k_p,
+            k_oracle: k_o,
+            regret_pct,
+            improvement_time_pct: pct(metric_of(base, metric), metric_of(&mp, metric)),
+            improvement_cost_pct: pct(base.expense_usd, mp.expense_usd),
+            pywren: PywrenRow {
+                service_s: metric_of(pw, metric),
+                expense_usd: pw.expense_usd,
+                propack_time_improvement_pct: pct(metric_of(pw, metric), metric_of(&mp, metric)),
+                propack_cost_improvement_pct: pct(pw.expense_usd, mp.expense_usd),
+            },
         })
-        .collect();
-    mean_metrics(&runs)
+    }
 }
 
 /// Evaluates one app on one platform over the whole grid.
@@ -585,145 +733,20 @@ pub fn evaluate_app(
     cfg: &EvalConfig,
 ) -> Result<Vec<EvalRow>, EvalError> {
     let model = Model::new(&workload.profile, platform.clone(), ModelKind::Propack)?;
-    let tq = model.tail_quantile;
-    let wl = &workload.profile.workload;
+    let app = AppEval {
+        workload,
+        platform,
+        cfg,
+        model,
+    };
     let mut rows = Vec::new();
     for &c in &cfg.tasks {
-        let kmax = model.packing.k_max.clamp(1, c);
-        // Feasibility is the planner's (memory, /tmp, payload, timeout); the Oracle
-        // searches every feasible k, so it is asked once per C.
-        let probe = plan(
-            &model,
-            &PlanRequest {
-                tasks: c,
-                objective: Objective::Time,
-                metric: Metric::Total,
-                kmax,
-                memory_mb_per_task: wl.memory_mb_per_task,
-                tmp_mb_per_task: wl.tmp_mb_per_task,
-                payload_bytes_per_task: wl.payload_bytes_per_task,
-            },
-        )?;
-        let feasible: Vec<u64> = probe
-            .curve
-            .iter()
-            .filter(|p| p.feasible)
-            .map(|p| p.k)
-            .collect();
-        let sims: BTreeMap<u64, Metrics> = feasible
-            .iter()
-            .map(|&k| {
-                let m = simulate_mean(
-                    workload,
-                    platform,
-                    cfg,
-                    |seed| SimSpec::new(c as usize, k as usize, seed),
-                    tq,
-                );
-                (k, m)
-            })
-            .collect();
-        let base = match sims.get(&1) {
-            Some(m) => *m,
-            None => simulate_mean(
-                workload,
-                platform,
-                cfg,
-                |seed| SimSpec::new(c as usize, 1, seed),
-                tq,
-            ),
-        };
-        let pw = simulate_mean(
-            workload,
-            platform,
-            cfg,
-            |seed| {
-                let mut s = SimSpec::new(c as usize, 1, seed);
-                s.dispatch = Dispatch::ClientPool {
-                    rate_per_s: pywren.rate_per_s,
-                };
-                s.duration_factor = pywren.duration_factor;
-                s
-            },
-            tq,
-        );
-        for objective in &cfg.objectives {
+        let kmax = app.model.packing.k_max.clamp(1, c);
+        let sims = app.simulate(c, kmax, pywren)?;
+        for &objective in &cfg.objectives {
             for &metric in &cfg.metrics {
-                let chosen = plan(
-                    &model,
-                    &PlanRequest {
-                        tasks: c,
-                        objective: *objective,
-                        metric,
-                        kmax,
-                        memory_mb_per_task: wl.memory_mb_per_task,
-                        tmp_mb_per_task: wl.tmp_mb_per_task,
-                        payload_bytes_per_task: wl.payload_bytes_per_task,
-                    },
-                )?;
-                let k_p = chosen.k;
-                let t_min = sims
-                    .values()
-                    .map(|m| metric_of(m, metric))
-                    .fold(f64::INFINITY, f64::min);
-                let e_min = sims
-                    .values()
-                    .map(|m| m.expense_usd)
-                    .fold(f64::INFINITY, f64::min);
-                let excess = |v: f64, min: f64| if min > 0.0 { v / min - 1.0 } else { v - min };
-                let score = |m: &Metrics| match objective {
-                    Objective::Time => metric_of(m, metric),
-                    Objective::Cost => m.expense_usd,
-                    Objective::Both { w_cost, w_time } => {
-                        w_cost * excess(m.expense_usd, e_min)
-                            + w_time * excess(metric_of(m, metric), t_min)
-                    }
-                };
-                let (k_o, best) = sims
-                    .iter()
-                    .map(|(k, m)| (*k, score(m)))
-                    .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
-                    .ok_or_else(|| {
-                        EvalError::Invalid(format!("{} C={c}: no feasible k", workload.app))
-                    })?;
-                let mp = match sims.get(&k_p) {
-                    Some(m) => *m,
-                    None => simulate_mean(
-                        workload,
-                        platform,
-                        cfg,
-                        |seed| SimSpec::new(c as usize, k_p as usize, seed),
-                        tq,
-                    ),
-                };
-                let sp = score(&mp);
-                let regret_pct = match objective {
-                    Objective::Both { .. } => (sp - best) * 100.0,
-                    _ if best > 0.0 => (sp - best) / best * 100.0,
-                    _ => 0.0,
-                };
-                let pct = |a: f64, b: f64| if a > 0.0 { (a - b) / a * 100.0 } else { 0.0 };
-                rows.push(EvalRow {
-                    workload: workload.app.clone(),
-                    platform: platform.name.clone(),
-                    tasks: c,
-                    objective: objective.name().into(),
-                    metric: metric.name().into(),
-                    k_propack: k_p,
-                    k_oracle: k_o,
-                    regret_pct,
-                    improvement_time_pct: pct(metric_of(&base, metric), metric_of(&mp, metric)),
-                    improvement_cost_pct: pct(base.expense_usd, mp.expense_usd),
-                    pywren: PywrenRow {
-                        service_s: metric_of(&pw, metric),
-                        expense_usd: pw.expense_usd,
-                        propack_time_improvement_pct: pct(
-                            metric_of(&pw, metric),
-                            metric_of(&mp, metric),
-                        ),
-                        propack_cost_improvement_pct: pct(pw.expense_usd, mp.expense_usd),
-                    },
-                });
+                let k_p = plan(&app.model, &app.request(c, objective, metric, kmax))?.k;
+                rows.push(app.row(c, (objective, metric), k_p, &sims)?);
             }
         }
     }
@@ -811,434 +834,6 @@ pub fn load_artifact(dir: &Path, only: &[String]) -> Result<Vec<ArtifactWorkload
         )));
     }
     Ok(out)
-}
-
-/// Markdown report: summary, cases the Oracle wins by > 5 %, per-platform differences and every row.
-pub fn markdown(report: &EvalReport, calibration: &[CalibrationSummary], elapsed_s: f64) -> String {
-    use std::fmt::Write as _;
-    let mut md = String::new();
-    let _ = writeln!(md, "# ProPack evaluation on the simulator\n");
-    let _ = writeln!(
-        md,
-        "{} rows evaluated in {elapsed_s:.1} s. Regret: how much worse ProPack's k does than the \
-         Oracle's (best simulated k, exhaustive over feasible k) — % of service time for `time`, \
-         % of expense for `cost`, percentage points of the weighted normalised excess for `both`.\n",
-        report.rows.len()
-    );
-    let _ = writeln!(md, "## Summary\n");
-    let _ = writeln!(
-        md,
-        "| platform | time regret mean % | cost regret mean % | worst regret % | k = ProPack | mean time improvement % | mean cost improvement % |"
-    );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
-    for (p, s) in &report.summary {
-        let rows: Vec<&EvalRow> = report.rows.iter().filter(|r| &r.platform == p).collect();
-        let agree = rows.iter().filter(|r| r.k_propack == r.k_oracle).count();
-        let mean = |f: fn(&EvalRow) -> f64, obj: &str| {
-            let v: Vec<f64> = rows
-                .iter()
-                .filter(|r| r.objective == obj)
-                .map(|r| f(r))
-                .collect();
-            v.iter().sum::<f64>() / v.len().max(1) as f64
-        };
-        let _ = writeln!(
-            md,
-            "| {p} | {:.2} | {:.2} | {:.2} | {agree}/{} | {:.1} | {:.1} |",
-            s.time_regret_mean_pct,
-            s.cost_regret_mean_pct,
-            s.worst_regret_pct,
-            rows.len(),
-            mean(|r| r.improvement_time_pct, "time"),
-            mean(|r| r.improvement_cost_pct, "cost"),
-        );
-    }
-    let _ = writeln!(md, "\n### Mean regret per workload\n");
-    let _ = writeln!(
-        md,
-        "| platform | workload | time % | cost % | both (points) |"
-    );
-    let _ = writeln!(md, "|---|---|---:|---:|---:|");
-    let mut keys: Vec<(&str, &str)> = report
-        .rows
-        .iter()
-        .map(|r| (r.platform.as_str(), r.workload.as_str()))
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    for (p, w) in keys {
-        let mean = |obj: &str| {
-            let v: Vec<f64> = report
-                .rows
-                .iter()
-                .filter(|r| r.platform == p && r.workload == w && r.objective == obj)
-                .map(|r| r.regret_pct)
-                .collect();
-            v.iter().sum::<f64>() / v.len().max(1) as f64
-        };
-        let _ = writeln!(
-            md,
-            "| {p} | {w} | {:.2} | {:.2} | {:.2} |",
-            mean("time"),
-            mean("cost"),
-            mean("both")
-        );
-    }
-    let _ = writeln!(md, "\n## Where the Oracle beats ProPack by more than 5 %\n");
-    let bad: Vec<&EvalRow> = report.rows.iter().filter(|r| r.regret_pct > 5.0).collect();
-    if bad.is_empty() {
-        let _ = writeln!(md, "None.");
-    } else {
-        let _ = writeln!(
-            md,
-            "| platform | workload | C | objective | metric | k ProPack | k Oracle | regret % |"
-        );
-        let _ = writeln!(md, "|---|---|---:|---|---|---:|---:|---:|");
-        for r in bad {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} | {:.1} |",
-                r.platform,
-                r.workload,
-                r.tasks,
-                r.objective,
-                r.metric,
-                r.k_propack,
-                r.k_oracle,
-                r.regret_pct
-            );
-        }
-    }
-    let platforms: Vec<&String> = report.summary.keys().collect();
-    if platforms.len() >= 2 {
-        let _ = writeln!(md, "\n## How the platforms differ\n");
-        for i in 1..platforms.len() {
-            let (a, b) = (platforms[0], platforms[i]);
-            let key = |r: &EvalRow| {
-                (
-                    r.workload.clone(),
-                    r.tasks,
-                    r.objective.clone(),
-                    r.metric.clone(),
-                )
-            };
-            let bk: BTreeMap<_, u64> = report
-                .rows
-                .iter()
-                .filter(|r| &r.platform == b)
-                .map(|r| (key(r), r.k_propack))
-                .collect();
-            let pairs: Vec<(u64, u64)> = report
-                .rows
-                .iter()
-                .filter(|r| &r.platform == a)
-                .filter_map(|r| bk.get(&key(r)).map(|kb| (r.k_propack, *kb)))
-                .collect();
-            let differ = pairs.iter().filter(|(x, y)| x != y).count();
-            let mean_k = |f: fn(&(u64, u64)) -> u64| {
-                pairs.iter().map(|p| f(p) as f64).sum::<f64>() / pairs.len().max(1) as f64
-            };
-            let _ = writeln!(
-                md,
-                "ProPack's k differs between {a} and {b} in {differ} of {} cases (mean k {:.1} on {a}, {:.1} on {b}).",
-                pairs.len(),
-                mean_k(|p| p.0),
-                mean_k(|p| p.1),
-            );
-            for p in [a, b] {
-                let rows: Vec<&EvalRow> = report
-                    .rows
-                    .iter()
-                    .filter(|r| &r.platform == p && r.objective == "time" && r.metric == "total")
-                    .collect();
-                let line: Vec<String> = rows
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "{} C={}: k={} ({:+.0}%)",
-                            r.workload, r.tasks, r.k_propack, -r.improvement_time_pct
-                        )
-                    })
-                    .collect();
-                let _ = writeln!(
-                    md,
-                    "\n- {p}, time/total, k and service-time change vs k = 1: {}",
-                    line.join("; ")
-                );
-            }
-        }
-    }
-    if !calibration.is_empty() {
-        let _ = writeln!(
-            md,
-            "\n## Simulator calibration (aws-2021 vs `propack_performance`)\n"
-        );
-        let _ = writeln!(
-            md,
-            "Median |error| of the artifact's measure of service time (instance issue time + its handler duration, at the launch-order position of the metric).\n"
-        );
-        let _ = writeln!(
-            md,
-            "| app | slope factor (fitted on time runs) | k = 1 runs | median err % | packed runs | median err % | held-out packed median err % |"
-        );
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
-        for c in calibration {
-            let _ = writeln!(
-                md,
-                "| {} | {:.2} ({} runs) | {} | {:.1} | {} | {:.1} | {:.1} |",
-                c.app,
-                c.calibration.slope_factor,
-                c.calibration.fitted_runs,
-                c.unpacked_n,
-                c.unpacked_median_pct,
-                c.packed_n,
-                c.packed_median_pct,
-                c.packed_heldout_median_pct
-            );
-        }
-    }
-    let _ = writeln!(md, "\n## Every row\n");
-    let _ = writeln!(
-        md,
-        "| platform | workload | C | objective | metric | k ProPack | k Oracle | regret % | time impr. % | cost impr. % | PyWren s | ProPack vs PyWren time % |"
-    );
-    let _ = writeln!(
-        md,
-        "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
-    );
-    for r in &report.rows {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
-            r.platform,
-            r.workload,
-            r.tasks,
-            r.objective,
-            r.metric,
-            r.k_propack,
-            r.k_oracle,
-            r.regret_pct,
-            r.improvement_time_pct,
-            r.improvement_cost_pct,
-            r.pywren.service_s,
-            r.pywren.propack_time_improvement_pct
-        );
-    }
-    md
-}
-
-fn svg_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// Colour of k on a log scale from 1 (light) to `kmax` (dark blue).
-fn k_colour(k: u64, kmax: u64) -> String {
-    let t = if kmax > 1 {
-        (k.max(1) as f64).ln() / (kmax as f64).ln()
-    } else {
-        0.0
-    };
-    let lerp = |a: f64, b: f64| (a + (b - a) * t.clamp(0.0, 1.0)).round() as u8;
-    format!(
-        "#{:02x}{:02x}{:02x}",
-        lerp(240.0, 8.0),
-        lerp(244.0, 48.0),
-        lerp(250.0, 107.0)
-    )
-}
-
-/// SVG heatmaps of ProPack's k per (C, metric), one panel per objective, for one
-/// workload on one platform; each cell also shows the Oracle's k when it differs.
-pub fn heatmap_svg(rows: &[EvalRow], workload: &str, platform: &str) -> String {
-    let rows: Vec<&EvalRow> = rows
-        .iter()
-        .filter(|r| r.workload == workload && r.platform == platform)
-        .collect();
-    let mut cs: Vec<u64> = rows.iter().map(|r| r.tasks).collect();
-    cs.sort_unstable();
-    cs.dedup();
-    let objectives = ["time", "cost", "both"];
-    let metrics = ["total", "tail", "median"];
-    let kmax = rows
-        .iter()
-        .map(|r| r.k_propack.max(r.k_oracle))
-        .max()
-        .unwrap_or(1);
-    let (cw, ch, left, top, gap) = (52.0, 30.0, 70.0, 50.0, 40.0);
-    let panel_h = ch * metrics.len() as f64;
-    let width = left + cw * cs.len() as f64 + 20.0;
-    let height = top + (panel_h + gap) * objectives.len() as f64 + 30.0;
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{left}\" y=\"20\" font-size=\"14\">{} on {}: ProPack's k (Oracle's k in brackets when different)</text>\n",
-        svg_escape(workload),
-        svg_escape(platform)
-    );
-    for (oi, obj) in objectives.iter().enumerate() {
-        let y0 = top + oi as f64 * (panel_h + gap);
-        s.push_str(&format!(
-            "<text x=\"{left}\" y=\"{}\" font-weight=\"bold\">objective: {obj}</text>\n",
-            y0 - 6.0
-        ));
-        for (mi, m) in metrics.iter().enumerate() {
-            let y = y0 + mi as f64 * ch;
-            s.push_str(&format!(
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{m}</text>\n",
-                left - 6.0,
-                y + ch / 2.0 + 4.0
-            ));
-            for (ci, c) in cs.iter().enumerate() {
-                let x = left + ci as f64 * cw;
-                let Some(r) = rows
-                    .iter()
-                    .find(|r| r.objective == *obj && r.metric == *m && r.tasks == *c)
-                else {
-                    continue;
-                };
-                let fill = k_colour(r.k_propack, kmax);
-                let dark = (r.k_propack as f64).ln() > 0.55 * (kmax.max(2) as f64).ln();
-                let label = if r.k_propack == r.k_oracle {
-                    r.k_propack.to_string()
-                } else {
-                    format!("{} ({})", r.k_propack, r.k_oracle)
-                };
-                s.push_str(&format!(
-                    "<rect x=\"{x}\" y=\"{y}\" width=\"{cw}\" height=\"{ch}\" fill=\"{fill}\" stroke=\"white\"/>\
-                     <text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"{}\">{label}</text>\n",
-                    x + cw / 2.0,
-                    y + ch / 2.0 + 4.0,
-                    if dark { "white" } else { "black" }
-                ));
-            }
-        }
-        for (ci, c) in cs.iter().enumerate() {
-            s.push_str(&format!(
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">{c}</text>\n",
-                left + ci as f64 * cw + cw / 2.0,
-                y0 + panel_h + 13.0
-            ));
-        }
-    }
-    s.push_str(&format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">tasks C</text>\n</svg>\n",
-        left + cw * cs.len() as f64 / 2.0,
-        height - 6.0
-    ));
-    s
-}
-
-/// SVG bars of ProPack's improvement over k = 1 per C on one platform: service time
-/// (objective time, metric total) and expense (objective cost, metric total), per workload.
-pub fn improvement_svg(rows: &[EvalRow], platform: &str) -> String {
-    let mut apps: Vec<&str> = rows
-        .iter()
-        .filter(|r| r.platform == platform)
-        .map(|r| r.workload.as_str())
-        .collect();
-    apps.sort_unstable();
-    apps.dedup();
-    let mut cs: Vec<u64> = rows
-        .iter()
-        .filter(|r| r.platform == platform)
-        .map(|r| r.tasks)
-        .collect();
-    cs.sort_unstable();
-    cs.dedup();
-    let (pw, ph, left, top, gap) = (560.0, 160.0, 60.0, 40.0, 50.0);
-    let height = top + (ph + gap) * apps.len() as f64;
-    let width = left + pw + 150.0;
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{left}\" y=\"20\" font-size=\"14\">{}: ProPack vs k = 1, improvement % (metric total)</text>\n",
-        svg_escape(platform)
-    );
-    let series = [
-        ("time", "#1f77b4", "service time (time objective)"),
-        ("cost", "#ff7f0e", "expense (cost objective)"),
-    ];
-    for (ai, app) in apps.iter().enumerate() {
-        let y0 = top + ai as f64 * (ph + gap);
-        let vals: Vec<(u64, f64, f64)> = cs
-            .iter()
-            .map(|c| {
-                let get = |obj: &str, f: fn(&EvalRow) -> f64| {
-                    rows.iter()
-                        .find(|r| {
-                            r.platform == platform
-                                && r.workload == *app
-                                && r.tasks == *c
-                                && r.objective == obj
-                                && r.metric == "total"
-                        })
-                        .map_or(0.0, f)
-                };
-                (
-                    *c,
-                    get("time", |r| r.improvement_time_pct),
-                    get("cost", |r| r.improvement_cost_pct),
-                )
-            })
-            .collect();
-        let lo = vals
-            .iter()
-            .flat_map(|v| [v.1, v.2])
-            .fold(0.0_f64, f64::min)
-            .min(-10.0);
-        let hi = 100.0_f64;
-        let ymap = |v: f64| y0 + ph * (hi - v) / (hi - lo);
-        s.push_str(&format!(
-            "<text x=\"{left}\" y=\"{}\" font-weight=\"bold\">{}</text>\n",
-            y0 - 6.0,
-            svg_escape(app)
-        ));
-        for tick in [lo.round(), 0.0, 50.0, 100.0] {
-            s.push_str(&format!(
-                "<line x1=\"{left}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{tick:.0}</text>\n",
-                left + pw,
-                left - 4.0,
-                ymap(tick) + 4.0,
-                y = ymap(tick)
-            ));
-        }
-        let slot = pw / vals.len().max(1) as f64;
-        let bw = slot * 0.38;
-        for (i, (c, t, e)) in vals.iter().enumerate() {
-            let x = left + i as f64 * slot + slot * 0.1;
-            for (j, v) in [t, e].iter().enumerate() {
-                let (y, h) = if **v >= 0.0 {
-                    (ymap(**v), ymap(0.0) - ymap(**v))
-                } else {
-                    (ymap(0.0), ymap(**v) - ymap(0.0))
-                };
-                s.push_str(&format!(
-                    "<rect x=\"{}\" y=\"{y}\" width=\"{bw}\" height=\"{h}\" fill=\"{}\"><title>C={c}: {v:.1}%</title></rect>\n",
-                    x + j as f64 * bw,
-                    series[j].1
-                ));
-            }
-            s.push_str(&format!(
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">{c}</text>\n",
-                x + bw,
-                y0 + ph + 13.0
-            ));
-        }
-    }
-    for (j, (_, colour, label)) in series.iter().enumerate() {
-        let y = top + 10.0 + j as f64 * 18.0;
-        s.push_str(&format!(
-            "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{colour}\"/><text x=\"{}\" y=\"{}\">{label}</text>\n",
-            left + pw + 10.0,
-            y - 10.0,
-            left + pw + 26.0,
-            y
-        ));
-    }
-    s.push_str("</svg>\n");
-    s
 }
 
 #[cfg(test)]

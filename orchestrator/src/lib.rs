@@ -5,8 +5,9 @@
 //! - [`platform`]: platform profiles shared by the model, the local platform and the simulator;
 //! - [`records`]: what a run measured, and the metrics computed from it;
 //! - [`backend`]: the local platform, AWS and the simulator behind one trait;
-//! - [`evaluate`]: ProPack vs no packing, the Oracle and PyWren on the simulator;
-//! - [`report`], [`plot`]: a launch's run directory (run.json, instances.csv, report.md, SVG plots).
+//! - [`evaluate`]: ProPack vs no packing, the Oracle and PyWren on the simulator (what it computes);
+//! - [`report`]: a launch's run directory (run.json, instances.csv, `--json` summary) and all
+//!   rendering — markdown and SVG plots of runs and evaluations, with one escape.
 //!
 //! The `orchestrator` binary (src/main.rs, one module per subcommand under
 //! `cmd/`) is a thin layer over this library.
@@ -16,6 +17,5 @@ pub mod billing;
 pub mod evaluate;
 pub mod model;
 pub mod platform;
-pub mod plot;
 pub mod records;
 pub mod report;

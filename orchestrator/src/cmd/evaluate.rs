@@ -9,6 +9,7 @@ use propack_orchestrator::evaluate::{
     load_artifact, pywren_calibration,
 };
 use propack_orchestrator::platform::PlatformProfile;
+use propack_orchestrator::report::{markdown, plots};
 
 /// Arguments of `orchestrator evaluate`.
 #[derive(Debug, clap::Args)]
@@ -136,7 +137,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let summary = evaluate::summarise(&rows);
     let report = EvalReport { rows, summary };
     let elapsed = started.elapsed().as_secs_f64();
-    let md = evaluate::markdown(&report, &calibration, elapsed);
+    let md = markdown::evaluation(&report, &calibration, elapsed);
 
     if let Some(out) = &a.out {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -154,12 +155,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             for w in &workloads {
                 write(
                     &format!("heatmap-{}-{}.svg", p.name, w.workload.app),
-                    &evaluate::heatmap_svg(&report.rows, &w.workload.app, &p.name),
+                    &plots::heatmap_svg(&report.rows, &w.workload.app, &p.name),
                 )?;
             }
             write(
                 &format!("improvement-{}.svg", p.name),
-                &evaluate::improvement_svg(&report.rows, &p.name),
+                &plots::improvement_svg(&report.rows, &p.name),
             )?;
         }
         eprintln!("wrote {}", out.display());

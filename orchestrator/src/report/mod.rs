@@ -1,7 +1,13 @@
-//! The run directory of a launch: `run.json`, `instances.csv`, `report.md` and SVG plots, plus the `--json` summary.
+//! Reports: a launch's run directory and `--json` summary, and the rendering of runs and evaluations.
 //!
 //! The summary's keys are a scripting contract (see [`Summary`]); `run.json`
 //! carries everything measured so a run can be re-analysed without re-running.
+//! Rendering lives in the submodules: [`markdown`] (a run's and an evaluation's
+//! `report.md`), [`plots`] (every SVG figure) over one SVG writer, [`svg`].
+
+pub mod markdown;
+pub mod plots;
+pub mod svg;
 
 use std::path::{Path, PathBuf};
 
@@ -9,11 +15,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::platform::PlatformProfile;
-use crate::plot;
 use crate::records::{Metrics, RunRecords};
 
 /// Version of `run.json`.
 pub const RUN_SCHEMA_VERSION: u32 = 1;
+
+/// Reads one number out of [`Metrics`].
+pub(crate) type Pick = fn(&Metrics) -> f64;
+
+/// The service times of [`Metrics`] in the order reports show them (report.md's columns, the bar groups).
+pub(crate) const SERVICE_TIMES: [(&str, Pick); 4] = [
+    ("scale", |m| m.scale_s),
+    ("median", |m| m.median_s),
+    ("tail", |m| m.tail_s),
+    ("total", |m| m.total_s),
+];
 
 /// One measured run (the packed run, or its k = 1 baseline).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,6 +176,27 @@ impl RunReport {
         }
     }
 
+    /// Every metrics row the report shows, in order: (`predicted` or `measured`, k, metrics) of
+    /// the packed run, then of the baseline.
+    pub fn metric_rows(&self) -> Vec<(&'static str, usize, Metrics)> {
+        let mut rows = Vec::new();
+        for r in std::iter::once(&self.run).chain(&self.baseline) {
+            if let Some(p) = r.predicted {
+                rows.push(("predicted", r.k, p));
+            }
+            rows.push(("measured", r.k, r.measured));
+        }
+        rows
+    }
+
+    /// The title of a run's timeline.
+    fn timeline_title(&self, k: usize) -> String {
+        format!(
+            "{}: {} tasks, k = {k} on {}",
+            self.workload, self.tasks, self.platform.name
+        )
+    }
+
     /// Writes `run.json`, `instances.csv` (and `baseline-instances.csv`), `report.md`,
     /// `timeline.svg` (and `baseline-timeline.svg`) and `predicted-vs-measured.svg` into `dir`.
     pub fn write(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -176,47 +213,25 @@ impl RunReport {
             &serde_json::to_vec_pretty(self).expect("reports serialise"),
         )?;
         put("instances.csv", self.run.records.instances_csv().as_bytes())?;
-        put(
-            "timeline.svg",
-            plot::timeline_svg(
-                &format!(
-                    "{}: {} tasks, k = {} on {}",
-                    self.workload, self.tasks, self.run.k, self.platform.name
-                ),
-                &self.run.records.instances,
-            )
-            .as_bytes(),
-        )?;
-        let mut series: Vec<(String, Metrics)> = Vec::new();
-        if let Some(p) = self.run.predicted {
-            series.push((format!("predicted k={}", self.run.k), p));
-        }
-        series.push((format!("measured k={}", self.run.k), self.run.measured));
+        let timeline =
+            |r: &MeasuredRun| plots::timeline_svg(&self.timeline_title(r.k), &r.records.instances);
+        put("timeline.svg", timeline(&self.run).as_bytes())?;
         if let Some(b) = &self.baseline {
-            if let Some(p) = b.predicted {
-                series.push(("predicted k=1".into(), p));
-            }
-            series.push(("measured k=1".into(), b.measured));
             put(
                 "baseline-instances.csv",
                 b.records.instances_csv().as_bytes(),
             )?;
-            put(
-                "baseline-timeline.svg",
-                plot::timeline_svg(
-                    &format!(
-                        "{}: {} tasks, k = 1 on {}",
-                        self.workload, self.tasks, self.platform.name
-                    ),
-                    &b.records.instances,
-                )
-                .as_bytes(),
-            )?;
+            put("baseline-timeline.svg", timeline(b).as_bytes())?;
         }
+        let series: Vec<(String, Metrics)> = self
+            .metric_rows()
+            .into_iter()
+            .map(|(what, k, m)| (format!("{what} k={k}"), m))
+            .collect();
         let refs: Vec<(&str, Metrics)> = series.iter().map(|(l, m)| (l.as_str(), *m)).collect();
         put(
             "predicted-vs-measured.svg",
-            plot::metrics_bars_svg("Service time: predicted vs measured", &refs).as_bytes(),
+            plots::metrics_bars_svg("Service time: predicted vs measured", &refs).as_bytes(),
         )?;
         put("report.md", self.markdown().as_bytes())?;
         Ok(files)
@@ -224,101 +239,7 @@ impl RunReport {
 
     /// `report.md`.
     pub fn markdown(&self) -> String {
-        let mut s = String::new();
-        let r = &self.run;
-        s.push_str(&format!("# ProPack run {}\n\n", r.run_id));
-        s.push_str(&format!(
-            "- workload: **{}**{} — {} tasks\n- backend: {} on platform **{}** ({})\n- packing: **k = {}** ({}) → {} invocations on {} distinct instances\n- objective: {} / metric: {}\n- verified: **{}** ({} failed tasks)\n\n",
-            self.workload,
-            self.size.as_ref().map(|x| format!(" (size {x})")).unwrap_or_default(),
-            self.tasks,
-            self.backend,
-            self.platform.name,
-            self.platform.description,
-            r.k,
-            self.k_source,
-            r.instances,
-            r.distinct_instances,
-            self.objective,
-            self.metric,
-            r.verified,
-            r.failed_tasks
-        ));
-        s.push_str("| | scale (s) | median (s) | tail (s) | total (s) | expense (USD) |\n|---|---:|---:|---:|---:|---:|\n");
-        let row = |s: &mut String, name: &str, m: &Metrics| {
-            s.push_str(&format!(
-                "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {:.6} |\n",
-                m.scale_s, m.median_s, m.tail_s, m.total_s, m.expense_usd
-            ));
-        };
-        if let Some(p) = &r.predicted {
-            row(&mut s, &format!("predicted, k = {}", r.k), p);
-        }
-        row(&mut s, &format!("measured, k = {}", r.k), &r.measured);
-        if let Some(b) = &self.baseline {
-            if let Some(p) = &b.predicted {
-                row(&mut s, "predicted, k = 1", p);
-            }
-            row(&mut s, "measured, k = 1", &b.measured);
-        }
-        s.push('\n');
-        if let Some(p) = &r.predicted {
-            s.push_str(&format!(
-                "Prediction error (measured vs predicted, k = {}): total {:+.1} %, tail {:+.1} %, median {:+.1} %, expense {:+.1} %.\n\n",
-                r.k,
-                pct_error(r.measured.total_s, p.total_s),
-                pct_error(r.measured.tail_s, p.tail_s),
-                pct_error(r.measured.median_s, p.median_s),
-                pct_error(r.measured.expense_usd, p.expense_usd),
-            ));
-        }
-        if let Some(b) = &self.baseline
-            && b.measured.total_s > 0.0
-        {
-            s.push_str(&format!(
-                "Against k = 1: total service time {:.3} s vs {:.3} s ({:.2}×, {:.1} % faster); expense {:.6} vs {:.6} USD ({:.1} % cheaper).\n\n",
-                r.measured.total_s,
-                b.measured.total_s,
-                r.measured.total_s / b.measured.total_s,
-                (1.0 - r.measured.total_s / b.measured.total_s) * 100.0,
-                r.measured.expense_usd,
-                b.measured.expense_usd,
-                if b.measured.expense_usd > 0.0 { (1.0 - r.measured.expense_usd / b.measured.expense_usd) * 100.0 } else { 0.0 },
-            ));
-        }
-        let cold: Vec<f64> = r
-            .records
-            .instances
-            .iter()
-            .filter(|i| i.cold_start)
-            .map(|i| i.init_ms)
-            .collect();
-        if !cold.is_empty() {
-            s.push_str(&format!(
-                "Cold starts: {} (median init {:.0} ms, p90 {:.0} ms); warm invocations: {}.\n\n",
-                cold.len(),
-                crate::records::quantile(&cold, 0.5).unwrap_or(0.0),
-                crate::records::quantile(&cold, 0.9).unwrap_or(0.0),
-                r.records.instances.len() - cold.len()
-            ));
-        }
-        let retried = r.records.instances.iter().filter(|i| i.attempt > 0).count();
-        if retried > 0 {
-            s.push_str(&format!("Retried attempts: {retried}.\n\n"));
-        }
-        if !r.errors.is_empty() {
-            s.push_str("## Errors\n\n");
-            for e in &r.errors {
-                s.push_str(&format!("- {e}\n"));
-            }
-            s.push('\n');
-        }
-        s.push_str("## Files\n\n- `run.json`: plan, predictions, measurements, per-task and per-instance records\n- `instances.csv`: one line per invocation `[start_s, end_s]` (launch-relative)\n- `timeline.svg`: instance start/end timeline\n- `predicted-vs-measured.svg`: service times, predicted vs measured\n");
-        if self.baseline.is_some() {
-            s.push_str("- `baseline-instances.csv`, `baseline-timeline.svg`: the k = 1 run\n");
-        }
-        s.push_str("- `definition.asl.json`: the state machine that ran\n- `logs/`: each instance's stdout/stderr\n");
-        s
+        markdown::run_report(self)
     }
 }
 
@@ -332,7 +253,7 @@ pub fn pct_error(measured: f64, predicted: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn run(k: usize, total: f64) -> MeasuredRun {
@@ -361,10 +282,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn summary_has_the_scripted_keys_and_files_are_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let report = RunReport {
+    /// A k = 2 run of 4 tasks with its k = 1 baseline, its run directory `dir`.
+    pub(crate) fn sample_report(dir: &Path) -> RunReport {
+        RunReport {
             schema_version: RUN_SCHEMA_VERSION,
             backend: "local".into(),
             platform: PlatformProfile::unlimited(),
@@ -377,8 +297,14 @@ mod tests {
             k_source: "--packing 2".into(),
             run: run(2, 2.0),
             baseline: Some(run(1, 4.0)),
-            run_dir: dir.path().to_owned(),
-        };
+            run_dir: dir.to_owned(),
+        }
+    }
+
+    #[test]
+    fn summary_has_the_scripted_keys_and_files_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = sample_report(dir.path());
         let v = serde_json::to_value(report.summary()).unwrap();
         for key in [
             "run_id",
