@@ -280,13 +280,15 @@ mod tests {
         // requests 2 × 0.5 = 1; the parent's Map state + 2 child starts = 3 transitions
         // × 0.25 = 0.75; 2 EXPRESS requests × 0.125 = 0.25; EXPRESS duration rounds to
         // 1.1 + 2.0 = 3.1 s × 64/1024 GB × 2 = 0.3875.
-        let mut r = RunRecords::default();
-        r.instances = vec![
-            record(0, 0.0, 1.05, true, 0.0),
-            record(1, 0.5, 2.5, true, 0.0),
-        ];
         let o = Orchestration::Distributed(ExecutionType::Express);
-        r.orchestration = OrchestrationUsage::for_batches(o, &[1.05, 2.0]);
+        let r = RunRecords {
+            instances: vec![
+                record(0, 0.0, 1.05, true, 0.0),
+                record(1, 0.5, 2.5, true, 0.0),
+            ],
+            orchestration: OrchestrationUsage::for_batches(o, &[1.05, 2.0]),
+            ..RunRecords::default()
+        };
         assert_eq!(r.orchestration.standard_transitions, 3);
         assert_eq!(r.orchestration.express_executions, 2);
         assert!((r.orchestration.express_billed_s - 3.1).abs() < 1e-9);
@@ -327,11 +329,13 @@ mod tests {
 
     #[test]
     fn init_is_billed_only_where_the_platform_bills_it() {
-        let mut r = RunRecords::default();
-        r.instances = vec![
-            record(0, 0.0, 1.0, true, 250.0),
-            record(1, 0.0, 1.0, false, 0.0),
-        ];
+        let r = RunRecords {
+            instances: vec![
+                record(0, 0.0, 1.0, true, 250.0),
+                record(1, 0.0, 1.0, false, 0.0),
+            ],
+            ..RunRecords::default()
+        };
         let mut p = platform();
         p.bills_init = false;
         assert!((bill(&r, &p).compute_usd - 4.0).abs() < 1e-9);

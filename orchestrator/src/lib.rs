@@ -1,6 +1,8 @@
 //! ProPack orchestrator: chooses the packing degree k and runs packed serverless jobs.
 //!
 //! - [`billing`]: one pricing function for predicted, simulated and measured runs;
+//! - [`pipeline`]: the launch pipeline (stage → profile → plan → definition → run → verify →
+//!   bill → report) as library functions over typed values;
 //! - [`model`]: profiles, the analytical model, the planner and the plan store;
 //! - [`platform`]: platform profiles shared by the model, the local platform and the simulator;
 //! - [`records`]: what a run measured, and the metrics computed from it;
@@ -16,6 +18,7 @@ pub mod backend;
 pub mod billing;
 pub mod evaluate;
 pub mod model;
+pub mod pipeline;
 pub mod platform;
 pub mod records;
 pub mod report;

@@ -312,7 +312,7 @@ fn failures_and_usage_errors_have_distinct_exit_codes() {
     fails(
         bench(&["gen", "audio", "--output", &out, "--seed", "1"]),
         2,
-        "unknown workload",
+        "unknown built-in workload \"audio\" (known: sort, statelesscost, video)",
     );
 }
 

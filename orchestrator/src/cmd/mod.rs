@@ -1,4 +1,18 @@
-//! One module per subcommand.
+//! One module per subcommand; each only maps its arguments onto the library.
+
+/// The user asked for something that cannot run as given (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Whether `e` is a usage error (exit status 2) rather than a failure (1).
+pub fn is_usage(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<UsageError>().is_some()
+            || c.downcast_ref::<propack_orchestrator::pipeline::PipelineError>()
+                .is_some_and(|p| p.is_usage())
+    })
+}
 
 pub mod args;
 pub mod definition;

@@ -3,9 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use propack_orchestrator::backend::BackendKind;
 use propack_orchestrator::model::planner::{DEFAULT_W_COST, DEFAULT_W_TIME, Plan};
-use propack_orchestrator::model::store::{PlanKey, PlanStore, default_path};
+use propack_orchestrator::model::store::{PlanStore, default_path};
 use propack_orchestrator::model::{AppProfile, Model, ModelKind, PlanRequest, plan};
+use propack_orchestrator::pipeline::plan::plan_key;
 use propack_orchestrator::platform::PlatformProfile;
 
 pub use super::args::{MetricArg, ObjectiveArg};
@@ -55,6 +57,9 @@ pub struct Args {
     /// Function name of the plan store key (default: the profile's workload name).
     #[arg(long)]
     pub function: Option<String>,
+    /// The backend the plan is for (part of the plan store key; `launch --backend` reads it).
+    #[arg(long, value_enum, default_value_t = super::launch::BackendArg::Aws)]
+    pub backend: super::launch::BackendArg,
     /// Plan store file (default: $PROPACK_PLANS, $PROPACK_HOME/plans.json or ~/.propack/plans.json).
     #[arg(long)]
     pub store: Option<PathBuf>,
@@ -93,8 +98,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let function = a.function.clone().unwrap_or_else(|| w.name.clone());
     let store_path = a.store.clone().unwrap_or_else(default_path);
     let mut store = PlanStore::open(&store_path)?;
-    let key = PlanKey::new(
+    let backend = match a.backend {
+        super::launch::BackendArg::Local => BackendKind::Local,
+        super::launch::BackendArg::Aws => BackendKind::Aws,
+    };
+    let key = plan_key(
         &function,
+        backend,
         &model.platform.name,
         req.tasks,
         req.objective,

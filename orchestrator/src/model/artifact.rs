@@ -313,6 +313,60 @@ pub fn read_propack_runs(dir: &Path, app: &str) -> Result<Vec<PropackRun>, Model
     Ok(out)
 }
 
+/// Writes `lines` (one per line) to `path`, creating its directory.
+fn write_lines(path: &Path, lines: impl IntoIterator<Item = String>) -> Result<(), ModelError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    let text: String = lines.into_iter().map(|l| l + "\n").collect();
+    std::fs::write(path, text).map_err(io(path))
+}
+
+/// Writes measured scaling runs in the artifact's layout under `out`:
+/// `scaling_performance/<app>/{scale_time.txt, service_time.txt, response-concurrency<C>.txt}`,
+/// where each run comes with the epoch (start, end) seconds of its instances. Returns the directory.
+pub fn write_scaling(
+    out: &Path,
+    app: &str,
+    runs: &[(ScalingRun, Vec<(f64, f64)>)],
+) -> Result<PathBuf, ModelError> {
+    let dir = out.join(SCALING).join(app);
+    for (run, epochs) in runs {
+        write_lines(
+            &dir.join(format!("response-concurrency{}.txt", run.concurrency)),
+            epochs.iter().map(|(s, e)| format!("[{s}, {e}]")),
+        )?;
+    }
+    let column = |f: fn(&ScalingRun) -> Option<f64>| {
+        runs.iter()
+            .map(move |(r, _)| f(r).unwrap_or(0.0).to_string())
+    };
+    write_lines(&dir.join("scale_time.txt"), column(|r| r.scale_time_s))?;
+    write_lines(&dir.join("service_time.txt"), column(|r| r.service_time_s))?;
+    Ok(dir)
+}
+
+/// Writes packing samples in the artifact's layout under `out`:
+/// `packed_performance/<app>/{parallel.txt, service_time.txt}` (mean seconds per k). Returns the directory.
+pub fn write_packing(
+    out: &Path,
+    app: &str,
+    samples: &[PackingSample],
+) -> Result<PathBuf, ModelError> {
+    let dir = out.join(PACKED).join(app);
+    write_lines(
+        &dir.join("parallel.txt"),
+        samples.iter().map(|s| s.k.to_string()),
+    )?;
+    write_lines(
+        &dir.join("service_time.txt"),
+        samples
+            .iter()
+            .map(|s| (s.seconds.iter().sum::<f64>() / s.seconds.len().max(1) as f64).to_string()),
+    )?;
+    Ok(dir)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 //! [`WorkloadProfile`]. Every struct carries `schema_version`
 //! ([`PROFILE_SCHEMA_VERSION`]); readers reject versions they do not know.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -144,6 +144,35 @@ impl AppProfile {
                 payload_bytes_per_task: 0,
             },
         }
+    }
+
+    /// Combines `<dir>/<app>.scaling.json` and `<dir>/<app>.packing.json` into the planner's
+    /// `<dir>/<app>.json` (a default workload of `tasks` tasks) when both exist; returns its path.
+    pub fn combine_files(dir: &Path, app: &str, tasks: u64) -> Result<Option<PathBuf>, ModelError> {
+        let (s, p) = (
+            dir.join(format!("{app}.scaling.json")),
+            dir.join(format!("{app}.packing.json")),
+        );
+        if !(s.is_file() && p.is_file()) {
+            return Ok(None);
+        }
+        let read = |path: &Path| -> Result<Vec<u8>, ModelError> {
+            std::fs::read(path).map_err(|source| ModelError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let json = |path: &Path, e| ModelError::Json {
+            path: path.display().to_string(),
+            source: e,
+        };
+        let scaling: ScalingProfile =
+            serde_json::from_slice(&read(&s)?).map_err(|e| json(&s, e))?;
+        let packing: PackingProfile =
+            serde_json::from_slice(&read(&p)?).map_err(|e| json(&p, e))?;
+        let path = dir.join(format!("{app}.json"));
+        Self::from_measurements(app, scaling, packing, tasks).save(&path)?;
+        Ok(Some(path))
     }
 
     /// Reads and checks a profile file.

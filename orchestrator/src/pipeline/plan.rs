@@ -1,0 +1,231 @@
+//! Plan: choose k for a staged job — a stored plan, a fixed k, or the model fitted on a local profile.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::error::PipelineError;
+use crate::backend::BackendKind;
+use crate::model::store::{PlanKey, PlanStore};
+use crate::model::{
+    AppProfile, Metric, Model, ModelKind, Objective, Plan, PlanRequest, Prediction,
+};
+use crate::platform::PlatformProfile;
+use crate::records::Metrics;
+
+/// `--packing auto|K`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    /// Plan k with the model.
+    Auto,
+    /// Use this k (capped at C).
+    Fixed(usize),
+}
+
+impl std::str::FromStr for Packing {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Packing::Auto),
+            n => match n.parse::<usize>() {
+                Ok(0) => Err("k must be at least 1".into()),
+                Ok(k) => Ok(Packing::Fixed(k)),
+                Err(_) => Err(format!("{n:?} is neither `auto` nor a positive integer")),
+            },
+        }
+    }
+}
+
+/// What a plan is for: the plan store's key, made in this one place for `plan` and `launch`.
+pub fn plan_key(
+    workload: &str,
+    backend: BackendKind,
+    platform: &str,
+    tasks: u64,
+    objective: Objective,
+    metric: Metric,
+) -> PlanKey {
+    PlanKey::new(
+        workload,
+        &format!("{backend}:{platform}"),
+        tasks,
+        objective,
+        metric,
+    )
+}
+
+/// How k is to be chosen.
+#[derive(Debug, Clone)]
+pub struct PlanSpec {
+    /// Fixed or planned.
+    pub packing: Packing,
+    /// What the plan minimises.
+    pub objective: Objective,
+    /// Which service time.
+    pub metric: Metric,
+    /// Largest k the planner considers (and a local profile measures).
+    pub kmax: usize,
+    /// The plan store file.
+    pub store: PathBuf,
+    /// Profile and plan again even if the store has a plan.
+    pub replan: bool,
+}
+
+/// The chosen k and what is known about it.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Packing degree.
+    pub k: usize,
+    /// The planner's full output, when k was planned.
+    pub plan: Option<Plan>,
+    /// How k was chosen, for humans.
+    pub source: String,
+    /// Predicted metrics by k (the chosen k and k = 1), when a model or stored plan exists.
+    pub predictions: BTreeMap<usize, Metrics>,
+}
+
+impl Planned {
+    /// The prediction for `k`, if any.
+    pub fn predicted(&self, k: usize) -> Option<Metrics> {
+        self.predictions.get(&k).copied()
+    }
+}
+
+/// A prediction as the metrics a run measures.
+pub fn prediction_metrics(p: &Prediction) -> Metrics {
+    Metrics {
+        scale_s: p.scale_s,
+        total_s: p.total_s,
+        tail_s: p.tail_s,
+        median_s: p.median_s,
+        expense_usd: p.expense_usd,
+        expense: p.expense,
+    }
+}
+
+/// The stored plan for `key`, unless the spec asks to plan again or fixes k.
+pub fn stored(spec: &PlanSpec, key: &PlanKey, c: usize) -> Result<Option<Planned>, PipelineError> {
+    if spec.packing != Packing::Auto || spec.replan {
+        return Ok(None);
+    }
+    let store = PlanStore::open(&spec.store)?;
+    Ok(store.get(key).map(|sp| {
+        let k = (sp.k as usize).clamp(1, c);
+        Planned {
+            k,
+            plan: Some(sp.plan.clone()),
+            source: format!("stored plan in {}", spec.store.display()),
+            predictions: BTreeMap::from([
+                (k, prediction_metrics(&sp.plan.prediction)),
+                (1, prediction_metrics(&sp.plan.baseline)),
+            ]),
+        }
+    }))
+}
+
+/// Chooses k from a measured profile: fixed, or planned (and stored under `key`).
+pub fn from_profile(
+    spec: &PlanSpec,
+    key: PlanKey,
+    profile: &AppProfile,
+    platform: &PlatformProfile,
+    c: usize,
+) -> Result<Planned, PipelineError> {
+    let model = Model::new(profile, platform.clone(), ModelKind::Propack)?;
+    let (k, plan, source) = match spec.packing {
+        Packing::Fixed(k) => (k.min(c), None, format!("--packing {k}")),
+        Packing::Auto => {
+            let req = PlanRequest {
+                tasks: c as u64,
+                objective: spec.objective,
+                metric: spec.metric,
+                kmax: spec.kmax.clamp(1, c) as u64,
+                memory_mb_per_task: profile.workload.memory_mb_per_task,
+                tmp_mb_per_task: profile.workload.tmp_mb_per_task,
+                payload_bytes_per_task: profile.workload.payload_bytes_per_task,
+            };
+            let plan = crate::model::plan(&model, &req)?;
+            let mut store = PlanStore::open(&spec.store)?;
+            store.put(key, plan.clone());
+            store.save()?;
+            let source = format!(
+                "planned from a local profile: {} / {}, kmax {}",
+                spec.objective.name(),
+                spec.metric.name(),
+                req.kmax
+            );
+            (plan.k as usize, Some(plan), source)
+        }
+    };
+    let predictions = [k, 1]
+        .into_iter()
+        .map(|kk| (kk, prediction_metrics(&model.predict(c as u64, kk as u64))))
+        .collect();
+    Ok(Planned {
+        k,
+        plan,
+        source,
+        predictions,
+    })
+}
+
+/// k without a model (a fixed k on a backend that cannot profile): no predictions.
+pub fn fixed_without_model(spec: &PlanSpec, c: usize) -> Result<Planned, PipelineError> {
+    match spec.packing {
+        Packing::Fixed(k) => Ok(Planned {
+            k: k.min(c),
+            plan: None,
+            source: format!("--packing {k}"),
+            predictions: BTreeMap::new(),
+        }),
+        Packing::Auto => Err(PipelineError::Usage(
+            "--packing auto on --backend aws needs a stored plan: run `orchestrator plan` first, or pass --packing K"
+                .into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packing_parses_auto_and_positive_k() {
+        assert_eq!("auto".parse::<Packing>(), Ok(Packing::Auto));
+        assert_eq!("12".parse::<Packing>(), Ok(Packing::Fixed(12)));
+        assert!("0".parse::<Packing>().unwrap_err().contains("at least 1"));
+        assert!("x".parse::<Packing>().unwrap_err().contains("\"x\""));
+    }
+
+    #[test]
+    fn keys_name_backend_and_platform_the_same_way_everywhere() {
+        let k = plan_key(
+            "sort@1MB",
+            BackendKind::Local,
+            "aws-2021",
+            200,
+            Objective::Time,
+            Metric::Total,
+        );
+        assert_eq!(k.platform, "local:aws-2021");
+        assert_eq!(k.function, "sort@1MB");
+        assert_eq!((k.objective.as_str(), k.metric.as_str()), ("time", "total"));
+    }
+
+    #[test]
+    fn a_fixed_k_is_capped_at_c_and_auto_needs_a_model() {
+        let spec = PlanSpec {
+            packing: Packing::Fixed(50),
+            objective: Objective::Time,
+            metric: Metric::Total,
+            kmax: 24,
+            store: PathBuf::from("/nonexistent/plans.json"),
+            replan: false,
+        };
+        assert_eq!(fixed_without_model(&spec, 20).unwrap().k, 20);
+        let auto = PlanSpec {
+            packing: Packing::Auto,
+            ..spec
+        };
+        assert!(fixed_without_model(&auto, 20).unwrap_err().is_usage());
+    }
+}

@@ -1,0 +1,71 @@
+//! Progress for humans: bars on a terminal, nothing for `--json`, pipes and tests.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::backend::Progress;
+
+/// Whether the pipeline draws progress bars (on stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ui {
+    /// Draw nothing.
+    pub quiet: bool,
+}
+
+impl Ui {
+    /// No bars (tests, `--json`).
+    pub const QUIET: Ui = Ui { quiet: true };
+
+    /// A bar of `len` steps drawn with `template` (indicatif syntax), hidden when quiet.
+    pub fn bar(&self, len: u64, template: &str) -> ProgressBar {
+        if self.quiet {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len);
+        bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
+        bar
+    }
+}
+
+/// A run's progress bar, fed by the backend as batches finish.
+#[derive(Debug)]
+pub struct BarProgress {
+    /// The bar (finish it when the run ends).
+    pub bar: ProgressBar,
+    tasks: usize,
+    done: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+impl BarProgress {
+    /// A bar over `batches` batches of `tasks` tasks in all, labelled `label`.
+    pub fn new(ui: Ui, batches: usize, tasks: usize, label: &str) -> Self {
+        let bar = ui.bar(
+            batches as u64,
+            "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} batches · {msg}",
+        );
+        if !ui.quiet {
+            bar.set_prefix(label.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(200));
+        }
+        bar.set_message(format!("0/{tasks} tasks, 0 failed"));
+        Self {
+            bar,
+            tasks,
+            done: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Progress for BarProgress {
+    fn batch_done(&self, tasks: usize, failed: usize) {
+        let d = self.done.fetch_add(tasks, Ordering::SeqCst) + tasks;
+        let f = self.failed.fetch_add(failed, Ordering::SeqCst) + failed;
+        self.bar.inc(1);
+        self.bar
+            .set_message(format!("{d}/{} tasks, {f} failed", self.tasks));
+    }
+}
