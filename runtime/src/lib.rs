@@ -25,7 +25,8 @@ pub mod storage;
 
 pub use contract::{
     Batch, BatchInput, BatchResult, BuiltinSpec, ContractError, ErrorPayload, ExecSpec,
-    ParseOptions, Task, TaskAction, TaskResult, TaskStatus,
+    HandlerRef, HandlerRuntime, HandlerTask, ParseOptions, Task, TaskAction, TaskResult,
+    TaskStatus,
 };
 #[cfg(feature = "executor")]
 pub use executor::{ExecutorConfig, run_batch};

@@ -369,6 +369,10 @@ impl Shared {
                     ));
                 }
             }
+            TaskAction::Handler(_) => {
+                res.status = TaskStatus::Failed;
+                res.error = Some("handler tasks are not supported by this runtime yet".into());
+            }
         }
         if res.status == TaskStatus::Succeeded {
             for (name, uri) in &task.outputs {
