@@ -257,7 +257,10 @@ impl HandlerRef {
             invalid_at(
                 path,
                 "runtime",
-                &format!("unknown runtime {:?}: expected \"python3\" or \"node\"", w.runtime),
+                &format!(
+                    "unknown runtime {:?}: expected \"python3\" or \"node\"",
+                    w.runtime
+                ),
             )
         })?;
         check_handler_name(&w.name).map_err(|m| invalid_at(path, "name", &m))?;
@@ -277,12 +280,9 @@ impl HandlerRef {
 
 /// Checks a Lambda Handler setting: `module.function`, both parts non-empty, no whitespace.
 pub fn check_handler_name(name: &str) -> Result<(), String> {
-    let ok = name
-        .rsplit_once('.')
-        .is_some_and(|(module, func)| {
-            !module.is_empty() && !func.is_empty() && !module.ends_with('/') && !module.starts_with('.')
-        })
-        && !name.chars().any(|c| c.is_whitespace() || c.is_control());
+    let ok = name.rsplit_once('.').is_some_and(|(module, func)| {
+        !module.is_empty() && !func.is_empty() && !module.ends_with('/') && !module.starts_with('.')
+    }) && !name.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
         Ok(())
     } else {
@@ -933,8 +933,14 @@ mod tests {
         assert_eq!(t1.event, Value::Null);
         assert_eq!(t1.handler.as_ref().unwrap().runtime, HandlerRuntime::Node);
         let v = b.to_value();
-        assert_eq!(v["tasks"][1], json!({"id": "b", "event": null, "handler": {"runtime": "node", "name": "src/app.main"}}));
-        assert_eq!(v["handler"], json!({"runtime": "python3", "name": "app.handler"}));
+        assert_eq!(
+            v["tasks"][1],
+            json!({"id": "b", "event": null, "handler": {"runtime": "node", "name": "src/app.main"}})
+        );
+        assert_eq!(
+            v["handler"],
+            json!({"runtime": "python3", "name": "app.handler"})
+        );
         assert_eq!(parse(v).unwrap(), b);
     }
 
@@ -948,29 +954,52 @@ mod tests {
             e,
             "field `tasks[2].handler.name`: expected module.function (e.g. \"app.handler\"), got \"app\""
         );
-        let e = err(json!({"tasks": [{"id": "c", "event": 1, "handler": {"runtime": "ruby", "name": "a.b"}}]}));
+        let e = err(
+            json!({"tasks": [{"id": "c", "event": 1, "handler": {"runtime": "ruby", "name": "a.b"}}]}),
+        );
         assert_eq!(
             e,
             "field `tasks[0].handler.runtime`: unknown runtime \"ruby\": expected \"python3\" or \"node\""
         );
         let e = err(json!({"tasks": [{"id": "c", "event": 1, "handler": {"name": "a.b"}}]}));
-        assert!(e.starts_with("field `tasks[0].handler`: missing field `runtime`"), "{e}");
+        assert!(
+            e.starts_with("field `tasks[0].handler`: missing field `runtime`"),
+            "{e}"
+        );
         let e = err(json!({"tasks": [{"id": "c", "builtin": {"name": "noop"}, "event": 1}]}));
         assert_eq!(
             e,
             "field `tasks[0].event`: a task has exactly one of `exec`, `builtin` or `event`, this one has `builtin` and `event`"
         );
-        let e = err(json!({"tasks": [{"id": "c", "exec": {"program": "x"}, "handler": {"runtime": "node", "name": "a.b"}}]}));
-        assert_eq!(e, "field `tasks[0].handler`: only a task with an `event` runs a handler");
-        let e = err(json!({"tasks": [ev("a")], "BatchInput": {"handler": {"runtime": "node", "name": ".x"}}}));
-        assert!(e.starts_with("field `BatchInput.handler.name`: expected module.function"), "{e}");
+        let e = err(
+            json!({"tasks": [{"id": "c", "exec": {"program": "x"}, "handler": {"runtime": "node", "name": "a.b"}}]}),
+        );
+        assert_eq!(
+            e,
+            "field `tasks[0].handler`: only a task with an `event` runs a handler"
+        );
+        let e = err(
+            json!({"tasks": [ev("a")], "BatchInput": {"handler": {"runtime": "node", "name": ".x"}}}),
+        );
+        assert!(
+            e.starts_with("field `BatchInput.handler.name`: expected module.function"),
+            "{e}"
+        );
         let e = err(json!({"tasks": [ev("a")], "handler": {"runtime": "py", "name": "a.b"}}));
-        assert!(e.starts_with("field `handler.runtime`: unknown runtime \"py\""), "{e}");
+        assert!(
+            e.starts_with("field `handler.runtime`: unknown runtime \"py\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn handler_names_and_runtime_ids() {
-        for ok in ["app.handler", "src/app.main", "pkg.mod.fn", "app.obj.method"] {
+        for ok in [
+            "app.handler",
+            "src/app.main",
+            "pkg.mod.fn",
+            "app.obj.method",
+        ] {
             assert_eq!(check_handler_name(ok), Ok(()), "{ok}");
         }
         for bad in ["app", "app.", ".fn", "dir/.fn", "a b.c", ""] {

@@ -24,11 +24,10 @@ pub mod handler;
 pub mod storage;
 
 pub use contract::{
-    Batch, BatchInput, BatchResult, BuiltinSpec, ContractError, ErrorPayload, ExecSpec,
-    HandlerRef, HandlerRuntime, HandlerTask, ParseOptions, Task, TaskAction, TaskResult,
-    TaskStatus,
+    Batch, BatchInput, BatchResult, BuiltinSpec, ContractError, ErrorPayload, ExecSpec, HandlerRef,
+    HandlerRuntime, HandlerTask, ParseOptions, Task, TaskAction, TaskResult, TaskStatus,
 };
 #[cfg(feature = "executor")]
-pub use executor::{ExecutorConfig, run_batch};
+pub use executor::{ExecutorConfig, WorkerPools, run_batch, run_batch_in};
 #[cfg(feature = "executor")]
 pub use storage::{Storage, StorageError};

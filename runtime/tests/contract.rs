@@ -101,9 +101,15 @@ fn result_round_trips_exactly() {
     assert_eq!(r.tasks[2].signal, Some(9));
     // Records without the handler fields (exec, built-in) read them as absent...
     assert_eq!(r.tasks[0].output, Value::Null);
-    assert_eq!((&r.tasks[0].error_type, &r.tasks[0].stack_trace), (&None, &None));
+    assert_eq!(
+        (&r.tasks[0].error_type, &r.tasks[0].stack_trace),
+        (&None, &None)
+    );
     // ...and handler records carry Lambda's errorType / stackTrace and the return value.
-    assert_eq!(r.tasks[5].output["thumbnails"][1], "s3://propack-data/out/1-128.jpg");
+    assert_eq!(
+        r.tasks[5].output["thumbnails"][1],
+        "s3://propack-data/out/1-128.jpg"
+    );
     assert_eq!(r.tasks[6].error.as_deref(), Some("bad key 'x'"));
     assert_eq!(r.tasks[6].error_type.as_deref(), Some("ValueError"));
     assert_eq!(r.tasks[6].stack_trace.as_ref().map(Vec::len), Some(1));
