@@ -10,9 +10,15 @@
 //! - `storage` (feature `executor`; `s3://` with feature `s3`): blocking
 //!   fetch/upload of task inputs and outputs.
 //! - `executor` (feature `executor`): [`executor::run_batch`], bounded
-//!   parallel execution of a batch with failure isolation and deadline awareness.
+//!   parallel execution of a batch with failure isolation and deadline awareness;
+//!   Python and Node Lambda handlers (`event` tasks) run on warm worker processes
+//!   (`executor::handler_pool`).
 //! - `handler` (feature `executor`): the invocation handler shared by the
-//!   `bootstrap` front-ends (Lambda Runtime API, plain HTTP, command line).
+//!   `bootstrap` front-ends (Lambda Runtime API, plain HTTP, command line); its
+//!   `Instance` keeps the handler workers warm across invocations.
+//!
+//! `runtime/wrapper/propack-exec-wrapper` is the exec wrapper that starts
+//! `bootstrap` on Lambda's managed Python and Node runtimes.
 
 pub mod contract;
 pub mod deadline;

@@ -4,7 +4,8 @@
 //!   (provided.al2023 / provided.al2), one batch per invocation;
 //! - `serve --addr 127.0.0.1:PORT`: the same handler over plain HTTP (`POST /invoke`);
 //! - `run --batch FILE|-`: run one batch and print the result JSON;
-//! - `bench`: the executor's packing-efficiency, subprocess-overhead and start-up measurements.
+//! - `bench`: the executor's packing-efficiency, subprocess-overhead, start-up and
+//!   warm-handler-worker measurements.
 
 mod bench;
 mod shim;
@@ -53,7 +54,7 @@ enum Cmd {
         #[arg(long)]
         compact: bool,
     },
-    /// Measure packing efficiency, subprocess overhead against xargs, and start-up latency.
+    /// Measure packing efficiency, subprocess overhead against xargs, start-up latency and warm handler workers.
     Bench(bench::BenchArgs),
 }
 
