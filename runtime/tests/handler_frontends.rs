@@ -377,3 +377,22 @@ fn exec_wrapper_without_bootstrap_says_so() {
         "propack-exec-wrapper: /nonexistent/bootstrap is not an executable file (is the ProPack layer attached?)\n"
     );
 }
+
+#[test]
+fn malformed_handler_runtime_setting_is_an_init_error() {
+    let root = tempfile::tempdir().unwrap();
+    let out = function_command(BOOTSTRAP, root.path(), root.path())
+        .env("PROPACK_HANDLER_RUNTIME", "ruby3.3")
+        .args(["run", "--batch", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "environment variable PROPACK_HANDLER_RUNTIME=\"ruby3.3\": expected python3 or node"
+        ),
+        "{stderr}"
+    );
+}

@@ -1351,3 +1351,120 @@ impl Drop for Worker {
         self.kill_and_reap();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_split_across_reads_cuts_the_tail_exactly() {
+        let marker = "\u{1e}propack-end-of-task-0123\u{1e}";
+        let all = format!("hello {marker}next task");
+        // Every split point, including inside the marker.
+        for cut in 0..=all.len() {
+            let mut held = Vec::new();
+            let mut t = MarkerTail::new(marker.as_bytes());
+            held.extend_from_slice(&all.as_bytes()[..cut]);
+            t.feed(&mut held);
+            held.extend_from_slice(&all.as_bytes()[cut..]);
+            t.feed(&mut held);
+            assert!(t.found, "cut {cut}");
+            assert_eq!(held, b"next task", "cut {cut}");
+            assert_eq!(t.finish(&mut held), "hello ", "cut {cut}");
+            // What followed the marker is still there for the next task.
+            assert_eq!(held, b"next task");
+        }
+    }
+
+    #[test]
+    fn without_a_marker_everything_belongs_to_the_task() {
+        let marker = b"\x1eMARKER\x1e";
+        let mut t = MarkerTail::new(marker);
+        let mut held = b"partial \x1eMAR".to_vec();
+        t.feed(&mut held);
+        // A possible marker prefix stays held until more bytes decide...
+        assert_eq!(held.len(), marker.len() - 1);
+        assert!(!t.found);
+        // ...and a task that ended without its marker (a crash) gets it too.
+        assert_eq!(t.finish(&mut held), "partial \u{1e}MAR");
+        assert!(held.is_empty());
+    }
+
+    #[test]
+    fn interpreter_lookup() {
+        let dir = std::env::temp_dir().join(format!("propack-interp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let exe = dir.join("python3.13");
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let plain = dir.join("not-executable");
+        std::fs::write(&plain, "").unwrap();
+        let s = HandlerSettings {
+            python: Some(exe.clone()),
+            node: Some(plain.clone()),
+            ..HandlerSettings::default()
+        };
+        assert_eq!(s.interpreter(HandlerRuntime::Python3), Ok(exe));
+        assert_eq!(
+            s.interpreter(HandlerRuntime::Node),
+            Err(format!(
+                "PROPACK_NODE={} is not an executable file",
+                plain.display()
+            ))
+        );
+        let s = HandlerSettings {
+            node: Some(PathBuf::from("no-such-node-binary")),
+            ..HandlerSettings::default()
+        };
+        assert_eq!(
+            s.interpreter(HandlerRuntime::Node),
+            Err("PROPACK_NODE=no-such-node-binary: not found in PATH or /opt/bin".into())
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn default_handler_needs_name_and_language() {
+        let mut f = FunctionInfo {
+            handler: Some("app.handler".into()),
+            handler_runtime_unknown: Some(
+                "AWS_EXECUTION_ENV=AWS_Lambda_java21 names neither a Python nor a Node runtime"
+                    .into(),
+            ),
+            ..FunctionInfo::default()
+        };
+        let e = f.default_handler().unwrap_err();
+        assert_eq!(e.error_type, "Runtime.HandlerNotFound");
+        assert_eq!(
+            e.message,
+            "no language for _HANDLER=\"app.handler\": AWS_EXECUTION_ENV=AWS_Lambda_java21 names neither a Python nor a Node runtime; set PROPACK_HANDLER_RUNTIME=python3|node or name the handler's runtime in the batch"
+        );
+        f.handler_runtime = Some(HandlerRuntime::Node);
+        assert_eq!(
+            f.default_handler(),
+            Ok(HandlerRef {
+                runtime: HandlerRuntime::Node,
+                name: "app.handler".into()
+            })
+        );
+    }
+
+    #[test]
+    fn wait_status_descriptions_match_lambda() {
+        assert_eq!(
+            describe_exit(3 << 8),
+            (Some(3), None, "exit status 3".into())
+        );
+        assert_eq!(
+            describe_exit(libc::SIGSEGV),
+            (None, Some(11), "signal: 11 (SIGSEGV)".into())
+        );
+    }
+
+    #[test]
+    fn proc_readers_see_this_process() {
+        let me = std::process::id() as libc::pid_t;
+        assert!(proc_cpu_ms(me).is_some());
+        assert!(proc_hwm_kb(me).is_some_and(|kb| kb > 0));
+    }
+}

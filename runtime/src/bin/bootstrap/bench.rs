@@ -534,7 +534,13 @@ Python handlers: skipped ({})",
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     println!(
         "\nPython handler (import {} ms CPU, call {} ms CPU), {} events in {} batches of k = {} on one instance ({} vCPUs; median of {}; {})",
-        h["import_cpu_ms"], h["call_cpu_ms"], h["events"], h["batches"], h["k"], h["vcpus"], h["reps"],
+        h["import_cpu_ms"],
+        h["call_cpu_ms"],
+        h["events"],
+        h["batches"],
+        h["k"],
+        h["vcpus"],
+        h["reps"],
         h["python"].as_str().unwrap_or("?")
     );
     println!(
