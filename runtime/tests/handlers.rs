@@ -717,7 +717,8 @@ fn invocation_deadline_caps_context_kills_running_and_skips_queued_handlers() {
     let root = task_root(&["python"]);
     let scratch = tempfile::tempdir().unwrap();
     let mut c = cfg(root.path(), scratch.path(), 1);
-    c.deadline = Some(std::time::Instant::now() + std::time::Duration::from_millis(3000));
+    // Room for a cold interpreter on a loaded machine before the 4.5 s cutoff.
+    c.deadline = Some(std::time::Instant::now() + std::time::Duration::from_millis(5000));
     c.safety_margin = std::time::Duration::from_millis(500);
     let r = run(
         json!({"handler": {"runtime": "python3", "name": "app.dispatch"}, "tasks": [
@@ -728,10 +729,10 @@ fn invocation_deadline_caps_context_kills_running_and_skips_queued_handlers() {
         &c,
         &Arc::new(WorkerPools::new()),
     );
-    // The task's 60 s are capped by the invocation's 3 s minus the 0.5 s margin.
+    // The task's 60 s are capped by the invocation's 5 s minus the 0.5 s margin.
     let r1 = by_id(&r, "ctx").output["r1"].as_u64().unwrap();
     assert!(
-        r1 <= 2500,
+        r1 <= 4500,
         "remaining {r1} ms exceeds the invocation cutoff"
     );
     let t = by_id(&r, "sleeps");
