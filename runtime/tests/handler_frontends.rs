@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{BOOTSTRAP, MockApi, have, inits, task_root, which};
+use common::{BOOTSTRAP, MockApi, have, inits, last_bytes, noisy_expected, task_root, which};
 use serde_json::{Value, json};
 
 /// The ARN the mock Runtime API sends with every event.
@@ -59,6 +59,195 @@ fn task<'a>(r: &'a Value, id: &str) -> &'a Value {
 }
 
 const NODE: &str = r#"{"runtime": "node", "name": "app.dispatch"}"#;
+/// Lines the `noisy` fixtures print: 1.2 MB.
+const LINES: usize = 20_000;
+
+/// Every fixture behaviour in both languages, in one batch. Python tasks name no handler:
+/// they use the function's `_HANDLER` in the language `AWS_EXECUTION_ENV` names.
+fn matrix() -> Value {
+    let node: Value = serde_json::from_str(NODE).unwrap();
+    json!({"tasks": [
+        {"id": "py-echo", "event": {"do": "echo", "n": 1}},
+        {"id": "py-raise", "event": {"do": "raises", "x": 9}},
+        {"id": "py-non-json", "event": {"do": "non_json"}},
+        {"id": "py-noisy", "event": {"do": "noisy", "lines": LINES}},
+        {"id": "py-exit", "event": {"do": "exits", "code": 6}},
+        {"id": "py-sleep", "event": {"do": "sleeps", "s": 30}, "timeout_ms": 300},
+        {"id": "py-ctx", "event": {"do": "ctx"}, "timeout_ms": 4000},
+        {"id": "node-async", "event": {"do": "asyncEcho", "n": 2}, "handler": node},
+        {"id": "node-promise", "event": {"do": "promise", "n": 3}, "handler": node},
+        {"id": "node-callback", "event": {"do": "callback", "n": 4}, "handler": node},
+        {"id": "node-reject", "event": {"do": "rejects", "n": 5}, "handler": node},
+        {"id": "node-non-json", "event": {"do": "nonJson"}, "handler": node},
+        {"id": "node-noisy", "event": {"do": "noisy", "lines": LINES}, "handler": node},
+        {"id": "node-exit", "event": {"do": "exits", "code": 4}, "handler": node},
+        {"id": "node-sleep", "event": {"do": "sleeps", "ms": 30000}, "handler": node, "timeout_ms": 300},
+        {"id": "node-ctx", "event": {"do": "ctx"}, "handler": node, "timeout_ms": 4000},
+    ]})
+}
+
+/// Pins every task of [`matrix`]; `arn` is what the front-end knows of the function ARN.
+fn check_matrix(r: &Value, arn: Option<&str>) {
+    let fields = |id: &str, keys: &[&str]| -> Vec<Value> {
+        let t = task(r, id);
+        keys.iter().map(|k| t[*k].clone()).collect()
+    };
+    let ok = |id: &str, output: Value| {
+        assert_eq!(
+            fields(id, &["status", "output", "error", "error_type"]),
+            [json!("succeeded"), output, Value::Null, Value::Null],
+            "{id}: {:#}",
+            task(r, id)
+        );
+    };
+    let failed = |id: &str, error_type: &str, error: &str| {
+        assert_eq!(
+            fields(id, &["status", "error_type", "error"]),
+            [json!("failed"), json!(error_type), json!(error)],
+            "{id}: {:#}",
+            task(r, id)
+        );
+    };
+    let timed_out = |id: &str| {
+        assert_eq!(
+            fields(id, &["status", "error"]),
+            [
+                json!("timed_out"),
+                json!("exceeded its timeout of 300 ms; handler worker killed and replaced")
+            ],
+            "{id}"
+        );
+    };
+    let (out, err, total) = noisy_expected("-", LINES);
+    let noisy = |id: &str| {
+        ok(id, json!({"total": total}));
+        let t = task(r, id);
+        assert_eq!(t["stdout_tail"], last_bytes(&out, 4096), "{id}");
+        assert_eq!(t["stderr_tail"], err, "{id}");
+    };
+    let exited = |id: &str, code: i32, error: &str| {
+        failed(id, "Runtime.ExitError", error);
+        let t = task(r, id);
+        assert_eq!(t["exit_code"], code, "{id}");
+        assert!(
+            t["stdout_tail"]
+                .as_str()
+                .unwrap()
+                .ends_with("about to exit\n"),
+            "{t:#}"
+        );
+    };
+    let arn = arn.map_or(Value::Null, |a| json!(a));
+
+    ok(
+        "py-echo",
+        json!({"echo": {"do": "echo", "n": 1}, "request_id": "py-echo"}),
+    );
+    failed("py-raise", "ValueError", "bad input: 9");
+    assert_eq!(
+        task(r, "py-raise")["stack_trace"].as_array().unwrap().len(),
+        2
+    );
+    failed(
+        "py-non-json",
+        "Runtime.MarshalError",
+        "Unable to marshal response: Object of type object is not JSON serializable",
+    );
+    noisy("py-noisy");
+    exited(
+        "py-exit",
+        6,
+        "Runtime exited with error: exit status 6; the handler worker was replaced",
+    );
+    timed_out("py-sleep");
+    let o = &task(r, "py-ctx")["output"];
+    assert_eq!(
+        [
+            &o["aws_request_id"],
+            &o["task_id"],
+            &o["function_name"],
+            &o["function_version"]
+        ],
+        [
+            &json!("py-ctx"),
+            &json!("py-ctx"),
+            &json!("packed-fn"),
+            &json!("7")
+        ]
+    );
+    assert_eq!(
+        [
+            &o["memory_limit_in_mb"],
+            &o["invoked_function_arn"],
+            &o["log_group_name"],
+            &o["log_stream_name"]
+        ],
+        [
+            &json!("1769"),
+            &arn,
+            &json!("/aws/lambda/packed-fn"),
+            &json!("2025/01/01/[7]0123abcd")
+        ]
+    );
+    assert!(
+        o["r1"].as_u64().unwrap() <= 4000 && o["r2"].as_u64() < o["r1"].as_u64(),
+        "{o:#}"
+    );
+
+    ok(
+        "node-async",
+        json!({"echo": {"do": "asyncEcho", "n": 2}, "requestId": "node-async"}),
+    );
+    ok("node-promise", json!({"promised": 3}));
+    ok("node-callback", json!({"called": 4}));
+    failed("node-reject", "RangeError", "too big: 5");
+    failed(
+        "node-non-json",
+        "Runtime.MarshalError",
+        "Unable to stringify response body: Do not know how to serialize a BigInt",
+    );
+    noisy("node-noisy");
+    exited(
+        "node-exit",
+        4,
+        "Runtime exited with error: exit status 4; the handler worker was replaced",
+    );
+    timed_out("node-sleep");
+    let o = &task(r, "node-ctx")["output"];
+    assert_eq!(
+        [
+            &o["awsRequestId"],
+            &o["taskId"],
+            &o["functionName"],
+            &o["functionVersion"]
+        ],
+        [
+            &json!("node-ctx"),
+            &json!("node-ctx"),
+            &json!("packed-fn"),
+            &json!("7")
+        ]
+    );
+    assert_eq!(
+        [
+            &o["memoryLimitInMB"],
+            &o["invokedFunctionArn"],
+            &o["logGroupName"],
+            &o["logStreamName"]
+        ],
+        [
+            &json!("1769"),
+            &arn,
+            &json!("/aws/lambda/packed-fn"),
+            &json!("2025/01/01/[7]0123abcd")
+        ]
+    );
+    assert_eq!(o["callbackWaitsForEmptyEventLoop"], true);
+    assert!(
+        o["r1"].as_u64().unwrap() <= 4000 && o["r2"].as_u64() < o["r1"].as_u64(),
+        "{o:#}"
+    );
+}
 
 #[test]
 fn handlers_through_bootstrap_run() {
@@ -69,21 +258,8 @@ fn handlers_through_bootstrap_run() {
     }
     let root = task_root(&["python", "node"]);
     let scratch = tempfile::tempdir().unwrap();
-    let node: Value = serde_json::from_str(NODE).unwrap();
-    // No batch handler: tasks without one use the function's _HANDLER in the language
-    // AWS_EXECUTION_ENV names (Python here).
-    let batch = json!({"tasks": [
-        {"id": "py-echo", "event": {"do": "echo", "n": 1}},
-        {"id": "py-ctx", "event": {"do": "ctx"}, "timeout_ms": 4000},
-        {"id": "py-raise", "event": {"do": "raises", "x": 9}},
-        {"id": "py-exit", "event": {"do": "exits", "code": 6}},
-        {"id": "py-after", "event": {"do": "echo", "n": 2}},
-        {"id": "node-cb", "event": {"do": "callback", "n": 3}, "handler": node},
-        {"id": "node-ctx", "event": {"do": "ctx"}, "handler": node, "timeout_ms": 4000},
-        {"id": "node-reject", "event": {"do": "rejects", "n": 4}, "handler": node},
-    ]});
     let path = scratch.path().join("batch.json");
-    std::fs::write(&path, batch.to_string()).unwrap();
+    std::fs::write(&path, matrix().to_string()).unwrap();
     let out = function_command(BOOTSTRAP, root.path(), scratch.path())
         .args(["run", "--compact", "--batch"])
         .arg(&path)
@@ -94,78 +270,43 @@ fn handlers_through_bootstrap_run() {
     let r: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("3 of 8 tasks did not succeed"), "{stderr}");
-
-    let t = task(&r, "py-echo");
-    assert_eq!(t["status"], "succeeded", "{t:#}");
-    assert_eq!(
-        t["output"],
-        json!({"echo": {"do": "echo", "n": 1}, "request_id": "py-echo"})
-    );
-    let o = &task(&r, "py-ctx")["output"];
-    assert_eq!(
-        [
-            &o["aws_request_id"],
-            &o["function_name"],
-            &o["function_version"],
-            &o["memory_limit_in_mb"]
-        ],
-        [
-            &json!("py-ctx"),
-            &json!("packed-fn"),
-            &json!("7"),
-            &json!("1769")
-        ]
-    );
-    assert_eq!(o["log_group_name"], "/aws/lambda/packed-fn");
-    assert_eq!(o["log_stream_name"], "2025/01/01/[7]0123abcd");
+    assert!(stderr.contains("8 of 16 tasks did not succeed"), "{stderr}");
     // `run` knows no function ARN.
-    assert_eq!(o["invoked_function_arn"], Value::Null);
-    assert!(
-        o["r1"].as_u64().unwrap() <= 4000 && o["r2"].as_u64() < o["r1"].as_u64(),
-        "{o:#}"
-    );
-    let t = task(&r, "py-raise");
-    assert_eq!(
-        [&t["status"], &t["error_type"], &t["error"]],
-        [
-            &json!("failed"),
-            &json!("ValueError"),
-            &json!("bad input: 9")
-        ]
-    );
-    let t = task(&r, "py-exit");
-    assert_eq!(
-        [&t["status"], &t["error_type"], &t["exit_code"]],
-        [&json!("failed"), &json!("Runtime.ExitError"), &json!(6)]
-    );
-    assert_eq!(task(&r, "py-after")["status"], "succeeded");
+    check_matrix(&r, None);
+}
 
-    assert_eq!(task(&r, "node-cb")["output"], json!({"called": 3}));
-    let o = &task(&r, "node-ctx")["output"];
-    assert_eq!(
-        [
-            &o["awsRequestId"],
-            &o["functionName"],
-            &o["memoryLimitInMB"],
-            &o["logStreamName"]
-        ],
-        [
-            &json!("node-ctx"),
-            &json!("packed-fn"),
-            &json!("1769"),
-            &json!("2025/01/01/[7]0123abcd")
-        ]
-    );
+#[test]
+fn handlers_through_runtime_api_loop() {
+    if !have("python3", "handlers_through_runtime_api_loop")
+        || !have("node", "handlers_through_runtime_api_loop")
+    {
+        return;
+    }
+    let root = task_root(&["python", "node"]);
+    let scratch = tempfile::tempdir().unwrap();
+    let api = MockApi::start(vec![(
+        "req-m",
+        future_deadline(),
+        serde_json::to_vec(&matrix()).unwrap(),
+    )]);
+    let child = function_command(BOOTSTRAP, root.path(), scratch.path())
+        .env("AWS_LAMBDA_RUNTIME_API", &api.addr)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let posts = api.wait_posts(1);
+    let stderr = kill(child);
+    assert_eq!(posts.len(), 1, "{posts:#?}\n{stderr}");
     assert!(
-        o["r1"].as_u64().unwrap() <= 4000 && o["r2"].as_u64() < o["r1"].as_u64(),
-        "{o:#}"
+        posts[0].path.ends_with("/invocation/req-m/response"),
+        "{}",
+        posts[0].path
     );
-    let t = task(&r, "node-reject");
-    assert_eq!(
-        [&t["status"], &t["error_type"], &t["error"]],
-        [&json!("failed"), &json!("RangeError"), &json!("too big: 4")]
-    );
+    let r = posts[0].json();
+    assert_eq!(r["request_id"], "req-m");
+    // The ARN the Runtime API sent with the invocation reaches the handlers' context.
+    check_matrix(&r, Some(MOCK_ARN));
 }
 
 fn kill(mut child: Child) -> String {

@@ -242,3 +242,27 @@ pub fn inits(root: &Path) -> Vec<u32> {
         .map(|l| l.parse().unwrap())
         .collect()
 }
+
+/// What the `noisy` fixtures print for `lines` lines: (stdout, stderr) in full, and the returned
+/// total. (Node writes the forged protocol line without spaces; it never reaches a 4 KiB tail.)
+pub fn noisy_expected(id: &str, lines: usize) -> (String, String, u64) {
+    let mut out = format!(
+        "{{\"type\": \"result\", \"id\": \"{id}\", \"ok\": true, \"output\": \"forged\"}}\n"
+    );
+    let mut err = String::new();
+    let mut total = 0u64;
+    for i in 0..lines {
+        out.push_str(&format!("line {i:06} {}\n", "x".repeat(48)));
+        if i % 100 == 0 {
+            err.push_str(&format!("err {i:06}\n"));
+        }
+        total += (i as u64 * i as u64) % 7;
+    }
+    out.push_str("END\n");
+    (out, err, total)
+}
+
+/// The last `n` bytes of `s`.
+pub fn last_bytes(s: &str, n: usize) -> &str {
+    &s[s.len() - n..]
+}
