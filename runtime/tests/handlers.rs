@@ -719,3 +719,41 @@ fn invocation_deadline_caps_context_kills_running_and_skips_queued_handlers() {
     );
     assert_eq!(by_id(&r, "queued").status, TaskStatus::NotRun);
 }
+
+#[test]
+fn a_segfaulting_handler_fails_its_task_with_the_signal() {
+    if !have(
+        "python3",
+        "a_segfaulting_handler_fails_its_task_with_the_signal",
+    ) {
+        return;
+    }
+    let root = task_root(&["python"]);
+    let scratch = tempfile::tempdir().unwrap();
+    let r = run(
+        json!({"parallelism": 1, "handler": {"runtime": "python3", "name": "app.dispatch"}, "tasks": [
+            {"id": "segv", "event": {"do": "segfault"}},
+            {"id": "after", "event": {"do": "echo"}},
+        ]}),
+        &cfg(root.path(), scratch.path(), 1),
+        &Arc::new(WorkerPools::new()),
+    );
+    let t = by_id(&r, "segv");
+    assert_eq!(
+        (t.status, t.signal, t.exit_code),
+        (TaskStatus::Failed, Some(11), None),
+        "{t:#?}"
+    );
+    assert_eq!(t.error_type.as_deref(), Some("Runtime.ExitError"));
+    assert_eq!(
+        t.error.as_deref(),
+        Some("Runtime exited with error: signal: 11 (SIGSEGV); the handler worker was replaced")
+    );
+    assert_eq!(t.stdout_tail, "app imported\nreading address 0\n");
+    assert_ok(
+        by_id(&r, "after"),
+        json!({"echo": {"do": "echo"}, "request_id": "after"}),
+        "app imported\n",
+        "",
+    );
+}
