@@ -10,6 +10,11 @@
 //! 3. a direct invoke: `{"run_id": ..., "tasks": [...], ...}`.
 //!
 //! [`Batch::from_value`] normalises all three; [`Batch`] serialises as shape 3.
+//!
+//! A task runs one of three actions: a subprocess (`exec`), an in-process
+//! built-in (`builtin`), or a packed Python/Node Lambda handler called on an
+//! `event` ([`HandlerTask`]; the handler comes from the task, else the batch's
+//! `handler`, else the function's `_HANDLER`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -101,6 +106,9 @@ pub struct Batch {
     /// Worker count override for this batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<usize>,
+    /// Handler for the batch's `event` tasks that name none themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<HandlerRef>,
     /// The k tasks.
     pub tasks: Vec<Task>,
 }
@@ -120,11 +128,14 @@ pub struct BatchInput {
     /// Worker count override.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<usize>,
+    /// Default handler for `event` tasks that name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<HandlerRef>,
 }
 
 /// One task: an id, what to run, and the objects it reads and writes.
 ///
-/// On the wire the action is one of the keys `exec` or `builtin` next to `id`
+/// On the wire the action is one of the keys `exec`, `builtin` or `event` next to `id`
 /// (`{"id": "t1", "exec": {...}}`); in Rust it is the [`TaskAction`] enum, so
 /// "exactly one action" holds by construction instead of being checked at run time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +160,152 @@ pub enum TaskAction {
     Exec(ExecSpec),
     /// An in-process built-in (`"builtin": {...}`).
     Builtin(BuiltinSpec),
+    /// A Python or Node handler called on an event (`"event": ..., "handler": {...}`).
+    Handler(HandlerTask),
+}
+
+/// A handler task: call a Lambda-style handler with `event` (and a Lambda-like `context`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandlerTask {
+    /// The event, any JSON value (`null` included).
+    pub event: Value,
+    /// The handler; None = the batch's, else the function's `_HANDLER`.
+    pub handler: Option<HandlerRef>,
+}
+
+/// The language of a packed handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HandlerRuntime {
+    /// CPython 3 (`"python3"`).
+    Python3,
+    /// Node.js (`"node"`).
+    Node,
+}
+
+impl HandlerRuntime {
+    /// The wire name: `python3` or `node`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandlerRuntime::Python3 => "python3",
+            HandlerRuntime::Node => "node",
+        }
+    }
+
+    /// The exact wire name (`python3`, `node`).
+    pub fn from_wire(s: &str) -> Option<Self> {
+        match s {
+            "python3" => Some(HandlerRuntime::Python3),
+            "node" => Some(HandlerRuntime::Node),
+            _ => None,
+        }
+    }
+
+    /// The language of a Lambda runtime identifier, as found in `PROPACK_HANDLER_RUNTIME`
+    /// or `AWS_EXECUTION_ENV`: `python3`, `python3.13`, `AWS_Lambda_python3.13` → Python;
+    /// `node`, `nodejs22.x`, `AWS_Lambda_nodejs22.x` → Node; anything else → None.
+    pub fn from_runtime_id(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let s = s.strip_prefix("AWS_Lambda_").unwrap_or(s);
+        if s == "python" || s.starts_with("python3") {
+            Some(HandlerRuntime::Python3)
+        } else if s == "node" || s.starts_with("nodejs") {
+            Some(HandlerRuntime::Node)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for HandlerRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which handler to call: `{"runtime": "python3" | "node", "name": "module.function"}`.
+///
+/// `name` is Lambda's Handler setting: the module path relative to the task root
+/// (`app`, `src/app`, `pkg.mod` for Python) and the exported function, joined by a dot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "HandlerRefWire", into = "HandlerRefWire")]
+pub struct HandlerRef {
+    /// The language.
+    pub runtime: HandlerRuntime,
+    /// `module.function`.
+    pub name: String,
+}
+
+/// The JSON shape of a [`HandlerRef`], checked by [`HandlerRef::from_wire`] so errors name the field.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HandlerRefWire {
+    runtime: String,
+    name: String,
+}
+
+impl HandlerRef {
+    /// A handler reference, with the name checked.
+    pub fn new(runtime: HandlerRuntime, name: impl Into<String>) -> Result<Self, ContractError> {
+        let name = name.into();
+        check_handler_name(&name).map_err(|m| invalid_at("", "handler.name", &m))?;
+        Ok(Self { runtime, name })
+    }
+
+    /// Checks a wire handler; `path` names the handler object in errors (e.g. `tasks[2].handler`).
+    fn from_wire(w: HandlerRefWire, path: &str) -> Result<Self, ContractError> {
+        let runtime = HandlerRuntime::from_wire(&w.runtime).ok_or_else(|| {
+            invalid_at(
+                path,
+                "runtime",
+                &format!(
+                    "unknown runtime {:?}: expected \"python3\" or \"node\"",
+                    w.runtime
+                ),
+            )
+        })?;
+        check_handler_name(&w.name).map_err(|m| invalid_at(path, "name", &m))?;
+        Ok(Self {
+            runtime,
+            name: w.name,
+        })
+    }
+
+    /// Parses a JSON handler object; `path` names it in errors.
+    fn from_value_at(v: &Value, path: &str) -> Result<Self, ContractError> {
+        let w: HandlerRefWire =
+            serde_json::from_value(v.clone()).map_err(|e| field_error(path.to_owned(), e))?;
+        Self::from_wire(w, path)
+    }
+}
+
+/// Checks a Lambda Handler setting: `module.function`, both parts non-empty, no whitespace.
+pub fn check_handler_name(name: &str) -> Result<(), String> {
+    let ok = name.rsplit_once('.').is_some_and(|(module, func)| {
+        !module.is_empty() && !func.is_empty() && !module.ends_with('/') && !module.starts_with('.')
+    }) && !name.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected module.function (e.g. \"app.handler\"), got {name:?}"
+        ))
+    }
+}
+
+impl TryFrom<HandlerRefWire> for HandlerRef {
+    type Error = ContractError;
+    fn try_from(w: HandlerRefWire) -> Result<Self, Self::Error> {
+        Self::from_wire(w, "handler")
+    }
+}
+
+impl From<HandlerRef> for HandlerRefWire {
+    fn from(h: HandlerRef) -> Self {
+        HandlerRefWire {
+            runtime: h.runtime.as_str().to_owned(),
+            name: h.name,
+        }
+    }
 }
 
 /// An executable task: direct exec of `program` with `args` (never through a shell).
@@ -194,6 +351,15 @@ struct TaskWire {
     exec: Option<ExecSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     builtin: Option<BuiltinSpec>,
+    /// `Some(Value::Null)` for `"event": null`, None when absent.
+    #[serde(
+        default,
+        deserialize_with = "present_value",
+        skip_serializing_if = "Option::is_none"
+    )]
+    event: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    handler: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -202,25 +368,61 @@ struct TaskWire {
     outputs: BTreeMap<String, String>,
 }
 
+/// A present field, `null` included (serde's `Option` would read `null` as absent).
+fn present_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
 impl TaskWire {
     /// The typed task, with every invariant checked; `path` names the task in errors.
     fn into_task(self, path: &str) -> Result<Task, ContractError> {
         let invalid = |field: &str, message: &str| invalid_at(path, field, message);
-        let action = match (self.exec, self.builtin) {
-            (Some(_), Some(_)) => {
+        let given: Vec<&str> = [
+            ("exec", self.exec.is_some()),
+            ("builtin", self.builtin.is_some()),
+            ("event", self.event.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, present)| present.then_some(k))
+        .collect();
+        if given.len() > 1 {
+            return Err(invalid(
+                given[1],
+                &format!(
+                    "a task has exactly one of `exec`, `builtin` or `event`, this one has `{}`",
+                    given.join("` and `")
+                ),
+            ));
+        }
+        if self.handler.is_some() && self.event.is_none() {
+            return Err(invalid(
+                "handler",
+                "only a task with an `event` runs a handler",
+            ));
+        }
+        let handler_path = if path.is_empty() {
+            "handler".to_owned()
+        } else {
+            format!("{path}.handler")
+        };
+        let action = match (self.exec, self.builtin, self.event) {
+            (Some(e), _, _) => TaskAction::Exec(e),
+            (_, Some(b), _) => TaskAction::Builtin(b),
+            (_, _, Some(event)) => TaskAction::Handler(HandlerTask {
+                event,
+                handler: self
+                    .handler
+                    .as_ref()
+                    .map(|h| HandlerRef::from_value_at(h, &handler_path))
+                    .transpose()?,
+            }),
+            (None, None, None) => {
                 return Err(invalid(
                     "exec",
-                    "a task has either `exec` or `builtin`, not both",
+                    "missing: a task needs `exec` {program, args, env}, `builtin` {name, params} \
+                     or `event` (any JSON, for a handler)",
                 ));
             }
-            (None, None) => {
-                return Err(invalid(
-                    "exec",
-                    "missing: a task needs `exec` {program, args, env} or `builtin` {name, params}",
-                ));
-            }
-            (Some(e), None) => TaskAction::Exec(e),
-            (None, Some(b)) => TaskAction::Builtin(b),
         };
         let task = Task {
             id: self.id,
@@ -243,14 +445,25 @@ impl TryFrom<TaskWire> for Task {
 
 impl From<Task> for TaskWire {
     fn from(t: Task) -> Self {
-        let (exec, builtin) = match t.action {
-            TaskAction::Exec(e) => (Some(e), None),
-            TaskAction::Builtin(b) => (None, Some(b)),
+        let (exec, builtin, event, handler) = match t.action {
+            TaskAction::Exec(e) => (Some(e), None, None, None),
+            TaskAction::Builtin(b) => (None, Some(b), None, None),
+            TaskAction::Handler(h) => (
+                None,
+                None,
+                Some(h.event),
+                h.handler.map(|h| {
+                    serde_json::to_value(HandlerRefWire::from(h))
+                        .expect("a handler reference always serialises")
+                }),
+            ),
         };
         TaskWire {
             id: t.id,
             exec,
             builtin,
+            event,
+            handler,
             timeout_ms: t.timeout_ms,
             inputs: t.inputs,
             outputs: t.outputs,
@@ -286,6 +499,14 @@ impl Task {
         }
     }
 
+    /// The handler task, if this task calls a handler on an event.
+    pub fn handler(&self) -> Option<&HandlerTask> {
+        match &self.action {
+            TaskAction::Handler(h) => Some(h),
+            _ => None,
+        }
+    }
+
     /// Checks the invariants serde cannot express; `path` names the task in errors.
     pub fn validate(&self, path: &str) -> Result<(), ContractError> {
         let invalid = |field: &str, message: &str| invalid_at(path, field, message);
@@ -298,6 +519,11 @@ impl Task {
             }
             TaskAction::Builtin(b) if b.name.is_empty() => {
                 return Err(invalid("builtin.name", "must be a non-empty string"));
+            }
+            TaskAction::Handler(HandlerTask {
+                handler: Some(h), ..
+            }) => {
+                check_handler_name(&h.name).map_err(|m| invalid("handler.name", &m))?;
             }
             _ => {}
         }
@@ -367,6 +593,14 @@ impl Batch {
             });
         }
 
+        // Checked before serde sees them, so errors name the field.
+        if let Some(h) = obj.get("handler") {
+            HandlerRef::from_value_at(h, "handler")?;
+        }
+        if let Some(h) = obj.get("BatchInput").and_then(|bi| bi.get("handler")) {
+            HandlerRef::from_value_at(h, "BatchInput.handler")?;
+        }
+
         // Shape 1 nests the run-wide fields under BatchInput; shapes 2 and 3 carry
         // them at the top level. Nested values win over top-level ones.
         let mut input: BatchInput = serde_json::from_value(Value::Object(obj.clone()))
@@ -384,6 +618,7 @@ impl Batch {
             input.batch_id = nested.batch_id.or(input.batch_id);
             input.output_prefix = nested.output_prefix.or(input.output_prefix);
             input.parallelism = nested.parallelism.or(input.parallelism);
+            input.handler = nested.handler.or(input.handler);
         }
         if input.parallelism == Some(0) {
             return Err(ContractError::InvalidField {
@@ -413,6 +648,7 @@ impl Batch {
             batch_id: input.batch_id,
             output_prefix: input.output_prefix,
             parallelism: input.parallelism,
+            handler: input.handler,
             tasks,
         })
     }
@@ -475,9 +711,18 @@ pub struct TaskResult {
     /// Last ≤ 4 KiB of stderr (lossy UTF-8).
     #[serde(default)]
     pub stderr_tail: String,
-    /// Why the task did not succeed.
+    /// Why the task did not succeed (for a handler task, Lambda's `errorMessage`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Lambda's `errorType` for a failed handler task (`ValueError`, `Runtime.ImportModuleError`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
+    /// Lambda's `stackTrace` for a failed handler task, one entry per frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_trace: Option<Vec<String>>,
+    /// A handler task's return value; omitted when null.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub output: Value,
     /// Output URIs written, by file name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, String>,
@@ -501,6 +746,9 @@ impl TaskResult {
             stdout_tail: String::new(),
             stderr_tail: String::new(),
             error: Some(why.into()),
+            error_type: None,
+            stack_trace: None,
+            output: Value::Null,
             outputs: BTreeMap::new(),
             summary: Value::Null,
         }
@@ -659,6 +907,124 @@ mod tests {
             err.contains("tasks[0].outputs.out") && err.contains("the bucket name is empty"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn handler_tasks_and_batch_default() {
+        let b = parse(json!({
+            "Items": [
+                {"id": "a", "event": {"n": 1}},
+                {"id": "b", "event": null, "handler": {"runtime": "node", "name": "src/app.main"}},
+            ],
+            "BatchInput": {"handler": {"runtime": "python3", "name": "app.handler"}},
+            "handler": {"runtime": "node", "name": "ignored.fn"}
+        }))
+        .unwrap();
+        assert_eq!(
+            b.handler,
+            Some(HandlerRef {
+                runtime: HandlerRuntime::Python3,
+                name: "app.handler".into()
+            })
+        );
+        assert_eq!(
+            b.tasks[0].handler(),
+            Some(&HandlerTask {
+                event: json!({"n": 1}),
+                handler: None
+            })
+        );
+        // `"event": null` is an event, not a missing action.
+        let t1 = b.tasks[1].handler().unwrap();
+        assert_eq!(t1.event, Value::Null);
+        assert_eq!(t1.handler.as_ref().unwrap().runtime, HandlerRuntime::Node);
+        let v = b.to_value();
+        assert_eq!(
+            v["tasks"][1],
+            json!({"id": "b", "event": null, "handler": {"runtime": "node", "name": "src/app.main"}})
+        );
+        assert_eq!(
+            v["handler"],
+            json!({"runtime": "python3", "name": "app.handler"})
+        );
+        assert_eq!(parse(v).unwrap(), b);
+    }
+
+    #[test]
+    fn handler_errors_name_the_field() {
+        let err = |v: Value| parse(v).unwrap_err().to_string();
+        let ev = |id: &str| json!({"id": id, "event": {}});
+        let e = err(json!({"tasks": [ev("a"), ev("b"),
+            {"id": "c", "event": 1, "handler": {"runtime": "python3", "name": "app"}}]}));
+        assert_eq!(
+            e,
+            "field `tasks[2].handler.name`: expected module.function (e.g. \"app.handler\"), got \"app\""
+        );
+        let e = err(
+            json!({"tasks": [{"id": "c", "event": 1, "handler": {"runtime": "ruby", "name": "a.b"}}]}),
+        );
+        assert_eq!(
+            e,
+            "field `tasks[0].handler.runtime`: unknown runtime \"ruby\": expected \"python3\" or \"node\""
+        );
+        let e = err(json!({"tasks": [{"id": "c", "event": 1, "handler": {"name": "a.b"}}]}));
+        assert!(
+            e.starts_with("field `tasks[0].handler`: missing field `runtime`"),
+            "{e}"
+        );
+        let e = err(json!({"tasks": [{"id": "c", "builtin": {"name": "noop"}, "event": 1}]}));
+        assert_eq!(
+            e,
+            "field `tasks[0].event`: a task has exactly one of `exec`, `builtin` or `event`, this one has `builtin` and `event`"
+        );
+        let e = err(
+            json!({"tasks": [{"id": "c", "exec": {"program": "x"}, "handler": {"runtime": "node", "name": "a.b"}}]}),
+        );
+        assert_eq!(
+            e,
+            "field `tasks[0].handler`: only a task with an `event` runs a handler"
+        );
+        let e = err(
+            json!({"tasks": [ev("a")], "BatchInput": {"handler": {"runtime": "node", "name": ".x"}}}),
+        );
+        assert!(
+            e.starts_with("field `BatchInput.handler.name`: expected module.function"),
+            "{e}"
+        );
+        let e = err(json!({"tasks": [ev("a")], "handler": {"runtime": "py", "name": "a.b"}}));
+        assert!(
+            e.starts_with("field `handler.runtime`: unknown runtime \"py\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn handler_names_and_runtime_ids() {
+        for ok in [
+            "app.handler",
+            "src/app.main",
+            "pkg.mod.fn",
+            "app.obj.method",
+        ] {
+            assert_eq!(check_handler_name(ok), Ok(()), "{ok}");
+        }
+        for bad in ["app", "app.", ".fn", "dir/.fn", "a b.c", ""] {
+            assert!(check_handler_name(bad).is_err(), "{bad}");
+        }
+        use HandlerRuntime::*;
+        for (id, want) in [
+            ("AWS_Lambda_python3.13", Some(Python3)),
+            ("python3.12", Some(Python3)),
+            ("python3", Some(Python3)),
+            ("AWS_Lambda_nodejs22.x", Some(Node)),
+            ("nodejs20.x", Some(Node)),
+            ("node", Some(Node)),
+            ("AWS_Lambda_java21", None),
+            ("provided.al2023", None),
+            ("", None),
+        ] {
+            assert_eq!(HandlerRuntime::from_runtime_id(id), want, "{id}");
+        }
     }
 
     #[test]

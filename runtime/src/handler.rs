@@ -1,5 +1,6 @@
 //! The invocation handler shared by every front-end: parse, resolve the deadline, run, stamp instance facts.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -7,7 +8,7 @@ use serde_json::Value;
 
 use crate::contract::{Batch, BatchResult, ErrorPayload};
 use crate::deadline::{DeadlineResolver, epoch_ms};
-use crate::executor::{ConfigError, ExecutorConfig, run_batch};
+use crate::executor::{ConfigError, ExecutorConfig, WorkerPools, run_batch_in};
 use crate::storage::{Storage, StorageError};
 
 /// The instance could not initialise; reported through the Runtime API's init-error endpoint.
@@ -21,7 +22,8 @@ pub enum InitError {
     Storage(#[from] StorageError),
 }
 
-/// One function instance: its configuration and the facts reported with every result.
+/// One function instance: its configuration, its warm handler workers and the facts
+/// reported with every result. One per process; it lives across invocations.
 #[derive(Debug)]
 pub struct Instance {
     cfg: ExecutorConfig,
@@ -29,6 +31,18 @@ pub struct Instance {
     resolver: DeadlineResolver,
     invocations: AtomicU64,
     init_ms: AtomicU64,
+    pools: Arc<WorkerPools>,
+}
+
+/// What the platform says about one invocation besides its payload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvocationMeta {
+    /// The `Lambda-Runtime-Deadline-Ms` header, if any.
+    pub deadline_header: Option<String>,
+    /// The platform's request id.
+    pub request_id: Option<String>,
+    /// The invoked function's ARN (handlers see it as `context.invoked_function_arn`).
+    pub invoked_function_arn: Option<String>,
 }
 
 impl Instance {
@@ -55,7 +69,13 @@ impl Instance {
             resolver,
             invocations: AtomicU64::new(0),
             init_ms: AtomicU64::new(0),
+            pools: Arc::new(WorkerPools::new()),
         }
+    }
+
+    /// The instance's handler worker pools (warm across invocations).
+    pub fn worker_pools(&self) -> &Arc<WorkerPools> {
+        &self.pools
     }
 
     /// Records that the instance is ready for its first event; `process_start` is when `main` began.
@@ -82,7 +102,12 @@ impl Instance {
         let cold = self.invocations.fetch_add(1, Ordering::Relaxed) == 0;
         let batch = Batch::from_slice(payload, &self.cfg.parse_options())
             .map_err(|e| ErrorPayload::from(&e))?;
-        Ok(self.run(&batch, received_at, cold, deadline_header, request_id))
+        let meta = InvocationMeta {
+            deadline_header: deadline_header.map(str::to_owned),
+            request_id,
+            invoked_function_arn: None,
+        };
+        Ok(self.run(&batch, received_at, cold, meta))
     }
 
     /// Handles one invocation payload (parsed JSON). Blocking.
@@ -92,11 +117,25 @@ impl Instance {
         deadline_header: Option<&str>,
         request_id: Option<String>,
     ) -> Result<BatchResult, ErrorPayload> {
+        let meta = InvocationMeta {
+            deadline_header: deadline_header.map(str::to_owned),
+            request_id,
+            invoked_function_arn: None,
+        };
+        self.handle_invocation(payload, meta)
+    }
+
+    /// Handles one invocation payload (parsed JSON) with everything the platform said about it. Blocking.
+    pub fn handle_invocation(
+        &self,
+        payload: &Value,
+        meta: InvocationMeta,
+    ) -> Result<BatchResult, ErrorPayload> {
         let received_at = epoch_ms();
         let cold = self.invocations.fetch_add(1, Ordering::Relaxed) == 0;
         let batch = Batch::from_value(payload, &self.cfg.parse_options())
             .map_err(|e| ErrorPayload::from(&e))?;
-        Ok(self.run(&batch, received_at, cold, deadline_header, request_id))
+        Ok(self.run(&batch, received_at, cold, meta))
     }
 
     fn run(
@@ -104,20 +143,20 @@ impl Instance {
         batch: &Batch,
         received_at: u64,
         cold_start: bool,
-        deadline_header: Option<&str>,
-        request_id: Option<String>,
+        meta: InvocationMeta,
     ) -> BatchResult {
-        let (deadline, warning) = self.resolver.resolve(deadline_header);
+        let (deadline, warning) = self.resolver.resolve(meta.deadline_header.as_deref());
         if let Some(w) = warning {
             tracing::warn!("{w}");
         }
         let mut cfg = self.cfg.clone();
         cfg.deadline = deadline.at;
-        let mut r = run_batch(batch, &cfg, &self.storage);
+        cfg.invoked_function_arn = meta.invoked_function_arn;
+        let mut r = run_batch_in(batch, &cfg, &self.storage, &self.pools);
         r.received_at = received_at;
         r.cold_start = cold_start;
         r.init_ms = self.init_ms.load(Ordering::Relaxed);
-        r.request_id = request_id;
+        r.request_id = meta.request_id;
         r
     }
 }

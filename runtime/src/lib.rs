@@ -15,9 +15,15 @@
 //! - `storage` (feature `executor`; `s3://` with feature `s3`): blocking
 //!   fetch/upload of task inputs and outputs over `file://` and the S3 core.
 //! - `executor` (feature `executor`): [`executor::run_batch`], bounded
-//!   parallel execution of a batch with failure isolation and deadline awareness.
+//!   parallel execution of a batch with failure isolation and deadline awareness;
+//!   Python and Node Lambda handlers (`event` tasks) run on warm worker processes
+//!   (`executor::handler_pool`).
 //! - `handler` (feature `executor`): the invocation handler shared by the
-//!   `bootstrap` front-ends (Lambda Runtime API, plain HTTP, command line).
+//!   `bootstrap` front-ends (Lambda Runtime API, plain HTTP, command line); its
+//!   `Instance` keeps the handler workers warm across invocations.
+//!
+//! `runtime/wrapper/propack-exec-wrapper` is the exec wrapper that starts
+//! `bootstrap` on Lambda's managed Python and Node runtimes.
 
 pub mod contract;
 pub mod deadline;
@@ -32,11 +38,11 @@ pub mod storage;
 pub mod uri;
 
 pub use contract::{
-    Batch, BatchInput, BatchResult, BuiltinSpec, ContractError, ErrorPayload, ExecSpec,
-    ParseOptions, Task, TaskAction, TaskResult, TaskStatus,
+    Batch, BatchInput, BatchResult, BuiltinSpec, ContractError, ErrorPayload, ExecSpec, HandlerRef,
+    HandlerRuntime, HandlerTask, ParseOptions, Task, TaskAction, TaskResult, TaskStatus,
 };
 #[cfg(feature = "executor")]
-pub use executor::{ExecutorConfig, run_batch};
+pub use executor::{ExecutorConfig, WorkerPools, run_batch, run_batch_in};
 #[cfg(feature = "executor")]
 pub use storage::{Storage, StorageError};
 pub use uri::{ObjectUri, S3Uri, UriError};

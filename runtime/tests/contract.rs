@@ -1,9 +1,10 @@
 //! JSON round trips of the wire contract against the fixtures in `tests/fixtures/`.
 
 use propack_runtime::contract::{
-    Batch, BatchResult, ErrorPayload, ParseOptions, SCHEMA_VERSION, TaskAction, TaskStatus,
+    Batch, BatchResult, ErrorPayload, HandlerRef, HandlerRuntime, HandlerTask, ParseOptions,
+    SCHEMA_VERSION, TaskAction, TaskStatus,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -26,7 +27,14 @@ fn all_three_batch_shapes_normalise_to_the_same_batch() {
     assert_eq!(direct.run_id.as_deref(), Some("run-42"));
     assert_eq!(direct.batch_id.as_deref(), Some("7"));
     assert_eq!(direct.parallelism, Some(2));
-    assert_eq!(direct.tasks.len(), 3);
+    assert_eq!(
+        direct.handler,
+        Some(HandlerRef {
+            runtime: HandlerRuntime::Python3,
+            name: "app.handler".into()
+        })
+    );
+    assert_eq!(direct.tasks.len(), 5);
     let t1 = &direct.tasks[0];
     assert!(
         matches!(&t1.action, TaskAction::Exec(e) if e.args == ["-c", "sort -o out.txt in.txt"])
@@ -35,6 +43,25 @@ fn all_three_batch_shapes_normalise_to_the_same_batch() {
     assert_eq!(t1.inputs["in.txt"], "s3://propack-data/in/1.txt");
     assert!(
         matches!(&direct.tasks[1].action, TaskAction::Builtin(b) if b.params["records"] == 1000)
+    );
+    assert_eq!(
+        direct.tasks[3].action,
+        TaskAction::Handler(HandlerTask {
+            event: json!({"key": "photos/1.jpg", "sizes": [64, 128]}),
+            handler: Some(HandlerRef {
+                runtime: HandlerRuntime::Node,
+                name: "src/resize.handler".into()
+            }),
+        })
+    );
+    assert_eq!(direct.tasks[3].timeout_ms, Some(2000));
+    // `"event": null` is a handler task on a null event, using the batch's handler.
+    assert_eq!(
+        direct.tasks[4].action,
+        TaskAction::Handler(HandlerTask {
+            event: Value::Null,
+            handler: None
+        })
     );
 }
 
@@ -56,7 +83,7 @@ fn result_round_trips_exactly() {
     let v = fixture("result.json");
     let r: BatchResult = serde_json::from_value(v.clone()).unwrap();
     assert_eq!(r.schema_version, SCHEMA_VERSION);
-    assert_eq!(r.tasks.len(), 5);
+    assert_eq!(r.tasks.len(), 7);
     let statuses: Vec<TaskStatus> = r.tasks.iter().map(|t| t.status).collect();
     assert_eq!(
         statuses,
@@ -65,11 +92,27 @@ fn result_round_trips_exactly() {
             TaskStatus::Failed,
             TaskStatus::TimedOut,
             TaskStatus::NotRun,
-            TaskStatus::Succeeded
+            TaskStatus::Succeeded,
+            TaskStatus::Succeeded,
+            TaskStatus::Failed,
         ]
     );
-    assert_eq!(r.count(TaskStatus::Succeeded), 2);
+    assert_eq!(r.count(TaskStatus::Succeeded), 3);
     assert_eq!(r.tasks[2].signal, Some(9));
+    // Records without the handler fields (exec, built-in) read them as absent...
+    assert_eq!(r.tasks[0].output, Value::Null);
+    assert_eq!(
+        (&r.tasks[0].error_type, &r.tasks[0].stack_trace),
+        (&None, &None)
+    );
+    // ...and handler records carry Lambda's errorType / stackTrace and the return value.
+    assert_eq!(
+        r.tasks[5].output["thumbnails"][1],
+        "s3://propack-data/out/1-128.jpg"
+    );
+    assert_eq!(r.tasks[6].error.as_deref(), Some("bad key 'x'"));
+    assert_eq!(r.tasks[6].error_type.as_deref(), Some("ValueError"));
+    assert_eq!(r.tasks[6].stack_trace.as_ref().map(Vec::len), Some(1));
     assert_eq!(serde_json::to_value(&r).unwrap(), v);
 }
 

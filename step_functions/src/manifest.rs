@@ -126,6 +126,7 @@ pub fn pack(
                 batch_id: Some(format!("{i:06}")),
                 output_prefix: Some(output_prefix.to_owned()),
                 parallelism,
+                handler: None,
             },
         })
         .collect())

@@ -38,6 +38,7 @@ fn batches(n: usize, k: usize) -> Vec<Batch> {
             batch_id: Some(format!("{b:06}")),
             output_prefix: None,
             parallelism: None,
+            handler: None,
             tasks: (0..k)
                 .map(|t| Task {
                     id: format!("b{b}-t{t}"),

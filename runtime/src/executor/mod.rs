@@ -8,9 +8,15 @@
 //! the deadline minus the safety margin, stops waiting: tasks never started
 //! are `not_run`, tasks still running are `timed_out` (subprocess groups are
 //! killed; a built-in thread cannot be killed and is abandoned).
+//!
+//! Handler tasks (`event`) run on warm Python/Node worker processes from a
+//! [`WorkerPools`] ([`handler_pool`]): a batch's worker thread checks a worker out,
+//! sends it the event and waits for its result, its output markers, its exit or
+//! the task's kill time, whichever comes first.
 
 pub mod builtin;
 pub mod cpus;
+pub mod handler_pool;
 pub mod process;
 
 use std::collections::BTreeMap;
@@ -24,13 +30,17 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::contract::{
-    Batch, BatchResult, DEFAULT_MAX_TASKS, ParseOptions, SCHEMA_VERSION, Task, TaskAction,
-    TaskResult, TaskStatus,
+    Batch, BatchResult, DEFAULT_MAX_TASKS, HandlerRef, ParseOptions, SCHEMA_VERSION, Task,
+    TaskAction, TaskResult, TaskStatus,
 };
 use crate::deadline::epoch_ms;
 use crate::storage::Storage;
 
 pub use cpus::available_vcpus;
+pub use handler_pool::{FunctionInfo, HandlerSettings, WorkerPools};
+
+/// Where Lambda puts the function's code, when `LAMBDA_TASK_ROOT` does not say.
+pub const DEFAULT_TASK_ROOT: &str = "/var/task";
 
 /// An executor setting from the environment is malformed.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +74,14 @@ pub struct ExecutorConfig {
     pub prefetch_depth: usize,
     /// Keep scratch directories after tasks end (debugging).
     pub keep_scratch: bool,
+    /// Where handler code lives (`LAMBDA_TASK_ROOT`, default `/var/task`).
+    pub task_root: PathBuf,
+    /// Handler interpreters and start-up bound.
+    pub handlers: HandlerSettings,
+    /// The function's configuration: default handler and `context` fields.
+    pub function: FunctionInfo,
+    /// The invocation's function ARN (per invocation, set by the front-end), for `context`.
+    pub invoked_function_arn: Option<String>,
 }
 
 impl Default for ExecutorConfig {
@@ -76,6 +94,10 @@ impl Default for ExecutorConfig {
             max_tasks: DEFAULT_MAX_TASKS,
             prefetch_depth: 4,
             keep_scratch: false,
+            task_root: PathBuf::from(DEFAULT_TASK_ROOT),
+            handlers: HandlerSettings::default(),
+            function: FunctionInfo::default(),
+            invoked_function_arn: None,
         }
     }
 }
@@ -95,8 +117,10 @@ fn env_num(var: &'static str) -> Result<Option<u64>, ConfigError> {
 
 impl ExecutorConfig {
     /// Defaults overridden by `PROPACK_PARALLELISM`, `PROPACK_SAFETY_MARGIN_MS`,
-    /// `PROPACK_SCRATCH_ROOT`, `PROPACK_MAX_TASKS`, `PROPACK_PREFETCH_DEPTH`
-    /// and `PROPACK_KEEP_SCRATCH=1`.
+    /// `PROPACK_SCRATCH_ROOT`, `PROPACK_MAX_TASKS`, `PROPACK_PREFETCH_DEPTH`,
+    /// `PROPACK_KEEP_SCRATCH=1`, and for handler tasks `LAMBDA_TASK_ROOT`,
+    /// `PROPACK_PYTHON`, `PROPACK_NODE`, `PROPACK_HANDLER_INIT_TIMEOUT_MS` and the
+    /// function's configuration ([`FunctionInfo::from_env`]).
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut cfg = Self::default();
         if let Some(p) = env_num("PROPACK_PARALLELISM")? {
@@ -127,6 +151,20 @@ impl ExecutorConfig {
             std::env::var("PROPACK_KEEP_SCRATCH").as_deref(),
             Ok("1" | "true")
         );
+        let path_var = |var: &str| {
+            std::env::var_os(var)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        if let Some(root) = path_var("LAMBDA_TASK_ROOT") {
+            cfg.task_root = root;
+        }
+        cfg.handlers.python = path_var("PROPACK_PYTHON");
+        cfg.handlers.node = path_var("PROPACK_NODE");
+        if let Some(ms) = env_num("PROPACK_HANDLER_INIT_TIMEOUT_MS")? {
+            cfg.handlers.init_timeout = Duration::from_millis(ms.max(1));
+        }
+        cfg.function = FunctionInfo::from_env()?;
         Ok(cfg)
     }
 
@@ -209,6 +247,12 @@ struct Shared {
     slots: Vec<Slot>,
     /// Epoch ms each task started (0 = not started).
     started: Vec<AtomicU64>,
+    /// The batch's default handler.
+    batch_handler: Option<HandlerRef>,
+    pools: Arc<WorkerPools>,
+    handler_env: handler_pool::HandlerEnv,
+    /// The batch's worker count (the bound of each handler pool).
+    workers: usize,
 }
 
 impl Shared {
@@ -305,17 +349,7 @@ impl Shared {
             .collect();
         match &task.action {
             TaskAction::Exec(spec) => {
-                let kill_at = match (task.timeout_ms, self.cutoff) {
-                    (Some(ms), cutoff) => {
-                        let t = Instant::now() + Duration::from_millis(ms);
-                        match cutoff {
-                            Some(c) if c < t => Some((c, process::KillReason::Deadline)),
-                            _ => Some((t, process::KillReason::TaskTimeout(ms))),
-                        }
-                    }
-                    (None, Some(c)) => Some((c, process::KillReason::Deadline)),
-                    (None, None) => None,
-                };
+                let kill_at = process::kill_time(task.timeout_ms, self.cutoff, Instant::now());
                 let o = process::run_process(spec, &task.id, &prepared.scratch, kill_at);
                 res.status = o.status;
                 res.exit_code = o.exit_code;
@@ -369,6 +403,38 @@ impl Shared {
                     ));
                 }
             }
+            TaskAction::Handler(h) => {
+                let handler = match h.handler.as_ref().or(self.batch_handler.as_ref()) {
+                    Some(r) => Ok(r.clone()),
+                    None => self.handler_env.function.default_handler(),
+                };
+                let o = match handler {
+                    Ok(handler) => self.pools.run(
+                        &self.handler_env,
+                        &handler_pool::HandlerCall {
+                            task_id: &task.id,
+                            event: &h.event,
+                            handler: &handler,
+                            scratch: &prepared.scratch,
+                            timeout_ms: task.timeout_ms,
+                            cutoff: self.cutoff,
+                            workers: self.workers,
+                        },
+                    ),
+                    Err(f) => handler_pool::HandlerOutcome::failed(f),
+                };
+                res.status = o.status;
+                res.exit_code = o.exit_code;
+                res.signal = o.signal;
+                res.cpu_ms = o.cpu_ms;
+                res.max_rss_kb = o.max_rss_kb;
+                res.stdout_tail = o.stdout_tail;
+                res.stderr_tail = o.stderr_tail;
+                res.error = o.error;
+                res.error_type = o.error_type;
+                res.stack_trace = o.stack_trace;
+                res.output = o.output;
+            }
         }
         if res.status == TaskStatus::Succeeded {
             for (name, uri) in &task.outputs {
@@ -409,7 +475,18 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 /// Blocking; never panics on task failures. Instance-level fields
 /// (`cold_start`, `init_ms`, `received_at`, `request_id`) are left for the
 /// front-end to fill in; `instance_id` is this process's [`instance_id`].
+/// Handler tasks use the process-wide [`WorkerPools::global`].
 pub fn run_batch(batch: &Batch, cfg: &ExecutorConfig, storage: &Storage) -> BatchResult {
+    run_batch_in(batch, cfg, storage, WorkerPools::global())
+}
+
+/// [`run_batch`] with handler workers from `pools` (an instance's own, kept warm across its invocations).
+pub fn run_batch_in(
+    batch: &Batch,
+    cfg: &ExecutorConfig,
+    storage: &Storage,
+    pools: &Arc<WorkerPools>,
+) -> BatchResult {
     let started_at = epoch_ms();
     let k = batch.tasks.len();
     let workers = cfg.workers_for(batch);
@@ -433,6 +510,16 @@ pub fn run_batch(batch: &Batch, cfg: &ExecutorConfig, storage: &Storage) -> Batc
             })
             .collect(),
         started: (0..k).map(|_| AtomicU64::new(0)).collect(),
+        batch_handler: batch.handler.clone(),
+        pools: Arc::clone(pools),
+        handler_env: handler_pool::HandlerEnv {
+            task_root: cfg.task_root.clone(),
+            scratch_root: cfg.scratch_root.clone(),
+            settings: cfg.handlers.clone(),
+            function: cfg.function.clone(),
+            invoked_function_arn: cfg.invoked_function_arn.clone(),
+        },
+        workers,
     });
 
     let mut results: Vec<Option<TaskResult>> = vec![None; k];

@@ -56,6 +56,25 @@ pub enum KillReason {
     Deadline,
 }
 
+/// When to kill a task started at `now`: its own timeout, unless the invocation's cutoff comes first.
+pub(crate) fn kill_time(
+    timeout_ms: Option<u64>,
+    cutoff: Option<Instant>,
+    now: Instant,
+) -> Option<(Instant, KillReason)> {
+    match (timeout_ms, cutoff) {
+        (Some(ms), cutoff) => {
+            let t = now + Duration::from_millis(ms);
+            match cutoff {
+                Some(c) if c < t => Some((c, KillReason::Deadline)),
+                _ => Some((t, KillReason::TaskTimeout(ms))),
+            }
+        }
+        (None, Some(c)) => Some((c, KillReason::Deadline)),
+        (None, None) => None,
+    }
+}
+
 /// How an executable task ended.
 #[derive(Debug)]
 pub struct ProcOutcome {
@@ -77,7 +96,7 @@ pub struct ProcOutcome {
     pub error: Option<String>,
 }
 
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor we own; no memory is passed.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);
@@ -88,7 +107,7 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     // SAFETY: a non-negative return is a fresh descriptor that nobody else owns.
@@ -97,7 +116,7 @@ fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
 
 /// True once `pid` has exited; leaves it a zombie so its pid (and process
 /// group id) cannot be reused before we kill the group and reap it.
-fn has_exited(pid: libc::pid_t) -> bool {
+pub(crate) fn has_exited(pid: libc::pid_t) -> bool {
     // SAFETY: waitid fills a siginfo_t we own; WNOWAIT leaves the child unreaped.
     unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
@@ -111,7 +130,7 @@ fn has_exited(pid: libc::pid_t) -> bool {
     }
 }
 
-fn killpg(pgid: libc::pid_t) {
+pub(crate) fn killpg(pgid: libc::pid_t) {
     // SAFETY: plain syscall; ESRCH (group already gone) is fine.
     unsafe {
         libc::killpg(pgid, libc::SIGKILL);
@@ -119,7 +138,7 @@ fn killpg(pgid: libc::pid_t) {
 }
 
 /// Reaps `pid`, returning its wait status and resource usage.
-fn reap(pid: libc::pid_t) -> (i32, libc::rusage) {
+pub(crate) fn reap(pid: libc::pid_t) -> (i32, libc::rusage) {
     // SAFETY: wait4 writes into a status int and a rusage struct that we own.
     unsafe {
         let mut status = 0;
@@ -146,7 +165,7 @@ fn drain(pipe: &mut std::fs::File, tail: &mut Tail, buf: &mut [u8]) -> bool {
     }
 }
 
-fn signal_name(sig: i32) -> &'static str {
+pub(crate) fn signal_name(sig: i32) -> &'static str {
     match sig {
         libc::SIGKILL => "SIGKILL",
         libc::SIGTERM => "SIGTERM",

@@ -308,6 +308,7 @@ impl AwsBackend {
                 batch_id: p.batch_input.batch_id,
                 output_prefix: p.batch_input.output_prefix,
                 parallelism: p.batch_input.parallelism,
+                handler: p.batch_input.handler,
                 tasks: p.items,
             })
             .collect())

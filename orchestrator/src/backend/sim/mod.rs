@@ -395,6 +395,9 @@ impl Backend for SimBackend {
                     stderr_tail: String::new(),
                     error: (t.status != TaskStatus::Succeeded)
                         .then(|| "simulated timeout".to_owned()),
+                    error_type: None,
+                    stack_trace: None,
+                    output: serde_json::Value::Null,
                     outputs: Default::default(),
                     summary: serde_json::Value::Null,
                 })

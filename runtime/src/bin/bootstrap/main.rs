@@ -4,7 +4,8 @@
 //!   (provided.al2023 / provided.al2), one batch per invocation;
 //! - `serve --addr 127.0.0.1:PORT`: the same handler over plain HTTP (`POST /invoke`);
 //! - `run --batch FILE|-`: run one batch and print the result JSON;
-//! - `bench`: the executor's packing-efficiency, subprocess-overhead and start-up measurements.
+//! - `bench`: the executor's packing-efficiency, subprocess-overhead, start-up and
+//!   warm-handler-worker measurements.
 
 mod bench;
 mod shim;
@@ -20,7 +21,7 @@ use clap::{Parser, Subcommand};
 use http_body_util::{BodyExt, Full};
 use propack_runtime::contract::{BatchResult, ErrorPayload, TaskStatus};
 use propack_runtime::deadline::DeadlineResolver;
-use propack_runtime::handler::Instance;
+use propack_runtime::handler::{Instance, InvocationMeta};
 use serde_json::Value;
 
 /// ProPack's packed runtime: runs a batch of k tasks in parallel inside one function instance.
@@ -53,7 +54,7 @@ enum Cmd {
         #[arg(long)]
         compact: bool,
     },
-    /// Measure packing efficiency, subprocess overhead against xargs, and start-up latency.
+    /// Measure packing efficiency, subprocess overhead against xargs, start-up latency and warm handler workers.
     Bench(bench::BenchArgs),
 }
 
@@ -188,12 +189,13 @@ async fn handle_event(
     memory_known: bool,
 ) -> Result<BatchResult, LambdaError> {
     let (payload, ctx) = event.into_parts();
-    let deadline = ctx.deadline.to_string();
-    let request_id = ctx.request_id;
-    let joined = tokio::task::spawn_blocking(move || {
-        instance.handle_value(&payload, Some(&deadline), Some(request_id))
-    })
-    .await;
+    let meta = InvocationMeta {
+        deadline_header: Some(ctx.deadline.to_string()),
+        request_id: Some(ctx.request_id),
+        invoked_function_arn: Some(ctx.invoked_function_arn).filter(|a| !a.is_empty()),
+    };
+    let joined =
+        tokio::task::spawn_blocking(move || instance.handle_invocation(&payload, meta)).await;
     match joined {
         Ok(Ok(mut r)) => {
             if !memory_known {
