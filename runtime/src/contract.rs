@@ -30,6 +30,21 @@ pub const DEFAULT_MAX_TASKS: usize = 1024;
 /// Bound on the captured tail of each task's stdout and stderr.
 pub const OUTPUT_TAIL_BYTES: usize = 4096;
 
+/// The Lambda Runtime API's header names (lower case, as HTTP/1 header maps store them):
+/// the runtime reads them, the local platform writes them, tests check them.
+pub mod headers {
+    /// Request id of the invocation (`GET …/invocation/next` response).
+    pub const REQUEST_ID: &str = "lambda-runtime-aws-request-id";
+    /// Deadline of the invocation, Unix epoch milliseconds.
+    pub const DEADLINE_MS: &str = "lambda-runtime-deadline-ms";
+    /// ARN the function was invoked by.
+    pub const INVOKED_FUNCTION_ARN: &str = "lambda-runtime-invoked-function-arn";
+    /// X-Ray trace header.
+    pub const TRACE_ID: &str = "lambda-runtime-trace-id";
+    /// Error type of a posted error (`…/error`, `…/init/error`).
+    pub const FUNCTION_ERROR_TYPE: &str = "lambda-runtime-function-error-type";
+}
+
 /// A malformed batch: always names the offending field.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ContractError {

@@ -94,7 +94,7 @@ fn runtime_api_loop_responses_and_errors() {
     // lambda_runtime always sends the header as "unhandled"; the body carries the type.
     assert!(
         e2.headers
-            .contains_key("lambda-runtime-function-error-type")
+            .contains_key(propack_runtime::contract::headers::FUNCTION_ERROR_TYPE)
     );
 
     // An emulator's constant deadline must not make the tasks "not run".

@@ -105,16 +105,6 @@ impl State {
         }
     }
 
-    /// Whether the state is terminal (`End: true`, Succeed or Fail).
-    pub fn is_end(&self) -> bool {
-        match self {
-            State::Task(s) => s.end == Some(true),
-            State::Map(s) => s.end == Some(true),
-            State::Pass(s) => s.end == Some(true),
-            State::Succeed(_) | State::Fail(_) => true,
-        }
-    }
-
     /// The `Catch` clauses of a Task or Map state.
     pub fn catchers(&self) -> &[Catcher] {
         match self {

@@ -27,8 +27,6 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::contract::{
     Batch, BatchResult, DEFAULT_MAX_TASKS, HandlerRef, ParseOptions, SCHEMA_VERSION, Task,
     TaskAction, TaskResult, TaskStatus,
@@ -676,9 +674,4 @@ fn prefetch_loop(shared: &Shared, depth: usize) {
             shared.prefetch(i);
         }
     }
-}
-
-/// Serialises a result's JSON value (for front-ends that want a `Value`).
-pub fn result_value(r: &BatchResult) -> Value {
-    serde_json::to_value(r).expect("a result always serialises")
 }

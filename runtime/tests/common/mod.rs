@@ -164,14 +164,14 @@ fn serve_conn(stream: TcpStream, state: &(Mutex<MockState>, Condvar)) {
             };
             let mut headers = vec![
                 ("content-type", "application/json".to_owned()),
-                ("lambda-runtime-aws-request-id", id),
+                (propack_runtime::contract::headers::REQUEST_ID, id),
                 (
-                    "lambda-runtime-invoked-function-arn",
+                    propack_runtime::contract::headers::INVOKED_FUNCTION_ARN,
                     "arn:aws:lambda:us-east-1:000000000000:function:propack".into(),
                 ),
             ];
             if let Some(d) = deadline {
-                headers.push(("lambda-runtime-deadline-ms", d));
+                headers.push((propack_runtime::contract::headers::DEADLINE_MS, d));
             }
             respond(&mut writer, "200 OK", &headers, &body);
         } else {

@@ -19,7 +19,6 @@ use futures::{StreamExt, TryStreamExt};
 use propack_runtime::{Batch, Task, TaskStatus};
 use propack_step_functions::ProcessorMode;
 use propack_step_functions::manifest::{self as sfn_manifest, RunLayout};
-use serde_json::Value;
 
 pub mod clients;
 pub mod deploy;
@@ -524,10 +523,4 @@ impl Backend for AwsBackend {
     ) -> Result<RunOutcome, BackendError> {
         Ok(self.run_job(job, progress).await?)
     }
-}
-
-/// Reads `value` as JSON from an S3 object (a convenience for tests and tools).
-pub async fn get_json(store: &S3Store, uri: &S3Uri) -> Result<Value, AwsError> {
-    serde_json::from_slice(&store.get_bytes(uri).await?)
-        .map_err(|e| AwsError::Invalid(format!("{uri}: {e}")))
 }

@@ -27,6 +27,8 @@ use hyper_util::rt::TokioIo;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use propack_runtime::contract::headers;
+
 use crate::platform::PlatformProfile;
 
 /// Region reported to functions and used in ARNs.
@@ -912,7 +914,7 @@ async fn runtime_api(req: Request<Incoming>, instance: &Instance) -> HttpRespons
     let method = req.method().clone();
     let error_type_header = req
         .headers()
-        .get("lambda-runtime-function-error-type")
+        .get(headers::FUNCTION_ERROR_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     match (method, rest) {
@@ -934,11 +936,11 @@ async fn runtime_api(req: Request<Incoming>, instance: &Instance) -> HttpRespons
             Response::builder()
                 .status(StatusCode::OK)
                 .header("content-type", "application/json")
-                .header("lambda-runtime-aws-request-id", &ev.request_id)
-                .header("lambda-runtime-deadline-ms", ev.deadline_ms.to_string())
-                .header("lambda-runtime-invoked-function-arn", &instance.arn)
+                .header(headers::REQUEST_ID, &ev.request_id)
+                .header(headers::DEADLINE_MS, ev.deadline_ms.to_string())
+                .header(headers::INVOKED_FUNCTION_ARN, &instance.arn)
                 .header(
-                    "lambda-runtime-trace-id",
+                    headers::TRACE_ID,
                     format!(
                         "Root=1-{:08x}-{};Sampled=0",
                         epoch_ms() / 1000,

@@ -189,11 +189,6 @@ impl LocalBackend {
         }
     }
 
-    /// The platform of the run in progress (for inspection and fault injection), if any.
-    pub fn current_platform(&self) -> Option<LambdaPlatform> {
-        self.current.lock().expect("lock").clone()
-    }
-
     /// A handle that keeps reporting the run in progress from another thread.
     pub fn platform_handle(&self) -> PlatformHandle {
         PlatformHandle(self.current.clone())

@@ -99,14 +99,6 @@ impl PackingDurations {
         self
     }
 
-    /// Sets explicit residuals (seconds); they are sorted, not re-centred.
-    pub fn with_residuals(mut self, mut residuals: Vec<f64>) -> Self {
-        residuals.retain(|x| x.is_finite());
-        residuals.sort_by(f64::total_cmp);
-        self.residuals = residuals;
-        self
-    }
-
     /// The curve's points.
     pub fn points(&self) -> &[(usize, f64)] {
         &self.points
@@ -120,15 +112,6 @@ impl PackingDurations {
     /// Largest k the curve was measured at.
     pub fn kmax(&self) -> usize {
         self.points.last().map_or(1, |p| p.0)
-    }
-
-    /// A copy whose curve is `f(k, median)` at every point (calibration).
-    pub fn map_curve(&self, f: impl Fn(usize, f64) -> f64) -> Self {
-        let mut out = self.clone();
-        for p in &mut out.points {
-            p.1 = f(p.0, p.1).max(0.0);
-        }
-        out
     }
 }
 

@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use http_body_util::{BodyExt, Full};
-use propack_runtime::contract::{BatchResult, ErrorPayload, TaskStatus};
+use propack_runtime::contract::{BatchResult, ErrorPayload, TaskStatus, headers};
 use propack_runtime::deadline::DeadlineResolver;
 use propack_runtime::handler::{Instance, InvocationMeta};
 use serde_json::Value;
@@ -217,10 +217,7 @@ async fn post_init_error(api: &str, payload: &ErrorPayload) -> anyhow::Result<()
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<Bytes>>();
     let req = http::Request::post(format!("http://{api}/2018-06-01/runtime/init/error"))
-        .header(
-            "Lambda-Runtime-Function-Error-Type",
-            payload.error_type.as_str(),
-        )
+        .header(headers::FUNCTION_ERROR_TYPE, payload.error_type.as_str())
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(serde_json::to_vec(payload)?)))?;
     let resp = client
@@ -303,12 +300,12 @@ async fn serve_request(
         (&Method::POST, "/invoke") => {
             let deadline = req
                 .headers()
-                .get("lambda-runtime-deadline-ms")
+                .get(headers::DEADLINE_MS)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             let request_id = req
                 .headers()
-                .get("lambda-runtime-aws-request-id")
+                .get(headers::REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             let body = match req.into_body().collect().await {

@@ -20,7 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use propack_runtime::deadline::MISSING_DEADLINE_SENTINEL;
 
-const DEADLINE: &str = "lambda-runtime-deadline-ms";
+const DEADLINE: &str = propack_runtime::contract::headers::DEADLINE_MS;
 
 /// Headers that describe one connection, not the message, so each hop sets its own.
 /// `transfer-encoding` is re-derived by hyper from the body it forwards; `trailer` is
@@ -191,10 +191,10 @@ mod tests {
         h.insert("host", HeaderValue::from_static("127.0.0.1:1"));
         h.insert(
             "trailer",
-            HeaderValue::from_static("lambda-runtime-function-error-type"),
+            HeaderValue::from_static(propack_runtime::contract::headers::FUNCTION_ERROR_TYPE),
         );
         h.insert(
-            "lambda-runtime-aws-request-id",
+            propack_runtime::contract::headers::REQUEST_ID,
             HeaderValue::from_static("r1"),
         );
         h.insert("content-length", HeaderValue::from_static("3"));
@@ -203,7 +203,11 @@ mod tests {
         left.sort_unstable();
         assert_eq!(
             left,
-            ["content-length", "lambda-runtime-aws-request-id", "trailer"]
+            [
+                "content-length",
+                propack_runtime::contract::headers::REQUEST_ID,
+                "trailer"
+            ]
         );
     }
 }
