@@ -257,7 +257,12 @@ fn lambda_function_is_created_then_updated() {
         assert_eq!(conf.handler(), Some("bootstrap"));
         assert_eq!(conf.runtime().map(|r| r.as_str()), Some("provided.al2023"));
         assert_eq!(conf.code_size(), spec.zip.len() as i64);
-        assert_eq!(read_zip(&spec.zip).unwrap()[0].name, "bootstrap");
+        assert!(
+            read_zip(&spec.zip)
+                .unwrap()
+                .iter()
+                .any(|e| e.name == "bootstrap")
+        );
     });
 }
 
