@@ -35,7 +35,7 @@ enum Command {
     /// Run the local Lambda platform standalone.
     #[command(subcommand)]
     Platform(cmd::platform::Command),
-    /// Build the Lambda zip (bootstrap + propack-bench) with cargo-lambda.
+    /// Build the Lambda zip or layer (bootstrap + propack-bench + your files) with cargo-lambda.
     Package(cmd::package::Args),
     /// Create or update the function and state machine on AWS.
     Deploy(cmd::deploy::Args),
@@ -61,7 +61,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            let bad_input = e.downcast_ref::<cmd::UsageError>().is_some();
+            ExitCode::from(if bad_input { 2 } else { 1 })
         }
     }
 }
