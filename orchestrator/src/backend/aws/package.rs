@@ -599,6 +599,11 @@ fn read_sources(files: &[ZipSource]) -> Result<Vec<ZipEntry>, PackageError> {
         .collect()
 }
 
+/// Reads the files and writes them as one reproducible zip (e.g. `deploy --code DIR`).
+pub fn zip_files(files: &[ZipSource]) -> Result<Vec<u8>, PackageError> {
+    Ok(zip::write_zip(&read_sources(files)?)?)
+}
+
 fn unzipped(files: &[ZipSource]) -> u64 {
     files.iter().map(|f| f.size).sum()
 }
@@ -641,12 +646,12 @@ pub fn package(input: &PackageInput, opts: &PackageOptions) -> Result<Packaged, 
     }
     check_unzipped_limit(&parts, opts.unzipped_limit)?;
 
-    let main_bytes = zip::write_zip(&read_sources(&main)?)?;
+    let main_bytes = zip_files(&main)?;
     let max_glibc = verify_zip(&main_bytes, rt, arch)?;
     let code_bytes = if code.is_empty() {
         None
     } else {
-        let bytes = zip::write_zip(&read_sources(&code)?)?;
+        let bytes = zip_files(&code)?;
         check_zip_binaries(&bytes, rt, arch)?;
         Some(bytes)
     };
