@@ -46,6 +46,7 @@ pub struct Args {
     pub zip: Option<PathBuf>,
     /// The function's code instead of --zip: a zip from `package --include` (with --layer, the
     /// function zip it printed) or a directory, zipped as it is (e.g. a handler's code).
+    /// Required with a managed runtime.
     #[arg(long, value_name = "ZIP|DIR", required_if_eq_any = [("runtime", "python3.13"), ("runtime", "nodejs22.x")])]
     pub code: Option<PathBuf>,
     /// Publish this layer zip (from `package --layer`) as a new layer version and attach it,
