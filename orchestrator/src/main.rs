@@ -35,7 +35,7 @@ enum Command {
     /// Run the local Lambda platform standalone.
     #[command(subcommand)]
     Platform(cmd::platform::Command),
-    /// Build the Lambda zip (bootstrap + propack-bench) with cargo-lambda.
+    /// Build the Lambda zip or layer (bootstrap + propack-bench + your files) with cargo-lambda.
     Package(cmd::package::Args),
     /// Create or update the function and state machine on AWS.
     Deploy(cmd::deploy::Args),

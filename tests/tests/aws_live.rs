@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use propack_orchestrator::backend::aws::deploy::{FunctionSpec, deploy_function};
+use propack_orchestrator::backend::aws::deploy::{Code, FunctionSpec, deploy_function};
 use propack_orchestrator::backend::aws::package::{
     LambdaArch, LambdaRuntime, verify_zip, zip_name,
 };
@@ -65,12 +65,14 @@ async fn deployed(clients: &AwsClients) -> String {
     let spec = FunctionSpec {
         name: FUNCTION.into(),
         role_arn: env("PROPACK_LIVE_ROLE_ARN"),
-        zip,
+        code: Code::Zip(zip),
         memory_mb: 2048,
         timeout_s: 120,
         tmp_mb: 512,
         arch: LambdaArch::X86_64,
         runtime: LambdaRuntime::ProvidedAl2023,
+        handler: "bootstrap".into(),
+        layers: Vec::new(),
         env: Default::default(),
     };
     deploy_function(&clients.lambda, &spec, Duration::from_secs(300))

@@ -3,13 +3,19 @@
 //!
 //! moto cannot run function code and rejects `ItemBatcher`, so batches running on
 //! Lambda are tested against the local platform instead (aws_e2e.rs).
+//! `orchestrator deploy` itself runs against moto here too: layers, environment, managed
+//! runtimes and code uploaded through S3.
+
+mod launch_support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use propack_orchestrator::backend::NoProgress;
 use propack_orchestrator::backend::aws::clients::static_conf;
-use propack_orchestrator::backend::aws::deploy::{FunctionSpec, deploy_function};
+use propack_orchestrator::backend::aws::deploy::{
+    Code, FunctionEnv, FunctionSpec, deploy_function,
+};
 use propack_orchestrator::backend::aws::elf::{EM_X86_64, synthetic_elf};
 use propack_orchestrator::backend::aws::package::{LambdaArch, LambdaRuntime, verify_zip};
 use propack_orchestrator::backend::aws::zip::{ZipEntry, read_zip, write_zip};
@@ -211,16 +217,20 @@ fn lambda_function_is_created_then_updated() {
         let c = clients(&url);
         let role = moto_role(&url, "propack-test");
         let name = unique("fn");
+        let mut env = FunctionEnv::default();
+        env.set("RUST_LOG", "info");
         let mut spec = FunctionSpec {
             name: name.clone(),
             role_arn: role,
-            zip: real_zip("v1"),
+            code: Code::Zip(real_zip("v1")),
             memory_mb: 10_240,
             timeout_s: 900,
             tmp_mb: 2048,
             arch: LambdaArch::X86_64,
             runtime: LambdaRuntime::ProvidedAl2023,
-            env: [("RUST_LOG".to_owned(), "info".to_owned())].into(),
+            handler: "bootstrap".into(),
+            layers: Vec::new(),
+            env,
         };
         let first = deploy_function(&c.lambda, &spec, Duration::from_secs(30))
             .await
@@ -232,7 +242,8 @@ fn lambda_function_is_created_then_updated() {
             first.arn
         );
 
-        spec.zip = real_zip("version two, longer");
+        let zip = real_zip("version two, longer");
+        spec.code = Code::Zip(zip.clone());
         spec.memory_mb = 2048;
         spec.timeout_s = 60;
         let second = deploy_function(&c.lambda, &spec, Duration::from_secs(30))
@@ -257,8 +268,13 @@ fn lambda_function_is_created_then_updated() {
         assert_eq!(conf.timeout(), Some(60));
         assert_eq!(conf.handler(), Some("bootstrap"));
         assert_eq!(conf.runtime().map(|r| r.as_str()), Some("provided.al2023"));
-        assert_eq!(conf.code_size(), spec.zip.len() as i64);
-        assert_eq!(read_zip(&spec.zip).unwrap()[0].name, "bootstrap");
+        assert_eq!(conf.code_size(), zip.len() as i64);
+        assert!(
+            read_zip(&zip)
+                .unwrap()
+                .iter()
+                .any(|e| e.name == "bootstrap")
+        );
     });
 }
 
@@ -270,12 +286,14 @@ fn lambda_errors_name_the_operation() {
         let spec = FunctionSpec {
             name: unique("norole"),
             role_arn: "arn:aws:iam::123456789012:role/does-not-exist".into(),
-            zip: real_zip("x"),
+            code: Code::Zip(real_zip("x")),
             memory_mb: 128,
             timeout_s: 3,
             tmp_mb: 512,
             arch: LambdaArch::X86_64,
             runtime: LambdaRuntime::ProvidedAl2,
+            handler: "bootstrap".into(),
+            layers: Vec::new(),
             env: Default::default(),
         };
         let err = deploy_function(&c.lambda, &spec, Duration::from_secs(5))
@@ -411,4 +429,229 @@ fn packed_definitions_from_the_builder_are_accepted_by_create_and_update() {
                 .is_none()
         );
     });
+}
+
+/// `orchestrator` with every AWS service on moto.
+fn orchestrator_on_moto(url: &str) -> std::process::Command {
+    let (orchestrator, _) = launch_support::binaries();
+    let mut cmd = std::process::Command::new(orchestrator);
+    cmd.env("AWS_ENDPOINT_URL", url)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", REGION)
+        .env("PROPACK_S3_PATH_STYLE", "1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .env_remove("AWS_ENDPOINT_URL_LAMBDA")
+        .env_remove("AWS_ENDPOINT_URL_SFN");
+    cmd
+}
+
+fn run_ok(cmd: &mut std::process::Command) -> (Value, String, String) {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{:?}\n{stdout}\n{stderr}", out.status);
+    (serde_json::from_str(&stdout).unwrap(), stdout, stderr)
+}
+
+fn statement(policies: &Value, sid: &str) -> Value {
+    policies["operator_policy"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == sid)
+        .unwrap_or_else(|| panic!("no {sid} in {policies}"))
+        .clone()
+}
+
+/// The issue-13 path on moto: a Python handler's code directory on the managed runtime,
+/// the ProPack layer published and attached, the exec wrapper and the user's environment set
+/// (and the user's values never printed). The deploy tests pass `--no-state-machine`: moto's
+/// parser rejects Distributed Map fields once another test switched on its executing backend.
+#[test]
+fn deploy_publishes_the_layer_and_sets_up_a_managed_handler() {
+    let Some(url) = moto_url() else { return };
+    let role = moto_role(&url, "propack-deploy-managed");
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = b"#!/bin/sh\nexec /opt/bootstrap\n".to_vec();
+    let layer = write_zip(&[
+        ZipEntry {
+            name: "bootstrap".into(),
+            mode: 0o755,
+            data: synthetic_elf(EM_X86_64, &["GLIBC_2.2.5", "GLIBC_2.34"]),
+        },
+        ZipEntry {
+            name: "propack-exec-wrapper".into(),
+            mode: 0o755,
+            data: wrapper,
+        },
+    ])
+    .unwrap();
+    std::fs::write(dir.path().join("layer.zip"), &layer).unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir(&code).unwrap();
+    let app = b"def handler(event, context):\n    return event\n";
+    std::fs::write(code.join("app.py"), app).unwrap();
+    let name = unique("managed");
+
+    let (out, stdout, stderr) = run_ok(orchestrator_on_moto(&url).args([
+        "deploy",
+        "--role-arn",
+        &role,
+        "--function",
+        &name,
+        "--no-state-machine",
+        "--layer-name",
+        &name,
+        "--runtime",
+        "python3.13",
+        "--handler",
+        "app.handler",
+        "--code",
+        code.to_str().unwrap(),
+        "--layer",
+        dir.path().join("layer.zip").to_str().unwrap(),
+        "--env",
+        "DB_PASSWORD=hunter2",
+        "MODE=fast-and-secret",
+        "--json",
+    ]));
+    for text in [&stdout, &stderr] {
+        assert!(
+            !text.contains("hunter2") && !text.contains("fast-and-secret"),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        out["environment"],
+        json!([
+            "AWS_LAMBDA_EXEC_WRAPPER=/opt/propack-exec-wrapper",
+            "DB_PASSWORD=****",
+            "MODE=****",
+            "RUST_LOG=info"
+        ])
+    );
+    let layer_arn = out["layer"]["arn"].as_str().unwrap().to_owned();
+    assert_eq!(
+        layer_arn,
+        format!("arn:aws:lambda:{REGION}:123456789012:layer:{name}:1")
+    );
+    assert_eq!(out["layers"], json!([layer_arn]));
+    assert_eq!(out["function"]["created"], true);
+    assert_eq!(out["code_via_s3"], json!([]));
+    assert_eq!(out["state_machine_arn"], Value::Null);
+    assert_eq!(
+        statement(&out["policies"], "PublishLayer")["Resource"],
+        format!("arn:aws:lambda:{REGION}:123456789012:layer:{name}")
+    );
+
+    rt().block_on(async {
+        let c = clients(&url);
+        let conf = c
+            .lambda
+            .get_function_configuration()
+            .function_name(&name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(conf.runtime().map(|r| r.as_str()), Some("python3.13"));
+        assert_eq!(conf.handler(), Some("app.handler"));
+        let attached: Vec<&str> = conf.layers().iter().filter_map(|l| l.arn()).collect();
+        assert_eq!(attached, [layer_arn.as_str()]);
+        let vars = conf.environment().unwrap().variables().unwrap();
+        assert_eq!(vars["AWS_LAMBDA_EXEC_WRAPPER"], "/opt/propack-exec-wrapper");
+        assert_eq!(vars["DB_PASSWORD"], "hunter2", "Lambda gets the real value");
+        assert_eq!(vars.len(), 4);
+        // The directory was zipped reproducibly: exactly the zip of its one file.
+        let expected = write_zip(&[ZipEntry {
+            name: "app.py".into(),
+            mode: 0o644,
+            data: app.to_vec(),
+        }])
+        .unwrap();
+        assert_eq!(conf.code_size(), expected.len() as i64);
+
+        let l = c
+            .lambda
+            .get_layer_version()
+            .layer_name(&name)
+            .version_number(1)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(l.layer_version_arn(), Some(layer_arn.as_str()));
+        assert_eq!(l.content().unwrap().code_size(), layer.len() as i64);
+        let runtimes: Vec<&str> = l.compatible_runtimes().iter().map(|r| r.as_str()).collect();
+        assert_eq!(runtimes, ["python3.13"]);
+    });
+}
+
+/// Above the direct-upload threshold (50 MiB by default; 0 here so the test needs no big
+/// file) the code goes up through S3 and Lambda reads it from there; below it, in the request.
+#[test]
+fn deploy_uploads_code_above_the_threshold_through_s3() {
+    let Some(url) = moto_url() else { return };
+    let role = moto_role(&url, "propack-deploy-s3");
+    let bucket = unique("code");
+    rt().block_on(S3Store::new(clients(&url).s3.clone()).ensure_bucket(&bucket))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, v2) = (real_zip("v1"), real_zip("version two"));
+    std::fs::write(dir.path().join("v1.zip"), &v1).unwrap();
+    std::fs::write(dir.path().join("v2.zip"), &v2).unwrap();
+    let name = unique("big");
+    let deploy = |zip: &str, extra: &[&str]| {
+        let mut cmd = orchestrator_on_moto(&url);
+        cmd.args(["deploy", "--role-arn", &role, "--function", &name])
+            .args(["--no-state-machine", "--code-bucket", &bucket, "--json"])
+            .arg("--zip")
+            .arg(dir.path().join(zip))
+            .args(extra);
+        run_ok(&mut cmd)
+    };
+    let key = format!("propack/code/{name}/function.zip");
+
+    let (out, _, stderr) = deploy("v1.zip", &["--s3-above-mib", "0"]);
+    assert!(
+        stderr.contains(&format!(
+            "above 0 MiB: uploading it through s3://{bucket}/{key}"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        statement(&out["policies"], "UploadCode")["Resource"],
+        json!([format!("arn:aws:s3:::{bucket}/{key}")])
+    );
+    assert_eq!(out["code_via_s3"], json!([format!("s3://{bucket}/{key}")]));
+    let c = clients(&url);
+    let store = S3Store::new(c.s3.clone());
+    let uri = S3Uri::new(bucket.clone(), key.clone());
+    assert!(rt().block_on(store.get_bytes(&uri)).unwrap() == v1);
+    let size = |c: &AwsClients| {
+        rt().block_on(
+            c.lambda
+                .get_function_configuration()
+                .function_name(&name)
+                .send(),
+        )
+        .unwrap()
+        .code_size()
+    };
+    assert_eq!(size(&c), v1.len() as i64);
+
+    // At the default threshold the small zip goes in the request: S3 keeps v1.
+    let (out, _, stderr) = deploy("v2.zip", &[]);
+    assert!(!stderr.contains("uploading it through"), "{stderr}");
+    assert_eq!(out["function"]["created"], false);
+    assert!(
+        out["policies"]["operator_policy"]["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["Sid"] != "UploadCode")
+    );
+    assert_eq!(size(&c), v2.len() as i64);
+    assert!(rt().block_on(store.get_bytes(&uri)).unwrap() == v1);
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand; each only maps its arguments onto the library.
 
-/// The user asked for something that cannot run as given (exit status 2).
+/// Bad input found after parsing (a missing path, a bad combination): `main` exits with
+/// status 2, as for clap's own usage errors, before anything has run.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
@@ -26,3 +27,8 @@ pub mod plans;
 pub mod platform;
 pub mod profile;
 pub mod profile_run;
+
+/// Marks an error as bad input (exit status 2), keeping its whole message.
+pub fn usage(e: impl Into<anyhow::Error>) -> anyhow::Error {
+    UsageError(format!("{:#}", e.into())).into()
+}

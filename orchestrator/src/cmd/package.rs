@@ -1,27 +1,43 @@
-//! `orchestrator package`: build the Lambda zip (bootstrap + propack-bench) with cargo-lambda.
+//! `orchestrator package`: build the Lambda zip (bootstrap + propack-bench, plus the user's files) or layer with cargo-lambda.
 
 use std::path::{Path, PathBuf};
 
 #[cfg(feature = "aws")]
-use propack_orchestrator::backend::aws::package::{self, LambdaArch, LambdaRuntime};
+use propack_orchestrator::backend::aws::package::{self, Include, LambdaArch, LambdaRuntime};
 
 /// Arguments of `orchestrator package`.
 #[cfg(feature = "aws")]
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Lambda OS-only runtime; decides the newest glibc the binaries may need (al2: 2.26, al2023: 2.34).
+    /// Lambda runtime the package is for; decides the newest glibc the binaries may need
+    /// (provided.al2: 2.26; provided.al2023, python3.13, nodejs22.x: 2.34).
     #[arg(long, value_enum, default_value_t)]
     pub runtime: LambdaRuntime,
     /// Function architecture (arm64 needs `rustup target add aarch64-unknown-linux-gnu`).
     #[arg(long, value_enum, default_value_t)]
     pub arch: LambdaArch,
-    /// Where the zip goes (relative paths are taken from the workspace root).
+    /// Where the zips go (relative paths are taken from the workspace root).
     #[arg(long, default_value = "deployment_pack/dist")]
     pub out_dir: PathBuf,
-    /// Skip the build and package the `bootstrap` and `propack-bench` binaries found in this
-    /// directory (they are checked exactly like freshly built ones).
-    #[arg(long)]
+    /// Skip the build and package an already-built bootstrap: a FILE (the bootstrap itself)
+    /// or a DIR holding `bootstrap` (and optionally `propack-bench`, `propack-exec-wrapper`).
+    /// Checked exactly like a fresh build.
+    #[arg(long, value_name = "DIR|FILE", conflicts_with = "bin")]
     pub prebuilt: Option<PathBuf>,
+    /// Build this workspace binary as the function's `bootstrap` instead of propack-runtime's
+    /// (e.g. an example crate with custom built-ins); propack-bench is then not packaged.
+    #[arg(long, value_name = "NAME")]
+    pub bin: Option<String>,
+    /// Add a file or directory (recursively, exec bits kept, symlinks refused) to the function
+    /// zip under the task root /var/task. DEST is relative to it: default the file or directory
+    /// name, `.` for a directory's contents at the root, `DIR/` for a file inside DIR. Repeatable.
+    #[arg(long = "include", value_name = "PATH[=DEST]")]
+    pub includes: Vec<Include>,
+    /// Write a Lambda layer instead: the runtime under /opt (/opt/bootstrap,
+    /// /opt/bin/propack-bench, /opt/propack-exec-wrapper when the tree has it); with
+    /// --include, the included files go into a separate, small function zip.
+    #[arg(long)]
+    pub layer: bool,
     /// The cargo-lambda executable.
     #[arg(long, env = "CARGO_LAMBDA")]
     pub cargo_lambda: Option<PathBuf>,
@@ -70,72 +86,143 @@ fn find_cargo_lambda(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 /// Runs `orchestrator package`.
 #[cfg(feature = "aws")]
 pub fn run(args: Args) -> anyhow::Result<()> {
-    use anyhow::Context;
+    use super::usage;
 
-    let root = workspace_root()?;
+    // Everything the command line names is checked before the (long) build starts.
+    let root = workspace_root();
     let out_dir = if args.out_dir.is_absolute() {
         args.out_dir.clone()
     } else {
-        root.join(&args.out_dir)
+        let base = match (&root, &args.prebuilt) {
+            (Ok(r), _) => r.clone(),
+            (Err(_), Some(_)) => std::env::current_dir()?,
+            (Err(e), None) => anyhow::bail!("{e}"),
+        };
+        base.join(&args.out_dir)
     };
-    let files = match &args.prebuilt {
-        Some(dir) => package::dir_outputs(dir),
-        None => {
-            package::check_target_installed(args.arch)?;
-            let cargo_lambda = find_cargo_lambda(args.cargo_lambda.as_deref())
-                .map_err(|e| package::PackageError::NoCargoLambda(e.to_string()))?;
-            let mut cmd = package::build_command(&cargo_lambda, &root, args.runtime, args.arch);
-            if !args.json {
-                eprintln!("==> {cmd:?}");
-            }
-            // cargo-zigbuild runs `python-zig` or `zig`; pip installs it beside cargo-lambda.
-            if let Some(dir) = cargo_lambda.parent() {
-                let path = std::env::var_os("PATH").unwrap_or_default();
-                let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-                dirs.push(dir.to_path_buf());
-                cmd.env("PATH", std::env::join_paths(dirs)?);
-            }
-            let status = cmd
-                .status()
-                .with_context(|| format!("running {}", cargo_lambda.display()))?;
-            if !status.success() {
-                return Err(package::PackageError::BuildFailed {
-                    command: format!("{cmd:?}"),
-                    status: status.to_string(),
-                }
-                .into());
-            }
-            let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| root.join("target"));
-            package::lambda_outputs(&target_dir)
+    let includes = package::collect_includes(&args.includes).map_err(usage)?;
+    let prebuilt = args
+        .prebuilt
+        .as_deref()
+        .map(package::prebuilt_outputs)
+        .transpose()
+        .map_err(usage)?;
+    let (layer_extras, missing) = if args.layer {
+        let prebuilt_dir = args.prebuilt.as_deref().filter(|p| p.is_dir());
+        package::find_layer_extras(prebuilt_dir, root.as_deref().ok())
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut input = package::PackageInput {
+        binaries: prebuilt
+            .clone()
+            .unwrap_or_else(|| package::lambda_outputs(Path::new("target"), args.bin.as_deref())),
+        includes,
+        layer_extras,
+        layer: args.layer,
+    };
+    input.check_paths().map_err(usage)?;
+    for m in &missing {
+        if !args.json {
+            eprintln!(
+                "note: no {m} in this tree, so the layer cannot start a managed runtime (python3.13, nodejs22.x)"
+            );
         }
+    }
+
+    input.binaries = match prebuilt {
+        Some(files) => files,
+        None => build(&args, root.as_deref().map_err(|e| anyhow::anyhow!("{e}"))?)?,
     };
     // Failure isolation of built-in tasks relies on unwinding; prove the build kept it.
     if args.arch == LambdaArch::X86_64 && cfg!(target_arch = "x86_64") {
-        package::check_unwinding(&files[0].1)?;
+        let bootstrap = input.binaries.iter().find(|(p, _)| p == package::BOOTSTRAP);
+        package::check_unwinding(&bootstrap.expect("every package has a bootstrap").1)?;
     } else if !args.json {
         eprintln!(
             "note: cannot run {} binaries here, so the panic-isolation check is skipped",
             args.arch.as_str()
         );
     }
-    let packaged = package::package_files(&files, &out_dir, args.runtime, args.arch)?;
+    let opts = package::PackageOptions::new(out_dir, args.runtime, args.arch);
+    let packaged = package::package(&input, &opts)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&packaged)?);
     } else {
-        println!(
-            "{} ({} bytes): {} for {} {}, newest glibc needed {} (limit {})",
-            packaged.zip.display(),
-            packaged.bytes,
-            packaged.entries.join(" + "),
-            packaged.runtime,
-            packaged.arch,
-            packaged.max_glibc.as_deref().unwrap_or("none (static)"),
-            args.runtime.max_glibc()
-        );
+        print_packaged(&packaged, args.runtime);
     }
     Ok(())
+}
+
+/// Runs cargo-lambda and returns the built binaries as (path in the zip, file).
+#[cfg(feature = "aws")]
+fn build(args: &Args, root: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    use anyhow::Context;
+
+    package::check_target_installed(args.arch)?;
+    let cargo_lambda = find_cargo_lambda(args.cargo_lambda.as_deref())
+        .map_err(|e| package::PackageError::NoCargoLambda(e.to_string()))?;
+    let mut cmd = package::build_command(
+        &cargo_lambda,
+        root,
+        args.runtime,
+        args.arch,
+        args.bin.as_deref(),
+    );
+    if !args.json {
+        eprintln!("==> {cmd:?}");
+    }
+    // cargo-zigbuild runs `python-zig` or `zig`; pip installs it beside cargo-lambda.
+    if let Some(dir) = cargo_lambda.parent() {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+        dirs.push(dir.to_path_buf());
+        cmd.env("PATH", std::env::join_paths(dirs)?);
+    }
+    let status = cmd
+        .status()
+        .with_context(|| format!("running {}", cargo_lambda.display()))?;
+    if !status.success() {
+        return Err(package::PackageError::BuildFailed {
+            command: format!("{cmd:?}"),
+            status: status.to_string(),
+        }
+        .into());
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(package::lambda_outputs(&target_dir, args.bin.as_deref()))
+}
+
+#[cfg(feature = "aws")]
+fn print_packaged(p: &package::Packaged, runtime: LambdaRuntime) {
+    use package::{WrittenZip, thousands};
+
+    let line = |what: &str, z: &WrittenZip| {
+        const SHOWN: usize = 6;
+        let mut names = z.entries[..z.entries.len().min(SHOWN)].join(", ");
+        if z.entries.len() > SHOWN {
+            names.push_str(&format!(" and {} more", z.entries.len() - SHOWN));
+        }
+        println!(
+            "{what}: {} ({} bytes, {} unzipped): {names}",
+            z.zip.display(),
+            thousands(z.bytes),
+            thousands(z.unzipped_bytes)
+        );
+    };
+    line(&format!("{} zip", p.kind), &p.main);
+    if let Some(code) = &p.code {
+        line("function zip", code);
+    }
+    println!(
+        "for {} {}, newest glibc needed {} (limit {})",
+        p.runtime,
+        p.arch,
+        p.max_glibc.as_deref().unwrap_or("none (static)"),
+        runtime.max_glibc()
+    );
 }
 
 /// Runs `orchestrator package` (built without AWS support).

@@ -1,15 +1,96 @@
-//! Creating or updating the packed function, waiting until Lambda reports it ready.
+//! Creating or updating the packed function (and publishing its layer), waiting until Lambda reports it ready.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
-    Architecture, Environment, EphemeralStorage, FunctionCode, LastUpdateStatus, Runtime, State,
+    Architecture, Environment, EphemeralStorage, FunctionCode, LastUpdateStatus,
+    LayerVersionContentInput, Runtime, State,
 };
 
 use super::error::{AwsError, sdk_error};
 use super::package::{LambdaArch, LambdaRuntime};
+
+mod checks;
+
+pub use checks::{
+    DeployInputError, DeployInputs, EXEC_WRAPPER_VAR, EnvArg, EnvVar, MAX_LAYERS, check_inputs,
+    handler_module_files, parse_handler, parse_layer_version_arn,
+};
+
+/// Where Lambda takes a zip from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Code {
+    /// Inside the request (`ZipFile`, up to 50 MiB).
+    Zip(Vec<u8>),
+    /// An object uploaded to S3 beforehand.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+    },
+}
+
+impl fmt::Debug for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Zip(b) => write!(f, "Zip({} bytes)", b.len()),
+            Self::S3 { bucket, key } => write!(f, "S3(s3://{bucket}/{key})"),
+        }
+    }
+}
+
+/// The function's environment. Values the user gave (`--env`) are secrets: `Debug` and
+/// [`FunctionEnv::masked`] show them as `KEY=****`, so they reach no output or log.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct FunctionEnv(BTreeMap<String, (String, bool)>);
+
+impl FunctionEnv {
+    /// Sets a variable ProPack itself chose (shown in full).
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(key.into(), (value.into(), false));
+    }
+
+    /// Sets a variable whose value is never shown.
+    pub fn set_secret(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(key.into(), (value.into(), true));
+    }
+
+    /// A variable's value.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(|(v, _)| v.as_str())
+    }
+
+    /// `KEY=value` for ProPack's own variables, `KEY=****` for the user's.
+    pub fn masked(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|(k, (v, secret))| {
+                if *secret {
+                    format!("{k}=****")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect()
+    }
+
+    fn variables(&self) -> std::collections::HashMap<String, String> {
+        self.0
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+impl fmt::Debug for FunctionEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.masked()).finish()
+    }
+}
 
 /// The function to deploy.
 #[derive(Debug, Clone)]
@@ -18,8 +99,8 @@ pub struct FunctionSpec {
     pub name: String,
     /// Execution role ARN.
     pub role_arn: String,
-    /// The deployment zip.
-    pub zip: Vec<u8>,
+    /// The function zip.
+    pub code: Code,
     /// Memory, MB (Lambda: 128–10,240; vCPUs scale with it).
     pub memory_mb: i32,
     /// Timeout, seconds (≤ 900).
@@ -28,10 +109,15 @@ pub struct FunctionSpec {
     pub tmp_mb: i32,
     /// Architecture.
     pub arch: LambdaArch,
-    /// OS-only runtime.
+    /// Runtime.
     pub runtime: LambdaRuntime,
+    /// Lambda's Handler field: `bootstrap` for ProPack's own runtime, else `module.function`
+    /// (Lambda hands it to the runtime as `_HANDLER`).
+    pub handler: String,
+    /// Layer version ARNs, in the order Lambda extracts them into `/opt`.
+    pub layers: Vec<String>,
     /// Environment variables.
-    pub env: HashMap<String, String>,
+    pub env: FunctionEnv,
 }
 
 /// The deployed function, as Lambda describes it.
@@ -54,7 +140,7 @@ pub async fn deploy_function(
 ) -> Result<FunctionInfo, AwsError> {
     let name = spec.name.as_str();
     let env = Environment::builder()
-        .set_variables(Some(spec.env.clone()))
+        .set_variables(Some(spec.env.variables()))
         .build();
     let runtime = Runtime::from(spec.runtime.as_str());
     let arch = Architecture::from(spec.arch.as_str());
@@ -87,21 +173,19 @@ pub async fn deploy_function(
     let created = !exists;
     if exists {
         wait_ready(lambda, name, wait_limit).await?;
-        lambda
-            .update_function_code()
-            .function_name(name)
-            .zip_file(Blob::new(spec.zip.clone()))
-            .architectures(arch)
-            .send()
-            .await
-            .map_err(|e| {
-                sdk_error(
-                    &e,
-                    "lambda:UpdateFunctionCode",
-                    name,
-                    "lambda:UpdateFunctionCode",
-                )
-            })?;
+        let update = lambda.update_function_code().function_name(name);
+        let update = match &spec.code {
+            Code::Zip(bytes) => update.zip_file(Blob::new(bytes.clone())),
+            Code::S3 { bucket, key } => update.s3_bucket(bucket).s3_key(key),
+        };
+        update.architectures(arch).send().await.map_err(|e| {
+            sdk_error(
+                &e,
+                "lambda:UpdateFunctionCode",
+                name,
+                "lambda:UpdateFunctionCode",
+            )
+        })?;
         // A configuration update is refused while the code update is in progress.
         wait_ready(lambda, name, wait_limit).await?;
         lambda
@@ -109,11 +193,13 @@ pub async fn deploy_function(
             .function_name(name)
             .role(&spec.role_arn)
             .runtime(runtime)
-            .handler("bootstrap")
+            .handler(&spec.handler)
             .memory_size(spec.memory_mb)
             .timeout(spec.timeout_s)
             .ephemeral_storage(tmp.clone())
             .environment(env)
+            // Always sent, so that layers dropped from the command line are detached too.
+            .set_layers(Some(spec.layers.clone()))
             .send()
             .await
             .map_err(|e| {
@@ -130,17 +216,22 @@ pub async fn deploy_function(
             .function_name(name)
             .role(&spec.role_arn)
             .runtime(runtime)
-            .handler("bootstrap")
+            .handler(&spec.handler)
             .architectures(arch)
             .memory_size(spec.memory_mb)
             .timeout(spec.timeout_s)
             .ephemeral_storage(tmp.clone())
             .environment(env)
-            .code(
-                FunctionCode::builder()
-                    .zip_file(Blob::new(spec.zip.clone()))
+            .set_layers(Some(spec.layers.clone()))
+            .code(match &spec.code {
+                Code::Zip(bytes) => FunctionCode::builder()
+                    .zip_file(Blob::new(bytes.clone()))
                     .build(),
-            )
+                Code::S3 { bucket, key } => FunctionCode::builder()
+                    .s3_bucket(bucket)
+                    .s3_key(key)
+                    .build(),
+            })
             .send()
             .await
             .map_err(|e| sdk_error(&e, "lambda:CreateFunction", name, "lambda:CreateFunction"))?;
@@ -150,6 +241,89 @@ pub async fn deploy_function(
         arn: conf.0,
         created,
         code_sha256: conf.1,
+    })
+}
+
+/// A layer to publish (`PublishLayerVersion`): every publish makes a new version.
+#[derive(Debug, Clone)]
+pub struct LayerSpec {
+    /// Layer name.
+    pub name: String,
+    /// The layer zip.
+    pub code: Code,
+    /// The runtime it is meant for.
+    pub runtime: LambdaRuntime,
+    /// The architecture of its binaries.
+    pub arch: LambdaArch,
+}
+
+/// A published or looked-up layer version.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LayerInfo {
+    /// The layer version ARN (what a function attaches).
+    pub arn: String,
+    /// Its zipped size, bytes.
+    pub code_size: u64,
+}
+
+/// Publishes a new version of the layer.
+pub async fn publish_layer(
+    lambda: &aws_sdk_lambda::Client,
+    spec: &LayerSpec,
+) -> Result<LayerInfo, AwsError> {
+    let content = match &spec.code {
+        Code::Zip(bytes) => LayerVersionContentInput::builder().zip_file(Blob::new(bytes.clone())),
+        Code::S3 { bucket, key } => LayerVersionContentInput::builder()
+            .s3_bucket(bucket)
+            .s3_key(key),
+    }
+    .build();
+    let out = lambda
+        .publish_layer_version()
+        .layer_name(&spec.name)
+        .description("ProPack runtime: /opt/bootstrap, /opt/bin, exec wrapper")
+        .content(content)
+        .compatible_runtimes(Runtime::from(spec.runtime.as_str()))
+        .compatible_architectures(Architecture::from(spec.arch.as_str()))
+        .send()
+        .await
+        .map_err(|e| {
+            sdk_error(
+                &e,
+                "lambda:PublishLayerVersion",
+                &spec.name,
+                "lambda:PublishLayerVersion",
+            )
+        })?;
+    Ok(LayerInfo {
+        arn: out.layer_version_arn().unwrap_or_default().to_owned(),
+        code_size: out
+            .content()
+            .map_or(0, |c| u64::try_from(c.code_size()).unwrap_or(0)),
+    })
+}
+
+/// Looks up an existing layer version (it must exist, and the caller must be allowed to
+/// attach it); its zipped size is a lower bound of what it adds unzipped.
+pub async fn get_layer(lambda: &aws_sdk_lambda::Client, arn: &str) -> Result<LayerInfo, AwsError> {
+    // GetLayerVersion by (layer ARN, number) rather than GetLayerVersionByArn: the same IAM
+    // action, and the call emulators implement.
+    let (layer, version) = arn
+        .rsplit_once(':')
+        .and_then(|(l, v)| Some((l, v.parse::<i64>().ok()?)))
+        .ok_or_else(|| AwsError::Invalid(format!("{arn} is not a layer version ARN")))?;
+    let out = lambda
+        .get_layer_version()
+        .layer_name(layer)
+        .version_number(version)
+        .send()
+        .await
+        .map_err(|e| sdk_error(&e, "lambda:GetLayerVersion", arn, "lambda:GetLayerVersion"))?;
+    Ok(LayerInfo {
+        arn: out.layer_version_arn().unwrap_or(arn).to_owned(),
+        code_size: out
+            .content()
+            .map_or(0, |c| u64::try_from(c.code_size()).unwrap_or(0)),
     })
 }
 
@@ -205,5 +379,27 @@ pub async fn wait_ready(
             )));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_never_shows_secret_values() {
+        let mut env = FunctionEnv::default();
+        env.set("RUST_LOG", "info");
+        env.set_secret("DB_PASSWORD", "hunter2");
+        env.set_secret("RUST_LOG", "debug");
+        assert_eq!(env.masked(), ["DB_PASSWORD=****", "RUST_LOG=****"]);
+        assert_eq!(
+            format!("{env:?}"),
+            r#"["DB_PASSWORD=****", "RUST_LOG=****"]"#
+        );
+        assert_eq!(env.get("RUST_LOG"), Some("debug"));
+        assert_eq!(env.variables()["DB_PASSWORD"], "hunter2");
+        let code = Code::Zip(vec![0; 1234]);
+        assert_eq!(format!("{code:?}"), "Zip(1234 bytes)");
     }
 }

@@ -1,4 +1,4 @@
-//! A small ELF reader: which GLIBC symbol versions a binary needs (`.gnu.version_r`) and for which symbols.
+//! Which GLIBC symbol versions a binary needs (`.gnu.version_r`) and for which symbols, read with the `object` crate.
 //!
 //! A Lambda `provided.*` runtime ships one glibc; a binary that needs a newer
 //! `GLIBC_2.x` symbol version fails at start-up with "version `GLIBC_2.x' not
@@ -7,6 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+use object::Endianness;
+use object::elf::{FileHeader64, PT_INTERP, SHT_DYNSYM};
+use object::read::elf::{FileHeader, ProgramHeader, Sym};
 
 /// Why a file could not be read as ELF.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -17,9 +21,15 @@ pub enum ElfError {
     /// An ELF variant this reader does not handle.
     #[error("unsupported ELF file: {0}")]
     Unsupported(&'static str),
-    /// A header or table points outside the file.
+    /// A header or table points outside the file, or is malformed.
     #[error("truncated or corrupt ELF file: {0}")]
-    Corrupt(&'static str),
+    Corrupt(#[source] object::read::Error),
+}
+
+impl From<object::read::Error> for ElfError {
+    fn from(e: object::read::Error) -> Self {
+        Self::Corrupt(e)
+    }
 }
 
 /// A `GLIBC_x.y[.z]` version, ordered numerically.
@@ -63,168 +73,64 @@ pub struct VersionNeeds {
 }
 
 /// `e_machine` of x86_64.
-pub const EM_X86_64: u16 = 62;
+pub const EM_X86_64: u16 = object::elf::EM_X86_64.0;
 /// `e_machine` of aarch64.
-pub const EM_AARCH64: u16 = 183;
+pub const EM_AARCH64: u16 = object::elf::EM_AARCH64.0;
 
-const SHT_DYNSYM: u32 = 11;
-const SHT_GNU_VERNEED: u32 = 0x6fff_fffe;
-const SHT_GNU_VERSYM: u32 = 0x6fff_ffff;
-const PT_INTERP: u32 = 3;
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn bytes(&self, off: u64, len: u64, what: &'static str) -> Result<&[u8], ElfError> {
-        let start = usize::try_from(off).map_err(|_| ElfError::Corrupt(what))?;
-        let len = usize::try_from(len).map_err(|_| ElfError::Corrupt(what))?;
-        let end = start.checked_add(len).ok_or(ElfError::Corrupt(what))?;
-        self.0.get(start..end).ok_or(ElfError::Corrupt(what))
-    }
-    fn u16(&self, off: u64, what: &'static str) -> Result<u16, ElfError> {
-        let b = self.bytes(off, 2, what)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-    fn u32(&self, off: u64, what: &'static str) -> Result<u32, ElfError> {
-        let b = self.bytes(off, 4, what)?;
-        Ok(u32::from_le_bytes(b.try_into().expect("4 bytes")))
-    }
-    fn u64(&self, off: u64, what: &'static str) -> Result<u64, ElfError> {
-        let b = self.bytes(off, 8, what)?;
-        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
-    }
-    fn cstr(&self, off: u64, what: &'static str) -> Result<String, ElfError> {
-        let start = usize::try_from(off).map_err(|_| ElfError::Corrupt(what))?;
-        let tail = self.0.get(start..).ok_or(ElfError::Corrupt(what))?;
-        let end = tail
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(ElfError::Corrupt(what))?;
-        Ok(String::from_utf8_lossy(&tail[..end]).into_owned())
-    }
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
-#[derive(Clone, Copy)]
-struct Section {
-    kind: u32,
-    offset: u64,
-    size: u64,
-    link: u32,
-    info: u32,
-    entsize: u64,
-}
-
-/// Reads the version requirements of a little-endian ELF64 file (x86_64, aarch64).
+/// Reads the version requirements of an ELF64 file (x86_64, aarch64).
 pub fn version_needs(data: &[u8]) -> Result<VersionNeeds, ElfError> {
-    if data.len() < 64 || &data[..4] != b"\x7fELF" {
+    if data.len() < 16 || &data[..4] != b"\x7fELF" {
         return Err(ElfError::NotElf);
     }
-    if data[4] != 2 {
+    // `object` would say only "Unsupported ELF header"; the class is the likely reason.
+    if data[4] != object::elf::ELFCLASS64.0 {
         return Err(ElfError::Unsupported(
             "32-bit ELF (Lambda runs 64-bit binaries)",
         ));
     }
-    if data[5] != 1 {
-        return Err(ElfError::Unsupported("big-endian ELF"));
-    }
-    let r = Reader(data);
-    let machine = r.u16(0x12, "e_machine")?;
-    let phoff = r.u64(0x20, "e_phoff")?;
-    let shoff = r.u64(0x28, "e_shoff")?;
-    let phentsize = u64::from(r.u16(0x36, "e_phentsize")?);
-    let phnum = u64::from(r.u16(0x38, "e_phnum")?);
-    let shentsize = u64::from(r.u16(0x3a, "e_shentsize")?);
-    let shnum = u64::from(r.u16(0x3c, "e_shnum")?);
+    let header = FileHeader64::<Endianness>::parse(data)?;
+    let endian = header.endian()?;
+    let has_interpreter = header
+        .program_headers(endian, data)?
+        .iter()
+        .any(|p| p.p_type(endian) == PT_INTERP);
+    let sections = header.sections(endian, data)?;
 
-    let mut has_interpreter = false;
-    for i in 0..phnum {
-        if r.u32(phoff + i * phentsize, "program header")? == PT_INTERP {
-            has_interpreter = true;
+    // Every (library, version) the binary requires, even those no symbol names.
+    let mut needs: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    if let Some((mut verneeds, link)) = sections.gnu_verneed(endian, data)? {
+        let strings = sections.strings(endian, data, link)?;
+        while let Some((verneed, mut auxes)) = verneeds.next()? {
+            let file = text(verneed.file(endian, strings)?);
+            while let Some(aux) = auxes.next()? {
+                needs
+                    .entry((file.clone(), text(aux.name(endian, strings)?)))
+                    .or_default();
+            }
         }
     }
-
-    let mut sections = Vec::new();
-    for i in 0..shnum {
-        let base = shoff + i * shentsize;
-        sections.push(Section {
-            kind: r.u32(base + 4, "section header")?,
-            offset: r.u64(base + 24, "section header")?,
-            size: r.u64(base + 32, "section header")?,
-            link: r.u32(base + 40, "section header")?,
-            info: r.u32(base + 44, "section header")?,
-            entsize: r.u64(base + 56, "section header")?,
-        });
-    }
-    let section = |idx: u32| {
-        sections
-            .get(idx as usize)
-            .copied()
-            .ok_or(ElfError::Corrupt("section link"))
-    };
-
-    // Version index (vna_other) → (library, version name).
-    let mut by_index: BTreeMap<u16, (String, String)> = BTreeMap::new();
-    for sec in sections.iter().filter(|s| s.kind == SHT_GNU_VERNEED) {
-        let strtab = section(sec.link)?;
-        let mut off = sec.offset;
-        for _ in 0..sec.info {
-            let cnt = r.u16(off + 2, "verneed")?;
-            let file = r.cstr(
-                strtab.offset + u64::from(r.u32(off + 4, "verneed")?),
-                "verneed file",
-            )?;
-            let mut aux = off + u64::from(r.u32(off + 8, "verneed")?);
-            for _ in 0..cnt {
-                let other = r.u16(aux + 6, "vernaux")?;
-                let name = r.cstr(
-                    strtab.offset + u64::from(r.u32(aux + 8, "vernaux")?),
-                    "vernaux name",
-                )?;
-                by_index.insert(other, (file.clone(), name));
-                let next = r.u32(aux + 12, "vernaux")?;
-                if next == 0 {
-                    break;
-                }
-                aux += u64::from(next);
-            }
-            let next = r.u32(off + 12, "verneed")?;
-            if next == 0 {
-                break;
-            }
-            off += u64::from(next);
-        }
-    }
-
-    let mut needs: BTreeMap<(String, String), Vec<String>> =
-        by_index.values().map(|v| (v.clone(), Vec::new())).collect();
-    let dynsym = sections.iter().find(|s| s.kind == SHT_DYNSYM).copied();
-    let versym = sections.iter().find(|s| s.kind == SHT_GNU_VERSYM).copied();
-    if let (Some(dynsym), Some(versym)) = (dynsym, versym) {
-        let strtab = section(dynsym.link)?;
-        let entsize = if dynsym.entsize == 0 {
-            24
-        } else {
-            dynsym.entsize
-        };
-        let count = dynsym.size / entsize;
-        for i in 1..count {
-            let base = dynsym.offset + i * entsize;
-            let shndx = r.u16(base + 6, "dynsym")?;
-            if shndx != 0 {
+    if let Some(versions) = sections.versions(endian, data)? {
+        let symbols = sections.symbols(endian, data, SHT_DYNSYM)?;
+        for (index, sym) in symbols.enumerate() {
+            if !sym.is_undefined(endian) {
                 continue; // defined here, not needed from a library
             }
-            let ver = r.u16(versym.offset + i * 2, "versym")? & 0x7fff;
-            if let Some(key) = by_index.get(&ver) {
-                let name = r.cstr(
-                    strtab.offset + u64::from(r.u32(base, "dynsym")?),
-                    "symbol name",
-                )?;
-                needs.entry(key.clone()).or_default().push(name);
+            let version = versions.version(versions.version_index(endian, index).index())?;
+            if let Some(file) = version.and_then(|v| Some((v.file()?, v.name()))) {
+                let name = text(sym.name(endian, symbols.strings())?);
+                needs
+                    .entry((text(file.0), text(file.1)))
+                    .or_default()
+                    .push(name);
             }
         }
     }
     Ok(VersionNeeds {
-        machine,
+        machine: header.e_machine(endian).0,
         has_interpreter,
         needs,
     })
@@ -265,6 +171,10 @@ impl VersionNeeds {
 
 /// Builds a minimal ELF64 file whose `.gnu.version_r` needs `versions` from libc.so.6,
 /// one undefined symbol `sym_<i>` per version (test fixtures, here and in integration tests).
+///
+/// Hand-written on purpose: no toolchain can produce a binary needing an arbitrary
+/// `GLIBC_x.y` on demand, and `object`'s writer is not worth a dependency feature for tests.
+/// That [`version_needs`] (the `object` reader) accepts it keeps this generator honest.
 pub fn synthetic_elf(machine: u16, versions: &[&str]) -> Vec<u8> {
     // Layout: header (64) | dynstr | dynsym | versym | verneed | section headers.
     let mut dynstr = vec![0u8];
@@ -335,13 +245,16 @@ pub fn synthetic_elf(machine: u16, versions: &[&str]) -> Vec<u8> {
     };
     let n = versions.len() as u64;
     out.extend_from_slice(&[0u8; 64]);
+    // Section types: 3 strtab, 11 dynsym, 0x6fffffff versym, 0x6ffffffe verneed.
     out.extend_from_slice(&shdr(3, dynstr_off, dynstr.len() as u64, 0, 0, 0));
-    out.extend_from_slice(&shdr(SHT_DYNSYM, dynsym_off, 24 * (n + 1), 1, 1, 24));
-    out.extend_from_slice(&shdr(SHT_GNU_VERSYM, versym_off, 2 * (n + 1), 2, 0, 2));
-    out.extend_from_slice(&shdr(SHT_GNU_VERNEED, verneed_off, 16 + 16 * n, 1, 1, 0));
+    out.extend_from_slice(&shdr(11, dynsym_off, 24 * (n + 1), 1, 1, 24));
+    out.extend_from_slice(&shdr(0x6fff_ffff, versym_off, 2 * (n + 1), 2, 0, 2));
+    out.extend_from_slice(&shdr(0x6fff_fffe, verneed_off, 16 + 16 * n, 1, 1, 0));
     out[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
     out[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
     out[0x3c..0x3e].copy_from_slice(&5u16.to_le_bytes());
+    // Section names come from dynstr (all empty): readers require a name table.
+    out[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
     out
 }
 
@@ -382,6 +295,12 @@ mod tests {
             ElfError::NotElf
         );
         let mut elf = synthetic_elf(EM_X86_64, &["GLIBC_2.17"]);
+        let mut elf32 = elf.clone();
+        elf32[4] = 1;
+        assert_eq!(
+            version_needs(&elf32).unwrap_err().to_string(),
+            "unsupported ELF file: 32-bit ELF (Lambda runs 64-bit binaries)"
+        );
         elf.truncate(elf.len() - 100);
         assert!(matches!(version_needs(&elf), Err(ElfError::Corrupt(_))));
     }

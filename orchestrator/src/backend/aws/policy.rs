@@ -17,6 +17,12 @@ pub struct PolicyScope {
     pub function: String,
     /// State machine name.
     pub state_machine: String,
+    /// The layer `deploy --layer` publishes, if any.
+    pub layer_name: Option<String>,
+    /// Existing layer version ARNs `deploy --layers` attaches.
+    pub layer_arns: Vec<String>,
+    /// Code zips `deploy` uploads through S3, as (bucket, key).
+    pub code_objects: Vec<(String, String)>,
 }
 
 impl PolicyScope {
@@ -112,8 +118,50 @@ impl PolicyScope {
         })
     }
 
+    /// A layer's ARN (without version: `PublishLayerVersion` is granted on it).
+    pub fn layer_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:lambda:{}:{}:layer:{name}",
+            self.region, self.account
+        )
+    }
+
+    /// Statements for what only some deploys do: publish and attach layers, upload code
+    /// through S3 (Lambda reads the object with the caller's permissions).
+    fn code_statements(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut attach: Vec<String> = self.layer_arns.clone();
+        if let Some(name) = &self.layer_name {
+            out.push(json!({"Sid": "PublishLayer", "Effect": "Allow",
+                "Action": "lambda:PublishLayerVersion", "Resource": self.layer_arn(name)}));
+            attach.insert(0, format!("{}:*", self.layer_arn(name)));
+        }
+        if !attach.is_empty() {
+            out.push(json!({"Sid": "AttachLayers", "Effect": "Allow",
+                "Action": "lambda:GetLayerVersion", "Resource": attach}));
+        }
+        if !self.code_objects.is_empty() {
+            let objects: Vec<String> = self
+                .code_objects
+                .iter()
+                .map(|(b, k)| format!("arn:aws:s3:::{b}/{k}"))
+                .collect();
+            out.push(json!({"Sid": "UploadCode", "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:GetObject"], "Resource": objects}));
+        }
+        out
+    }
+
     /// What the operator running `orchestrator deploy` and `launch` needs.
     pub fn operator_policy(&self, role_arns: &[String]) -> Value {
+        let mut policy = self.base_operator_policy(role_arns);
+        if let Some(statements) = policy["Statement"].as_array_mut() {
+            statements.extend(self.code_statements());
+        }
+        policy
+    }
+
+    fn base_operator_policy(&self, role_arns: &[String]) -> Value {
         json!({
             "Version": "2012-10-17",
             "Statement": [
@@ -158,7 +206,52 @@ mod tests {
             prefix: "propack/runs".into(),
             function: "propack".into(),
             state_machine: "propack".into(),
+            layer_name: None,
+            layer_arns: Vec::new(),
+            code_objects: Vec::new(),
         }
+    }
+
+    fn statement(policy: &Value, sid: &str) -> Option<Value> {
+        policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .cloned()
+    }
+
+    #[test]
+    fn layers_and_s3_code_uploads_are_granted_only_when_used() {
+        let roles = ["arn:aws:iam::123456789012:role/r".to_owned()];
+        let plain = scope().operator_policy(&roles);
+        for sid in ["PublishLayer", "AttachLayers", "UploadCode"] {
+            assert_eq!(statement(&plain, sid), None, "{sid}");
+        }
+        let mut s = scope();
+        s.layer_name = Some("propack".into());
+        s.layer_arns = vec!["arn:aws:lambda:eu-west-1:999999999999:layer:python:3".into()];
+        s.code_objects = vec![("code-b".into(), "propack/code/propack/function.zip".into())];
+        let p = s.operator_policy(&roles);
+        assert_eq!(
+            statement(&p, "PublishLayer").unwrap(),
+            json!({"Sid": "PublishLayer", "Effect": "Allow", "Action": "lambda:PublishLayerVersion",
+                   "Resource": "arn:aws:lambda:eu-west-1:123456789012:layer:propack"})
+        );
+        assert_eq!(
+            statement(&p, "AttachLayers").unwrap()["Resource"],
+            json!([
+                "arn:aws:lambda:eu-west-1:123456789012:layer:propack:*",
+                "arn:aws:lambda:eu-west-1:999999999999:layer:python:3"
+            ])
+        );
+        assert_eq!(
+            statement(&p, "UploadCode").unwrap(),
+            json!({"Sid": "UploadCode", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
+                   "Resource": ["arn:aws:s3:::code-b/propack/code/propack/function.zip"]})
+        );
+        // The earlier statements are unchanged.
+        assert!(statement(&p, "PassRoles").is_some());
     }
 
     #[test]

@@ -1,21 +1,33 @@
-//! A minimal, deterministic ZIP writer and reader for Lambda deployment packages.
+//! Reproducible Lambda zips on the `zip` crate (the one cargo-lambda uses): sorted entries, fixed timestamps, Unix modes.
 //!
 //! Lambda needs `bootstrap` at the root with its executable bit set; the bit
 //! travels in the Unix mode of the central directory ("version made by" Unix).
-//! Timestamps are fixed so that the same binaries give the same zip (and the
-//! same `CodeSha256`, which lets `deploy` see that nothing changed).
+//! Entries are sorted and timestamps fixed so that the same files give the same
+//! zip (and the same `CodeSha256`, which lets `deploy` see that nothing changed).
 
-use std::io::{Read, Write};
+use std::io::{Cursor, Read, Write};
 
-/// Why a zip could not be read.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
+
+/// Why a zip could not be written or read.
+#[derive(Debug, thiserror::Error)]
 pub enum ZipError {
-    /// Structure error.
-    #[error("corrupt zip: {0}")]
-    Corrupt(String),
-    /// A feature this reader does not handle (zip64, encryption, other methods).
-    #[error("unsupported zip: {0}")]
-    Unsupported(String),
+    /// Two entries would have the same path.
+    #[error("two files would be {0} in the zip")]
+    Duplicate(String),
+    /// The archive is corrupt or uses a feature this build does not read.
+    #[error("zip: {0}")]
+    Zip(#[from] zip::result::ZipError),
+    /// Reading an entry's content failed (corrupt deflate stream, CRC mismatch).
+    #[error("zip entry {name}: {source}")]
+    Entry {
+        /// The entry.
+        name: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// One file in a zip.
@@ -29,171 +41,100 @@ pub struct ZipEntry {
     pub data: Vec<u8>,
 }
 
-const LOCAL_SIG: u32 = 0x0403_4b50;
-const CENTRAL_SIG: u32 = 0x0201_4b50;
-const END_SIG: u32 = 0x0605_4b50;
-/// 1980-01-01, the earliest DOS date: a fixed stamp keeps builds reproducible.
-const DOS_DATE: u16 = (1 << 5) | 1;
-const S_IFREG: u32 = 0o100_000;
+/// One file of a zip as its central directory lists it, without its content.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Listed {
+    /// Path inside the archive.
+    pub name: String,
+    /// Unix permission bits (`0o644` when the zip was not made on Unix).
+    pub mode: u32,
+    /// Uncompressed size, bytes.
+    pub size: u64,
+}
 
-/// Writes the entries as a deflate-compressed zip.
+/// Writes the entries, sorted by name, as a deflate-compressed zip dated 1980-01-01.
 pub fn write_zip(entries: &[ZipEntry]) -> Result<Vec<u8>, ZipError> {
-    let mut out = Vec::new();
-    let mut central = Vec::new();
-    for e in entries {
-        let too_big = || ZipError::Unsupported(format!("{} is larger than 4 GiB", e.name));
-        let offset = u32::try_from(out.len()).map_err(|_| too_big())?;
-        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-        enc.write_all(&e.data).expect("writing to memory");
-        let compressed = enc.finish().expect("writing to memory");
-        let crc = crc32fast::hash(&e.data);
-        let usize_ = u32::try_from(e.data.len()).map_err(|_| too_big())?;
-        let csize = u32::try_from(compressed.len()).map_err(|_| too_big())?;
-        let name = e.name.as_bytes();
-        let name_len =
-            u16::try_from(name.len()).map_err(|_| ZipError::Unsupported("name too long".into()))?;
-
-        let common = |v: &mut Vec<u8>| {
-            v.extend_from_slice(&20u16.to_le_bytes()); // version needed: 2.0 (deflate)
-            v.extend_from_slice(&0x0800u16.to_le_bytes()); // UTF-8 names
-            v.extend_from_slice(&8u16.to_le_bytes()); // deflate
-            v.extend_from_slice(&0u16.to_le_bytes());
-            v.extend_from_slice(&DOS_DATE.to_le_bytes());
-            v.extend_from_slice(&crc.to_le_bytes());
-            v.extend_from_slice(&csize.to_le_bytes());
-            v.extend_from_slice(&usize_.to_le_bytes());
-            v.extend_from_slice(&name_len.to_le_bytes());
-            v.extend_from_slice(&0u16.to_le_bytes()); // extra
-        };
-        out.extend_from_slice(&LOCAL_SIG.to_le_bytes());
-        common(&mut out);
-        out.extend_from_slice(name);
-        out.extend_from_slice(&compressed);
-
-        central.extend_from_slice(&CENTRAL_SIG.to_le_bytes());
-        central.extend_from_slice(&((3u16 << 8) | 20).to_le_bytes()); // made by Unix
-        common(&mut central);
-        central.extend_from_slice(&0u16.to_le_bytes()); // comment
-        central.extend_from_slice(&0u16.to_le_bytes()); // disk
-        central.extend_from_slice(&0u16.to_le_bytes()); // internal attributes
-        central.extend_from_slice(&((S_IFREG | (e.mode & 0o7777)) << 16).to_le_bytes());
-        central.extend_from_slice(&offset.to_le_bytes());
-        central.extend_from_slice(name);
+    let mut sorted: Vec<&ZipEntry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(w) = sorted.windows(2).find(|w| w[0].name == w[1].name) {
+        return Err(ZipError::Duplicate(w[0].name.clone()));
     }
-    let count = u16::try_from(entries.len())
-        .map_err(|_| ZipError::Unsupported("too many entries".into()))?;
-    let cd_offset =
-        u32::try_from(out.len()).map_err(|_| ZipError::Unsupported("archive over 4 GiB".into()))?;
-    let cd_size = central.len() as u32;
-    out.extend_from_slice(&central);
-    out.extend_from_slice(&END_SIG.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(&cd_size.to_le_bytes());
-    out.extend_from_slice(&cd_offset.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
+    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+    for e in sorted {
+        let options = SimpleFileOptions::default()
+            .compression_method(CompressionMethod::Deflated)
+            .compression_level(Some(9))
+            .last_modified_time(DateTime::DEFAULT)
+            .unix_permissions(e.mode);
+        zip.start_file(e.name.as_str(), options)?;
+        zip.write_all(&e.data).map_err(|source| ZipError::Entry {
+            name: e.name.clone(),
+            source,
+        })?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
+fn mode_of(mode: Option<u32>) -> u32 {
+    mode.map_or(0o644, |m| m & 0o7777)
+}
+
+/// Reads every file of a zip (directories are skipped), checking each CRC.
+pub fn read_zip(bytes: &[u8]) -> Result<Vec<ZipEntry>, ZipError> {
+    let mut archive = ZipArchive::new(Cursor::new(bytes))?;
+    let mut entries = Vec::with_capacity(archive.len());
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i)?;
+        if file.is_dir() {
+            continue;
+        }
+        let name = file.name()?.into_owned();
+        let mode = mode_of(file.unix_mode());
+        let mut data = Vec::with_capacity(usize::try_from(file.size()).unwrap_or(0));
+        file.read_to_end(&mut data)
+            .map_err(|source| ZipError::Entry {
+                name: name.clone(),
+                source,
+            })?;
+        entries.push(ZipEntry { name, mode, data });
+    }
+    Ok(entries)
+}
+
+/// Lists a zip's files from its central directory (nothing is decompressed).
+pub fn list_zip(bytes: &[u8]) -> Result<Vec<Listed>, ZipError> {
+    let mut archive = ZipArchive::new(Cursor::new(bytes))?;
+    let mut out = Vec::with_capacity(archive.len());
+    for i in 0..archive.len() {
+        let file = archive.by_index_raw(i)?;
+        if file.is_dir() {
+            continue;
+        }
+        out.push(Listed {
+            name: file.name()?.into_owned(),
+            mode: mode_of(file.unix_mode()),
+            size: file.size(),
+        });
+    }
     Ok(out)
 }
 
-fn u16_at(b: &[u8], off: usize) -> Result<u16, ZipError> {
-    b.get(off..off + 2)
-        .map(|s| u16::from_le_bytes([s[0], s[1]]))
-        .ok_or_else(|| ZipError::Corrupt(format!("truncated at byte {off}")))
-}
-
-fn u32_at(b: &[u8], off: usize) -> Result<u32, ZipError> {
-    b.get(off..off + 4)
-        .map(|s| u32::from_le_bytes(s.try_into().expect("4 bytes")))
-        .ok_or_else(|| ZipError::Corrupt(format!("truncated at byte {off}")))
-}
-
-/// Reads every entry of a zip (stored or deflated), checking each CRC.
-pub fn read_zip(bytes: &[u8]) -> Result<Vec<ZipEntry>, ZipError> {
-    let end = (0..=bytes.len().saturating_sub(22))
-        .rev()
-        .find(|&i| u32_at(bytes, i).ok() == Some(END_SIG))
-        .ok_or_else(|| ZipError::Corrupt("no end-of-central-directory record".into()))?;
-    let count = usize::from(u16_at(bytes, end + 10)?);
-    let mut off = u32_at(bytes, end + 16)? as usize;
-    let mut entries = Vec::with_capacity(count);
-    for _ in 0..count {
-        if u32_at(bytes, off)? != CENTRAL_SIG {
-            return Err(ZipError::Corrupt(format!(
-                "bad central directory entry at {off}"
-            )));
-        }
-        let made_by = u16_at(bytes, off + 4)?;
-        let flags = u16_at(bytes, off + 8)?;
-        let method = u16_at(bytes, off + 10)?;
-        let crc = u32_at(bytes, off + 16)?;
-        let csize = u32_at(bytes, off + 20)? as usize;
-        let usize_ = u32_at(bytes, off + 24)? as usize;
-        let name_len = usize::from(u16_at(bytes, off + 28)?);
-        let extra_len = usize::from(u16_at(bytes, off + 30)?);
-        let comment_len = usize::from(u16_at(bytes, off + 32)?);
-        let external = u32_at(bytes, off + 38)?;
-        let local = u32_at(bytes, off + 42)? as usize;
-        let name = bytes
-            .get(off + 46..off + 46 + name_len)
-            .ok_or_else(|| ZipError::Corrupt("truncated name".into()))?;
-        let name = String::from_utf8_lossy(name).into_owned();
-        if flags & 1 != 0 {
-            return Err(ZipError::Unsupported(format!("{name} is encrypted")));
-        }
-        if csize == u32::MAX as usize || usize_ == u32::MAX as usize {
-            return Err(ZipError::Unsupported(format!("{name} uses zip64")));
-        }
-        let mode = if made_by >> 8 == 3 {
-            (external >> 16) & 0o7777
-        } else {
-            0o644
-        };
-        if u32_at(bytes, local)? != LOCAL_SIG {
-            return Err(ZipError::Corrupt(format!("bad local header for {name}")));
-        }
-        let data_start = local
-            + 30
-            + usize::from(u16_at(bytes, local + 26)?)
-            + usize::from(u16_at(bytes, local + 28)?);
-        let raw = bytes
-            .get(data_start..data_start + csize)
-            .ok_or_else(|| ZipError::Corrupt(format!("truncated data of {name}")))?;
-        let data = match method {
-            0 => raw.to_vec(),
-            8 => {
-                let mut d = Vec::with_capacity(usize_);
-                flate2::read::DeflateDecoder::new(raw)
-                    .read_to_end(&mut d)
-                    .map_err(|e| ZipError::Corrupt(format!("{name}: {e}")))?;
-                d
-            }
-            m => {
-                return Err(ZipError::Unsupported(format!(
-                    "{name} uses compression method {m}"
-                )));
-            }
-        };
-        if data.len() != usize_ || crc32fast::hash(&data) != crc {
-            return Err(ZipError::Corrupt(format!("{name}: size or CRC mismatch")));
-        }
-        entries.push(ZipEntry { name, mode, data });
-        off += 46 + name_len + extra_len + comment_len;
-    }
-    Ok(entries)
+/// The sum of a zip's uncompressed sizes: what it occupies once Lambda extracts it.
+pub fn unzipped_size(bytes: &[u8]) -> Result<u64, ZipError> {
+    Ok(list_zip(bytes)?.iter().map(|f| f.size).sum())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// In the sorted order the zip stores them.
     fn sample() -> Vec<ZipEntry> {
         vec![
             ZipEntry {
-                name: "bootstrap".into(),
-                mode: 0o755,
-                data: b"\x7fELF pretend".repeat(100),
+                name: "README".into(),
+                mode: 0o644,
+                data: Vec::new(),
             },
             ZipEntry {
                 name: "bin/propack-bench".into(),
@@ -201,9 +142,9 @@ mod tests {
                 data: (0..5000u32).flat_map(|i| i.to_le_bytes()).collect(),
             },
             ZipEntry {
-                name: "README".into(),
-                mode: 0o644,
-                data: Vec::new(),
+                name: "bootstrap".into(),
+                mode: 0o755,
+                data: b"\x7fELF pretend".repeat(100),
             },
         ]
     }
@@ -212,8 +153,39 @@ mod tests {
     fn round_trips_names_modes_and_content() {
         let z = write_zip(&sample()).unwrap();
         assert_eq!(read_zip(&z).unwrap(), sample());
-        // Deterministic: the same input gives the same bytes.
-        assert_eq!(z, write_zip(&sample()).unwrap());
+        // Deterministic: the same input gives the same bytes, whatever its order.
+        let mut reversed = sample();
+        reversed.reverse();
+        assert_eq!(z, write_zip(&reversed).unwrap());
+        assert_eq!(
+            list_zip(&z).unwrap(),
+            vec![
+                Listed {
+                    name: "README".into(),
+                    mode: 0o644,
+                    size: 0
+                },
+                Listed {
+                    name: "bin/propack-bench".into(),
+                    mode: 0o755,
+                    size: 20_000
+                },
+                Listed {
+                    name: "bootstrap".into(),
+                    mode: 0o755,
+                    size: 1_200
+                },
+            ]
+        );
+        assert_eq!(unzipped_size(&z).unwrap(), 21_200);
+    }
+
+    #[test]
+    fn duplicate_paths_are_refused() {
+        let mut entries = sample();
+        entries.push(entries[2].clone());
+        let err = write_zip(&entries).unwrap_err().to_string();
+        assert_eq!(err, "two files would be bootstrap in the zip");
     }
 
     #[test]
@@ -222,7 +194,7 @@ mod tests {
         let path = dir.path().join("t.zip");
         std::fs::write(&path, write_zip(&sample()).unwrap()).unwrap();
         let Ok(out) = std::process::Command::new("python3")
-            .args(["-c", "import sys,zipfile; z=zipfile.ZipFile(sys.argv[1]); print(z.testzip()); [print(i.filename, oct(i.external_attr>>16)) for i in z.infolist()]"])
+            .args(["-c", "import sys,zipfile; z=zipfile.ZipFile(sys.argv[1]); print(z.testzip()); [print(i.filename, oct(i.external_attr>>16), i.date_time) for i in z.infolist()]"])
             .arg(&path)
             .output()
         else {
@@ -236,14 +208,25 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(text.starts_with("None\n"), "{text}");
-        assert!(text.contains("bootstrap 0o100755"), "{text}");
+        assert!(
+            text.contains("bootstrap 0o100755 (1980, 1, 1, 0, 0, 0)"),
+            "{text}"
+        );
         assert!(text.contains("bin/propack-bench 0o100755"), "{text}");
+        assert!(text.contains("README 0o100644"), "{text}");
     }
 
     #[test]
     fn corruption_is_detected() {
         let mut z = write_zip(&sample()).unwrap();
-        z[40] ^= 0xff;
+        // Flip a byte inside bin/propack-bench's compressed data (after its local header).
+        let header = ZipArchive::new(Cursor::new(&z[..]))
+            .unwrap()
+            .by_index_raw(1)
+            .unwrap()
+            .header_start() as usize;
+        let data = header + 30 + "bin/propack-bench".len();
+        z[data + 10] ^= 0xff;
         assert!(read_zip(&z).is_err());
         assert!(read_zip(b"not a zip").is_err());
     }
