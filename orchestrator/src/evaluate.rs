@@ -911,3 +911,72 @@ mod tests {
         assert!(s["aws-2021"].worst_regret_pct >= s["aws-2021"].time_regret_mean_pct);
     }
 }
+
+/// Everything `evaluate` computes: every row with its summary, and each app's calibration check.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// Every (app, platform, C, objective, metric) row and the per-platform summary.
+    pub report: EvalReport,
+    /// Each app's model-vs-measured check on aws-2021 (apps without measured runs are absent).
+    pub calibration: Vec<CalibrationSummary>,
+}
+
+/// Simulates every (workload, platform) pair and checks each workload's calibration.
+///
+/// The pairs are independent, so they run on one thread per core; `progress` is called
+/// once per finished unit (there are `workloads × (platforms + 1)` units). Rows keep the
+/// order workload-major, platform-minor whatever order the threads finish in.
+pub fn evaluate_all(
+    workloads: &[ArtifactWorkload],
+    platforms: &[PlatformProfile],
+    pywren: &PywrenCalibration,
+    cfg: &EvalConfig,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Evaluation, EvalError> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let ncal = workloads.len();
+    let units = ncal + ncal * platforms.len();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = AtomicUsize::new(0);
+    let rows = Mutex::new(Vec::new());
+    let calib = Mutex::new(Vec::new());
+    let aws2021 = PlatformProfile::aws_2021();
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(units) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= units {
+                        break;
+                    }
+                    if i < ncal {
+                        let w = &workloads[i];
+                        if !w.runs.is_empty() {
+                            let c = calibration_check(&w.workload, &w.runs, &aws2021, cfg.seeds);
+                            calib.lock().expect("no panics hold it").push((i, c));
+                        }
+                    } else {
+                        let (wi, pi) = ((i - ncal) / platforms.len(), (i - ncal) % platforms.len());
+                        let r = evaluate_app(&workloads[wi].workload, &platforms[pi], pywren, cfg);
+                        rows.lock().expect("no panics hold it").push((i, r));
+                    }
+                    progress();
+                }
+            });
+        }
+    });
+    let mut results = rows.into_inner().expect("threads joined");
+    results.sort_by_key(|r| r.0);
+    let mut all = Vec::new();
+    for (_, r) in results {
+        all.extend(r?);
+    }
+    let mut calib = calib.into_inner().expect("threads joined");
+    calib.sort_by_key(|c| c.0);
+    let summary = summarise(&all);
+    Ok(Evaluation {
+        report: EvalReport { rows: all, summary },
+        calibration: calib.into_iter().map(|c| c.1).collect(),
+    })
+}

@@ -145,24 +145,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let input = example_input(&args, &built)?;
     if args.json {
-        let summary = json!({
-            "mode": built.mode,
-            "reason": built.reason,
-            "warnings": built.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "tasks": args.tasks,
-            "k": args.packing,
-            "batches": built.batches,
-            "max_concurrency": built.max_concurrency,
-            "execution_type": built.execution_type,
-            "estimated_batch_bytes": built.estimated_batch_bytes,
-            "estimated_inline_input_bytes": built.estimated_inline_input_bytes,
-            "definition": built.definition,
-            "execution_input": input,
-        });
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary(&args, &built, &input))?
+        );
         return Ok(());
     }
     print!("{text}");
+    explain(&args, &built, input.as_ref())
+}
+
+/// The `--json` object: the definition, what the builder decided and why, and the input.
+fn summary(args: &Args, built: &Built, input: &Option<ExecutionInput>) -> serde_json::Value {
+    json!({
+        "mode": built.mode,
+        "reason": built.reason,
+        "warnings": built.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "tasks": args.tasks,
+        "k": args.packing,
+        "batches": built.batches,
+        "max_concurrency": built.max_concurrency,
+        "execution_type": built.execution_type,
+        "estimated_batch_bytes": built.estimated_batch_bytes,
+        "estimated_inline_input_bytes": built.estimated_inline_input_bytes,
+        "definition": built.definition,
+        "execution_input": input,
+    })
+}
+
+/// What the builder decided, its warnings and the input to start with, on stderr.
+fn explain(args: &Args, built: &Built, input: Option<&ExecutionInput>) -> anyhow::Result<()> {
     let mode = match built.mode {
         ProcessorMode::Inline => "inline".to_owned(),
         ProcessorMode::Distributed => format!(
@@ -180,7 +192,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for w in &built.warnings {
         eprintln!("warning: {w}");
     }
-    match (&input, built.mode) {
+    match (input, built.mode) {
         (Some(i), ProcessorMode::Distributed) => eprintln!(
             "start it with this execution input (upload the task manifest to s3://{}/{} first):\n{}",
             i.bucket.as_deref().unwrap_or_default(),

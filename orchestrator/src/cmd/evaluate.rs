@@ -4,12 +4,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use propack_orchestrator::evaluate::{
-    self, CalibrationSummary, EvalConfig, EvalReport, EvalRow, calibration_check, evaluate_app,
-    load_artifact, pywren_calibration,
-};
+use propack_orchestrator::evaluate::{self, EvalConfig, load_artifact, pywren_calibration};
 use propack_orchestrator::platform::PlatformProfile;
-use propack_orchestrator::report::{markdown, plots};
+use propack_orchestrator::report::{self, markdown};
 
 /// Arguments of `orchestrator evaluate`.
 #[derive(Debug, clap::Args)]
@@ -80,91 +77,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         cfg.tasks = a.tasks.clone();
     }
 
-    let jobs: Vec<(usize, usize)> = (0..workloads.len())
-        .flat_map(|w| (0..platforms.len()).map(move |p| (w, p)))
-        .collect();
-    let bar = indicatif::ProgressBar::new(jobs.len() as u64 + workloads.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-            .expect("static template"),
-    );
-    bar.set_draw_target(if a.json {
-        indicatif::ProgressDrawTarget::hidden()
-    } else {
-        indicatif::ProgressDrawTarget::stderr()
-    });
-    bar.set_message("simulating");
-    // Every (workload, platform) is independent: one thread each, bounded by the cores.
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results = std::sync::Mutex::new(Vec::new());
-    let calib = std::sync::Mutex::new(Vec::new());
-    let aws2021 = PlatformProfile::aws_2021();
-    let ncal = workloads.len();
-    std::thread::scope(|s| {
-        for _ in 0..threads.min(jobs.len() + ncal) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i < ncal {
-                        let w = &workloads[i];
-                        if !w.runs.is_empty() {
-                            let c = calibration_check(&w.workload, &w.runs, &aws2021, a.seeds);
-                            calib.lock().expect("no panics hold it").push((i, c));
-                        }
-                    } else if let Some(&(wi, pi)) = jobs.get(i - ncal) {
-                        let r =
-                            evaluate_app(&workloads[wi].workload, &platforms[pi], &pywren, &cfg);
-                        results.lock().expect("no panics hold it").push((i, r));
-                    } else {
-                        break;
-                    }
-                    bar.inc(1);
-                }
-            });
-        }
-    });
+    let bar = progress_bar((workloads.len() * (platforms.len() + 1)) as u64, a.json);
+    let eval = evaluate::evaluate_all(&workloads, &platforms, &pywren, &cfg, &|| bar.inc(1))?;
     bar.finish_and_clear();
-    let mut results = results.into_inner().expect("threads joined");
-    results.sort_by_key(|r| r.0);
-    let mut rows: Vec<EvalRow> = Vec::new();
-    for (_, r) in results {
-        rows.extend(r?);
-    }
-    let mut calib = calib.into_inner().expect("threads joined");
-    calib.sort_by_key(|c| c.0);
-    let calibration: Vec<CalibrationSummary> = calib.into_iter().map(|c| c.1).collect();
-    let summary = evaluate::summarise(&rows);
-    let report = EvalReport { rows, summary };
     let elapsed = started.elapsed().as_secs_f64();
-    let md = markdown::evaluation(&report, &calibration, elapsed);
-
+    let md = markdown::evaluation(&eval.report, &eval.calibration, elapsed);
     if let Some(out) = &a.out {
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        let write = |name: &str, text: &str| {
-            let p = out.join(name);
-            std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
-        };
-        write("evaluate.json", &serde_json::to_string_pretty(&report)?)?;
-        write(
-            "calibration.json",
-            &serde_json::to_string_pretty(&calibration)?,
-        )?;
-        write("report.md", &md)?;
-        for p in &platforms {
-            for w in &workloads {
-                write(
-                    &format!("heatmap-{}-{}.svg", p.name, w.workload.app),
-                    &plots::heatmap_svg(&report.rows, &w.workload.app, &p.name),
-                )?;
-            }
-            write(
-                &format!("improvement-{}.svg", p.name),
-                &plots::improvement_svg(&report.rows, &p.name),
-            )?;
-        }
+        report::write_evaluation(out, &eval, &md)
+            .with_context(|| format!("writing {}", out.display()))?;
         eprintln!("wrote {}", out.display());
     }
+    let report = eval.report;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -180,6 +103,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A `simulating` progress bar on stderr, hidden for `--json`.
+fn progress_bar(len: u64, hidden: bool) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            .expect("static template"),
+    );
+    bar.set_draw_target(if hidden {
+        indicatif::ProgressDrawTarget::hidden()
+    } else {
+        indicatif::ProgressDrawTarget::stderr()
+    });
+    bar.set_message("simulating");
+    bar
 }
 
 /// The markdown up to (not including) the table of every row, for the terminal.

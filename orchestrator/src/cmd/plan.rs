@@ -1,6 +1,6 @@
 //! `orchestrator plan`: choose the packing degree k for a job from a profile, store it, print it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use propack_orchestrator::backend::BackendKind;
@@ -9,6 +9,7 @@ use propack_orchestrator::model::store::{PlanStore, default_path};
 use propack_orchestrator::model::{AppProfile, Model, ModelKind, PlanRequest, plan};
 use propack_orchestrator::pipeline::plan::plan_key;
 use propack_orchestrator::platform::PlatformProfile;
+use propack_orchestrator::report::plots;
 
 pub use super::args::{MetricArg, ObjectiveArg};
 
@@ -113,7 +114,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let (stored, reused) = store.plan_or_reuse(key, a.refresh, || plan(&model, &req))?;
     let p = &stored.plan;
     if let Some(svg) = &a.svg {
-        write_svg(svg, p)?;
+        std::fs::write(svg, plots::plan_curve_svg(p))
+            .with_context(|| format!("writing {}", svg.display()))?;
     }
     if a.json {
         let mut v = serde_json::to_value(p)?;
@@ -184,51 +186,4 @@ pub fn summary(p: &Plan, function: &str) -> String {
         );
     }
     s
-}
-
-/// A two-line SVG: the metric's service time (left axis) and expense (right axis) against k.
-fn write_svg(path: &Path, p: &Plan) -> anyhow::Result<()> {
-    let (w, h, pad) = (720.0, 360.0, 60.0);
-    let m = p.request.metric;
-    let pts: Vec<(u64, f64, f64)> = p
-        .curve
-        .iter()
-        .filter(|c| c.feasible)
-        .map(|c| (c.k, c.prediction.metric(m), c.prediction.expense_usd))
-        .collect();
-    let kmax = pts.iter().map(|x| x.0).max().unwrap_or(1).max(2) as f64;
-    let tmax = pts.iter().map(|x| x.1).fold(0.0, f64::max).max(1e-9);
-    let emax = pts.iter().map(|x| x.2).fold(0.0, f64::max).max(1e-12);
-    let x = |k: u64| pad + (k as f64 - 1.0) / (kmax - 1.0) * (w - 2.0 * pad);
-    let y = |v: f64, max: f64| h - pad - v / max * (h - 2.0 * pad);
-    let line = |f: &dyn Fn(&(u64, f64, f64)) -> f64, max: f64| -> String {
-        pts.iter()
-            .map(|p| format!("{:.1},{:.1}", x(p.0), y(f(p), max)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let svg = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="white"/>
-<text x="{pad}" y="20">C = {c}: {metric} service time (blue, left, max {tmax:.1} s) and expense (orange, right, max ${emax:.4}) vs k; chosen k = {k}</text>
-<line x1="{pad}" y1="{yb}" x2="{xr}" y2="{yb}" stroke="black"/>
-<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{yb}" stroke="black"/>
-<line x1="{xr}" y1="{pad}" x2="{xr}" y2="{yb}" stroke="black"/>
-<text x="{pad}" y="{yl}">1</text><text x="{xr}" y="{yl}" text-anchor="end">{kmax}</text>
-<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="{tl}"/>
-<polyline fill="none" stroke="#ff7f0e" stroke-width="2" points="{el}"/>
-<line x1="{xk:.1}" y1="{pad}" x2="{xk:.1}" y2="{yb}" stroke="gray" stroke-dasharray="4"/>
-</svg>
-"##,
-        c = p.request.tasks,
-        metric = m.name(),
-        k = p.k,
-        yb = h - pad,
-        xr = w - pad,
-        yl = h - pad + 16.0,
-        tl = line(&|p| p.1, tmax),
-        el = line(&|p| p.2, emax),
-        xk = x(p.k),
-    );
-    std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))
 }

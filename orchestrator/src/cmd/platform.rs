@@ -120,22 +120,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn noop_payload(i: usize) -> Bytes {
-    Bytes::from(format!(
-        r#"{{"run_id":"bench","tasks":[{{"id":"t{i}","builtin":{{"name":"noop"}}}}]}}"#
-    ))
-}
-
-async fn bench(a: BenchArgs) -> anyhow::Result<()> {
-    let bootstrap = match a.bootstrap {
-        Some(p) => p,
-        None => find_bootstrap()?,
-    };
-    let profile = PlatformProfile::unlimited();
-    let f = FunctionConfig::new("noop", &bootstrap, &profile);
-    let platform = LambdaPlatform::new(profile, vec![f], 1);
-    let conc = a.concurrency.max(1);
-    // Warm: `conc` concurrent invocations create `conc` instances.
+/// `conc` concurrent invocations, so `conc` instances exist before the timing starts.
+async fn warm_up(platform: &LambdaPlatform, conc: usize) -> anyhow::Result<()> {
     let warm = futures::future::join_all(
         (0..conc).map(|i| platform.invoke("noop", noop_payload(i), AtLimit::Wait)),
     )
@@ -148,8 +134,11 @@ async fn bench(a: BenchArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let per = a.invocations.div_ceil(conc);
-    let t0 = Instant::now();
+    Ok(())
+}
+
+/// `conc` callers each invoking `per` times in a row in-process; returns the cold starts seen.
+async fn time_direct(platform: &LambdaPlatform, conc: usize, per: usize) -> anyhow::Result<usize> {
     let workers = (0..conc).map(|w| {
         let p = platform.clone();
         tokio::spawn(async move {
@@ -170,6 +159,61 @@ async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     for r in futures::future::join_all(workers).await {
         cold += r??;
     }
+    Ok(cold)
+}
+
+/// The same load through the HTTP Invoke API; returns the seconds it took.
+async fn time_http(platform: &LambdaPlatform, conc: usize, per: usize) -> anyhow::Result<f64> {
+    let (addr, server) = invoke_api::spawn("127.0.0.1:0".parse()?, platform.clone()).await?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<Bytes>>();
+    let t0 = Instant::now();
+    let workers = (0..conc).map(|w| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            for i in 0..per {
+                let req = http::Request::post(format!(
+                    "http://{addr}/2015-03-31/functions/noop/invocations"
+                ))
+                .body(http_body_util::Full::new(noop_payload(w * per + i)))?;
+                let resp = client.request(req).await?;
+                if resp.status() != http::StatusCode::OK
+                    || resp.headers().contains_key("x-amz-function-error")
+                {
+                    anyhow::bail!("HTTP invoke failed: {}", resp.status());
+                }
+                http_body_util::BodyExt::collect(resp.into_body()).await?;
+            }
+            Ok(())
+        })
+    });
+    let result = futures::future::join_all(workers).await;
+    server.abort();
+    for r in result {
+        r??;
+    }
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+fn noop_payload(i: usize) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"run_id":"bench","tasks":[{{"id":"t{i}","builtin":{{"name":"noop"}}}}]}}"#
+    ))
+}
+
+async fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let bootstrap = match a.bootstrap {
+        Some(p) => p,
+        None => find_bootstrap()?,
+    };
+    let profile = PlatformProfile::unlimited();
+    let f = FunctionConfig::new("noop", &bootstrap, &profile);
+    let platform = LambdaPlatform::new(profile, vec![f], 1);
+    let conc = a.concurrency.max(1);
+    warm_up(&platform, conc).await?;
+    let per = a.invocations.div_ceil(conc);
+    let t0 = Instant::now();
+    let cold = time_direct(&platform, conc, per).await?;
     let secs = t0.elapsed().as_secs_f64();
     let total = per * conc;
     let mut result = serde_json::json!({
@@ -180,37 +224,9 @@ async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "cold_starts_during_timing": cold,
     });
     if a.http {
-        let (addr, server) = invoke_api::spawn("127.0.0.1:0".parse()?, platform.clone()).await?;
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<http_body_util::Full<Bytes>>();
-        let t0 = Instant::now();
-        let workers = (0..conc).map(|w| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                for i in 0..per {
-                    let req = http::Request::post(format!(
-                        "http://{addr}/2015-03-31/functions/noop/invocations"
-                    ))
-                    .body(http_body_util::Full::new(noop_payload(w * per + i)))?;
-                    let resp = client.request(req).await?;
-                    if resp.status() != http::StatusCode::OK
-                        || resp.headers().contains_key("x-amz-function-error")
-                    {
-                        anyhow::bail!("HTTP invoke failed: {}", resp.status());
-                    }
-                    http_body_util::BodyExt::collect(resp.into_body()).await?;
-                }
-                Ok(())
-            })
-        });
-        for r in futures::future::join_all(workers).await {
-            r??;
-        }
-        let secs = t0.elapsed().as_secs_f64();
+        let secs = time_http(&platform, conc, per).await?;
         result["http_seconds"] = serde_json::json!(secs);
         result["http_invocations_per_s"] = serde_json::json!(total as f64 / secs);
-        server.abort();
     }
     platform.shutdown();
     if a.json {

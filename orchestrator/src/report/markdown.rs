@@ -28,6 +28,7 @@ pub fn run_report(report: &RunReport) -> String {
     let mut md = String::new();
     run_overview(&mut md, report);
     metrics_table(&mut md, &report.metric_rows());
+    expense_table(&mut md, &report.metric_rows());
     let r = &report.run;
     if let Some(p) = &r.predicted {
         prediction_error(&mut md, r.k, &r.measured, p);
@@ -98,6 +99,25 @@ fn metrics_table(md: &mut String, rows: &[(&str, usize, Metrics)]) {
         let _ = writeln!(md, " {:.6} |", m.expense_usd);
     }
     md.push('\n');
+}
+
+/// The same rows' expense broken down, so predicted and measured bills compare line by line.
+fn expense_table(md: &mut String, rows: &[(&str, usize, Metrics)]) {
+    md.push_str(
+        "| expense (USD) | compute | requests | orchestration | total |\n|---|---:|---:|---:|---:|\n",
+    );
+    for (what, k, m) in rows {
+        let e = &m.expense;
+        let _ = writeln!(
+            md,
+            "| {what}, k = {k} | {:.6} | {:.6} | {:.6} | {:.6} |",
+            e.compute_usd, e.requests_usd, e.orchestration_usd, m.expense_usd
+        );
+    }
+    md.push_str(
+        "\nCompute is billed duration × memory; requests one per invocation; orchestration \
+         the Step Functions transitions and EXPRESS child executions (none for direct invokes).\n\n",
+    );
 }
 
 fn prediction_error(md: &mut String, k: usize, measured: &Metrics, predicted: &Metrics) {
@@ -545,6 +565,15 @@ mod tests {
              | measured, k = 2 | 0.100 | 1.000 | 2.000 | 2.000 | 0.001000 |\n\
              | predicted, k = 1 | 0.000 | 0.000 | 0.000 | 3.600 | 0.000000 |\n\
              | measured, k = 1 | 0.100 | 2.000 | 4.000 | 4.000 | 0.001000 |\n\n"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| expense (USD) | compute | requests | orchestration | total |\n\
+             |---|---:|---:|---:|---:|\n\
+             | predicted, k = 2 | 0.000000 | 0.000000 | 0.000000 | 0.000000 |\n\
+             | measured, k = 2 | 0.000700 | 0.000100 | 0.000200 | 0.001000 |\n"
             ),
             "{md}"
         );

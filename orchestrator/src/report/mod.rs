@@ -100,8 +100,10 @@ pub struct SummaryMetrics {
     pub tail_s: f64,
     /// Seconds until half the tasks finished.
     pub median_s: f64,
-    /// USD as Lambda would bill it.
+    /// USD as the platform would bill it (`expense`'s total).
     pub expense_usd: f64,
+    /// The expense broken down: compute, requests, orchestration.
+    pub expense: crate::billing::Expense,
 }
 
 impl From<Metrics> for SummaryMetrics {
@@ -112,6 +114,7 @@ impl From<Metrics> for SummaryMetrics {
             tail_s: m.tail_s,
             median_s: m.median_s,
             expense_usd: m.expense_usd,
+            expense: m.expense,
         }
     }
 }
@@ -243,6 +246,48 @@ impl RunReport {
     }
 }
 
+/// Writes an evaluation into `dir`: `evaluate.json`, `calibration.json`, `report.md` (from
+/// `markdown`), a `heatmap-PLATFORM-APP.svg` per pair and an `improvement-PLATFORM.svg` per platform.
+pub fn write_evaluation(
+    dir: &Path,
+    eval: &crate::evaluate::Evaluation,
+    markdown: &str,
+) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut files = Vec::new();
+    let mut put = |name: &str, data: &[u8]| -> std::io::Result<()> {
+        let p = dir.join(name);
+        std::fs::write(&p, data)?;
+        files.push(p);
+        Ok(())
+    };
+    let rows = &eval.report.rows;
+    put(
+        "evaluate.json",
+        &serde_json::to_vec_pretty(&eval.report).expect("reports serialise"),
+    )?;
+    put(
+        "calibration.json",
+        &serde_json::to_vec_pretty(&eval.calibration).expect("reports serialise"),
+    )?;
+    put("report.md", markdown.as_bytes())?;
+    for platform in eval.report.summary.keys() {
+        let mut apps: Vec<&str> = rows
+            .iter()
+            .filter(|r| &r.platform == platform)
+            .map(|r| r.workload.as_str())
+            .collect();
+        apps.dedup();
+        for app in apps {
+            let svg = plots::heatmap_svg(rows, app, platform);
+            put(&format!("heatmap-{platform}-{app}.svg"), svg.as_bytes())?;
+        }
+        let svg = plots::improvement_svg(rows, platform);
+        put(&format!("improvement-{platform}.svg"), svg.as_bytes())?;
+    }
+    Ok(files)
+}
+
 /// Signed error of `measured` relative to `predicted`, percent.
 pub fn pct_error(measured: f64, predicted: f64) -> f64 {
     if predicted.abs() < 1e-12 {
@@ -268,7 +313,11 @@ pub(crate) mod tests {
                 tail_s: total,
                 median_s: total / 2.0,
                 expense_usd: 0.001,
-                ..Metrics::default()
+                expense: crate::billing::Expense {
+                    compute_usd: 0.0007,
+                    requests_usd: 0.0001,
+                    orchestration_usd: 0.0002,
+                },
             },
             predicted: Some(Metrics {
                 total_s: total * 0.9,
@@ -326,6 +375,13 @@ pub(crate) mod tests {
             assert!(
                 v["measured"].get(key).is_some() && v["predicted"].get(key).is_some(),
                 "{key}"
+            );
+        }
+        for key in ["compute_usd", "requests_usd", "orchestration_usd"] {
+            assert!(
+                v["measured"]["expense"].get(key).is_some()
+                    && v["predicted"]["expense"].get(key).is_some(),
+                "expense.{key}"
             );
         }
         assert_eq!(v["baseline"]["k"], 1);
