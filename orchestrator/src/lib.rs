@@ -5,6 +5,8 @@
 //!   bill → report) as library functions over typed values;
 //! - [`model`]: profiles, the analytical model, the planner and the plan store;
 //! - [`platform`]: platform profiles shared by the model, the local platform and the simulator;
+//! - [`journal`]: every batch's end appended to the run directory as it arrives (crash-safe
+//!   runs and `orchestrator resume`);
 //! - [`records`]: what a run measured, and the metrics computed from it;
 //! - [`backend`]: the local platform, AWS and the simulator behind one trait;
 //! - [`evaluate`]: ProPack vs no packing, the Oracle and PyWren on the simulator (what it computes);
@@ -17,6 +19,7 @@
 pub mod backend;
 pub mod billing;
 pub mod evaluate;
+pub mod journal;
 pub mod model;
 pub mod pipeline;
 pub mod platform;

@@ -32,6 +32,10 @@ enum Command {
     Definition(cmd::definition::Args),
     /// Plan, run, verify and report a packed job.
     Launch(cmd::launch::Args),
+    /// Run a run's tasks that are not done again, and merge them into the run.
+    Resume(cmd::resume::ResumeArgs),
+    /// Show where a run stands (done, failed, never returned, attempts).
+    Status(cmd::resume::StatusArgs),
     /// Run the local Lambda platform standalone.
     #[command(subcommand)]
     Platform(cmd::platform::Command),
@@ -52,6 +56,8 @@ fn main() -> ExitCode {
         Command::Model(c) => cmd::model::run(c),
         Command::Definition(a) => cmd::definition::run(a),
         Command::Launch(a) => cmd::launch::run(a),
+        Command::Resume(a) => cmd::resume::resume(a),
+        Command::Status(a) => cmd::resume::status(a),
         Command::Platform(c) => cmd::platform::run(c),
         Command::Package(a) => cmd::package::run(a),
         Command::Deploy(a) => cmd::deploy::run(a),

@@ -201,3 +201,77 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn launch_maps_a_command_over_an_s3_prefix_offline() {
+    let Some(moto) = moto_url() else { return };
+    let (orchestrator, bootstrap) = launch_support::binaries();
+    let bucket = format!("map-{}", std::process::id());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = S3Store::new(AwsClients::from_conf(&static_conf(&moto, "us-east-1"), true).s3);
+    rt.block_on(async {
+        store.ensure_bucket(&bucket).await.unwrap();
+        for i in 0..100 {
+            let key = format!("in/d{}/obj{i:03}.txt", i % 4);
+            let body = format!("object {i}\n").into_bytes();
+            store
+                .put_bytes(&S3Uri::new(bucket.clone(), key), body)
+                .await
+                .unwrap();
+        }
+    });
+
+    let (_server, lambda_url) = start_platform(orchestrator, bootstrap, &moto);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(orchestrator);
+    cmd.args([
+        "launch",
+        "--backend",
+        "aws",
+        "--mode",
+        "direct",
+        "--bucket",
+        &bucket,
+        "--function",
+        "propack",
+        "--exec",
+        r#"sh -c 'tr a-z A-Z < "$0" > "$1"' {input} {output}"#,
+        "--map",
+        &format!("s3://{bucket}/in/"),
+        "--output-prefix",
+        &format!("s3://{bucket}/out/"),
+        "--packing",
+        "4",
+        "--platform",
+        "unlimited",
+        "--max-in-flight",
+        "8",
+        "--json",
+        "--out",
+    ])
+    .arg(dir.path())
+    .env("AWS_ENDPOINT_URL_LAMBDA", &lambda_url);
+    aws_env(&mut cmd, &moto);
+    let out = cmd.output().expect("running orchestrator launch");
+    assert!(
+        out.status.success(),
+        "launch failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["workload"], "map", "{summary}");
+    assert_eq!(summary["tasks"], 100);
+    assert_eq!(summary["k"], 4);
+    assert_eq!(summary["verified"], true, "{summary}");
+    rt.block_on(async {
+        for i in 0..100 {
+            let key = format!("out/d{}/obj{i:03}.txt", i % 4);
+            let data = store
+                .get_bytes(&S3Uri::new(bucket.clone(), key.clone()))
+                .await
+                .unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert_eq!(String::from_utf8(data).unwrap(), format!("OBJECT {i}\n"));
+        }
+    });
+}

@@ -50,6 +50,14 @@ pub struct RunOutcome {
 pub trait Progress: Send + Sync {
     /// A batch finished (successfully or not) with `tasks` tasks of which `failed` failed.
     fn batch_done(&self, tasks: usize, failed: usize);
+
+    /// A batch returned `result` (the pipeline journals it). Called before
+    /// [`Progress::batch_done`] for the same batch; backends that only learn results at
+    /// the end (Step Functions' ResultWriter) call it then.
+    fn batch_result(&self, _result: &BatchResult) {}
+
+    /// A batch ended without a result (its invocation or child execution failed).
+    fn batch_lost(&self, _task_ids: &[String], _error: &str) {}
 }
 
 /// Progress that goes nowhere (tests, `--json`).

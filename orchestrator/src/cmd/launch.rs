@@ -1,10 +1,12 @@
 //! `orchestrator launch`: maps its arguments onto a [`LaunchRequest`], runs the pipeline, writes and prints the report.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use propack_orchestrator::backend::BackendKind;
+use propack_orchestrator::pipeline::map::{MapOver, MapSpec};
 use propack_orchestrator::pipeline::{
     self, BackendSpec, JobSource, LaunchRequest, Packing, PlanSpec, Ui,
 };
@@ -32,13 +34,29 @@ pub struct Args {
     #[arg(
         long,
         value_parser = super::args::workload_parser(),
-        conflicts_with = "tasks_file",
-        required_unless_present = "tasks_file"
+        conflicts_with_all = ["tasks_file", "exec"],
+        required_unless_present_any = ["tasks_file", "exec"]
     )]
     pub benchmark: Option<Workload>,
     /// A JSON list of task specs (the runtime's Task: {id, exec|builtin, inputs, outputs}) to run instead of a benchmark.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "exec")]
     pub tasks_file: Option<PathBuf>,
+    /// Your own command, one task per object of --map (or line of --map-args), e.g.
+    /// 'convert.sh {input} {output}'; placeholders {input}, {output}, {key}, {id}.
+    #[arg(long, requires = "over")]
+    pub exec: Option<String>,
+    /// Map --exec over every object under this prefix: s3://bucket/prefix/, file:///dir/ or a directory.
+    #[arg(long, group = "over", requires = "exec")]
+    pub map: Option<String>,
+    /// Map --exec over the lines of this file, each a JSON array of extra arguments.
+    #[arg(long, group = "over", requires = "exec")]
+    pub map_args: Option<PathBuf>,
+    /// Where {output} files are uploaded, under the same relative key (--map) or the task id (--map-args).
+    #[arg(long, requires = "exec")]
+    pub output_prefix: Option<String>,
+    /// The local platform's task root ($LAMBDA_TASK_ROOT, /var/task on Lambda): relative programs are found here.
+    #[arg(long)]
+    pub function_dir: Option<PathBuf>,
     /// Number of tasks C (with --tasks-file: the first C tasks; default all).
     #[arg(long)]
     pub tasks: Option<usize>,
@@ -124,11 +142,32 @@ fn tasks_file(path: &Path, c: Option<usize>) -> anyhow::Result<JobSource> {
         tasks.truncate(n);
     }
     let origin = format!("tasks-file:{}", std::path::absolute(path)?.display());
-    Ok(JobSource::Tasks { tasks, origin })
+    Ok(JobSource::Tasks {
+        name: "tasks-file".into(),
+        tasks,
+        origin,
+    })
 }
 
-/// What to run, from `--benchmark`/`--tasks-file` and `--tasks`/`--size`.
+/// What to run, from `--benchmark`/`--tasks-file`/`--exec` and `--tasks`/`--size`.
 fn source(args: &Args) -> anyhow::Result<JobSource> {
+    if let Some(exec) = &args.exec {
+        let over = match (&args.map, &args.map_args) {
+            (Some(prefix), _) => MapOver::Prefix(prefix.clone()),
+            (None, Some(path)) => MapOver::ArgsFile(path.clone()),
+            (None, None) => unreachable!("clap requires --map or --map-args with --exec"),
+        };
+        let spec = MapSpec {
+            exec: exec.clone(),
+            over,
+            output_prefix: args.output_prefix.clone(),
+        };
+        let mut source = pipeline::map::source(&spec)?;
+        if let (Some(n), JobSource::Tasks { tasks, .. }) = (args.tasks, &mut source) {
+            tasks.truncate(n);
+        }
+        return Ok(source);
+    }
     match (&args.tasks_file, args.benchmark) {
         (Some(path), _) => tasks_file(path, args.tasks),
         (None, Some(workload)) => Ok(JobSource::Benchmark {
@@ -145,6 +184,21 @@ fn source(args: &Args) -> anyhow::Result<JobSource> {
     }
 }
 
+/// `--function-dir` as the local function's `LAMBDA_TASK_ROOT` (as Lambda sets `/var/task`).
+fn task_root_env(dir: Option<&Path>) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut env = BTreeMap::new();
+    if let Some(dir) = dir {
+        if !dir.is_dir() {
+            return Err(
+                UsageError(format!("--function-dir {}: not a directory", dir.display())).into(),
+            );
+        }
+        let abs = std::path::absolute(dir)?;
+        env.insert("LAMBDA_TASK_ROOT".to_owned(), abs.display().to_string());
+    }
+    Ok(env)
+}
+
 /// Where to run, from `--backend` (or the environment) and the backend's options.
 fn backend(args: &Args) -> anyhow::Result<BackendSpec> {
     let kind = match args.backend {
@@ -156,6 +210,12 @@ fn backend(args: &Args) -> anyhow::Result<BackendSpec> {
     match kind {
         #[cfg(feature = "aws")]
         BackendKind::Aws => {
+            if args.function_dir.is_some() {
+                return Err(UsageError(
+                    "--function-dir is the local platform's task root; on AWS, ship the files with `orchestrator package --include` and `deploy --code`".into(),
+                )
+                .into());
+            }
             let bucket = args.bucket.clone().ok_or_else(|| {
                 UsageError("--backend aws needs --bucket (or PROPACK_BUCKET)".into())
             })?;
@@ -167,7 +227,7 @@ fn backend(args: &Args) -> anyhow::Result<BackendSpec> {
                 None => propack_orchestrator::backend::local::find_bootstrap()?,
             },
             seed: args.seed,
-            env: Default::default(),
+            env: task_root_env(args.function_dir.as_deref())?,
         }),
         other => Err(UsageError(format!(
             "--backend {other} is not available in this build (rebuild with `--features aws`)"
@@ -178,12 +238,15 @@ fn backend(args: &Args) -> anyhow::Result<BackendSpec> {
 
 /// The pipeline's request for these arguments.
 fn request(args: &Args) -> anyhow::Result<LaunchRequest> {
+    // Everything a user can get wrong is checked before the run directory exists.
     let source = source(args)?;
+    let backend = backend(args)?;
+    let platform = PlatformProfile::load(&args.platform)?;
     let (name, c) = match &source {
         JobSource::Benchmark {
             workload, tasks, ..
         } => (workload.name(), *tasks),
-        JobSource::Tasks { tasks, .. } => ("tasks-file", tasks.len()),
+        JobSource::Tasks { name, tasks, .. } => (name.as_str(), tasks.len()),
     };
     let run_id = pipeline::run_id_for(name, c);
     let run_dir = args
@@ -207,8 +270,8 @@ fn request(args: &Args) -> anyhow::Result<LaunchRequest> {
                 .unwrap_or_else(propack_orchestrator::model::store::default_path),
             replan: args.replan,
         },
-        platform: PlatformProfile::load(&args.platform)?,
-        backend: backend(args)?,
+        platform,
+        backend,
         baseline: args.baseline,
         run_dir: run_dir.canonicalize()?,
         run_id,

@@ -27,6 +27,7 @@ pub mod plans;
 pub mod platform;
 pub mod profile;
 pub mod profile_run;
+pub mod resume;
 
 /// Marks an error as bad input (exit status 2), keeping its whole message.
 pub fn usage(e: impl Into<anyhow::Error>) -> anyhow::Error {

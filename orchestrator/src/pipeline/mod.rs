@@ -2,17 +2,22 @@
 //! stage → (profile) → plan → definition → run → verify → bill → report.
 //!
 //! - [`stage`]: what to run ([`JobSource`]) → the job's contract tasks ([`StagedJob`]);
+//!   [`map`] builds the tasks of `--exec ... --map|--map-args`;
 //! - [`profile`]: the one [`Profiler`] (packing curve and scaling runs on any backend);
 //! - [`plan`]: k from a stored plan, a fixed `--packing K`, or the model on a local profile;
 //! - [`definition_for`]: the typed Step Functions definition for (tasks, k);
 //! - [`run_job`]: one job on the backend, verified ([`verify`]) and billed
 //!   ([`crate::billing`] through [`crate::records::RunRecords::metrics`]);
 //! - [`launch`]: all of them for a [`LaunchRequest`], k = 1 baseline included, into a
-//!   [`RunReport`] that `cmd/launch.rs` writes and prints.
+//!   [`RunReport`] that `cmd/launch.rs` writes and prints;
+//! - [`resume`]: the tasks of a run that are not done, again, merged into the run
+//!   (from `launch.json` and the [`crate::journal`]).
 
 mod error;
+pub mod map;
 pub mod plan;
 pub mod profile;
+pub mod resume;
 pub mod stage;
 mod ui;
 pub mod verify;
@@ -27,10 +32,11 @@ pub use error::PipelineError;
 pub use plan::{Packing, PlanSpec, Planned};
 pub use profile::Profiler;
 pub use stage::{JobSource, StagedJob};
-pub use ui::{BarProgress, Ui};
+pub use ui::{BarProgress, RunProgress, Ui};
 
 use crate::backend::local::LocalBackend;
 use crate::backend::{AnyBackend, Backend, BackendError, BackendKind, Job};
+use crate::journal::Journal;
 use crate::model::AppProfile;
 use crate::platform::PlatformProfile;
 use crate::records::DEFAULT_TAIL_QUANTILE;
@@ -141,7 +147,17 @@ pub struct Target<'a> {
     pub ui: Ui,
 }
 
-/// Runs the staged job at `k` on `backend` into `dir`: definition, run, verify, bill.
+/// Which attempt of a run a job is, and the journal it appends to.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The directory holding `journal.jsonl` (the run directory).
+    pub journal_dir: &'a Path,
+    /// 1 for the launch, then 2, 3, ... for each `orchestrator resume`.
+    pub number: u32,
+}
+
+/// Runs the staged job at `k` on `backend` into `dir`: definition, run, verify, bill;
+/// every batch's end is journalled in `attempt.journal_dir` as it arrives.
 pub async fn run_job(
     backend: &mut AnyBackend,
     target: Target<'_>,
@@ -149,6 +165,7 @@ pub async fn run_job(
     k: usize,
     run_id: String,
     dir: &Path,
+    attempt: Attempt<'_>,
 ) -> Result<MeasuredRun, PipelineError> {
     let platform = target.platform;
     let definition = definition_for(
@@ -166,6 +183,13 @@ pub async fn run_job(
     stage::clear_outputs(&staged.tasks)?;
     let c = staged.tasks.len();
     let progress = BarProgress::new(target.ui, c.div_ceil(k), c, &format!("k={k}"));
+    let ids = staged.tasks.iter().map(|t| t.id.clone()).collect();
+    let journal = Journal::open(attempt.journal_dir, attempt.number, &run_id, k, ids).map_err(
+        PipelineError::io(format!(
+            "opening the journal in {}",
+            attempt.journal_dir.display()
+        )),
+    )?;
     let job = Job {
         run_id: run_id.clone(),
         tasks: staged.tasks.clone(),
@@ -174,7 +198,11 @@ pub async fn run_job(
         run_dir: dir.to_owned(),
         platform: platform.clone(),
     };
-    let outcome = backend.run(&job, &progress).await;
+    let run_progress = RunProgress {
+        bar: &progress,
+        journal: &journal,
+    };
+    let outcome = backend.run(&job, &run_progress).await;
     progress.bar.finish_and_clear();
     let outcome = outcome?;
     let v = verify::verify(&staged.tasks, &outcome);
@@ -246,7 +274,16 @@ async fn choose_k(
     };
     let kmax = req.plan.kmax.clamp(1, c).max(need);
     let work = req.run_dir.join("profile");
-    let profile = local_profile(&req.backend, staged, &req.platform, kmax, &work, ui).await?;
+    let profile = match local_profile(&req.backend, staged, &req.platform, kmax, &work, ui).await {
+        // A fixed k runs without predictions rather than not at all: the profile only
+        // predicts, and the failing tasks will be reported (and resumable) by the run.
+        Err(PipelineError::Profile(why)) if matches!(req.plan.packing, Packing::Fixed(_)) => {
+            eprintln!("warning: no predictions (profiling failed: {why})");
+            let _ = std::fs::remove_dir_all(&work);
+            return plan::fixed_without_model(&req.plan, c);
+        }
+        other => other?,
+    };
     let _ = std::fs::remove_dir_all(&work);
     let path = req.run_dir.join("profile.json");
     profile.save(&path)?;
@@ -267,6 +304,18 @@ pub fn launch(req: &LaunchRequest, ui: Ui) -> Result<RunReport, PipelineError> {
         .map_err(PipelineError::io("starting the async runtime"))?;
     rt.block_on(async {
         let planned = choose_k(req, &staged, ui).await?;
+        resume::save(
+            &req.run_dir,
+            &resume::LaunchRecord {
+                run_id: req.run_id.clone(),
+                workload: staged.workload.clone(),
+                k: planned.k,
+                task_seconds: staged.task_seconds,
+                platform: req.platform.clone(),
+                backend: resume::BackendRecord::of(&req.backend),
+                tasks: staged.tasks.clone(),
+            },
+        )?;
         let mut backend = req.backend.open().await?;
         let target = Target {
             spec: &req.backend,
@@ -274,6 +323,10 @@ pub fn launch(req: &LaunchRequest, ui: Ui) -> Result<RunReport, PipelineError> {
             ui,
         };
         let k = planned.k;
+        let first = Attempt {
+            journal_dir: &req.run_dir,
+            number: 1,
+        };
         let mut packed = run_job(
             &mut backend,
             target,
@@ -281,13 +334,18 @@ pub fn launch(req: &LaunchRequest, ui: Ui) -> Result<RunReport, PipelineError> {
             k,
             req.run_id.clone(),
             &req.run_dir,
+            first,
         )
         .await?;
         packed.predicted = planned.predicted(k);
         let baseline = if req.baseline {
             let id = format!("{}-k1", req.run_id);
             let dir = req.run_dir.join("baseline");
-            let mut b = run_job(&mut backend, target, &staged, 1, id, &dir).await?;
+            let own = Attempt {
+                journal_dir: &dir,
+                number: 1,
+            };
+            let mut b = run_job(&mut backend, target, &staged, 1, id, &dir, own).await?;
             b.predicted = planned.predicted(1);
             Some(b)
         } else {
@@ -309,6 +367,7 @@ pub fn launch(req: &LaunchRequest, ui: Ui) -> Result<RunReport, PipelineError> {
             k_source: planned.source.clone(),
             run: packed,
             baseline,
+            attempts: Vec::new(),
             run_dir: req.run_dir.clone(),
         })
     })

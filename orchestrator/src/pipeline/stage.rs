@@ -23,8 +23,10 @@ pub enum JobSource {
         /// C.
         tasks: usize,
     },
-    /// The user's own task specs (`--tasks-file`), run as they are.
+    /// The user's own task specs (`--tasks-file`, or built by [`super::map::tasks`]), run as they are.
     Tasks {
+        /// Name in reports and run ids: `tasks-file` or `map`.
+        name: String,
         /// The tasks (already validated).
         tasks: Vec<Task>,
         /// Where they came from, e.g. `tasks-file:/abs/tasks.json` (the plan store's key).
@@ -35,7 +37,7 @@ pub enum JobSource {
 /// A job whose tasks are ready to run.
 #[derive(Debug, Clone)]
 pub struct StagedJob {
-    /// Name in reports: the workload's, or `tasks-file`.
+    /// Name in reports: the workload's, `tasks-file` or `map`.
     pub workload: String,
     /// Per-task size of a benchmark.
     pub size: Option<String>,
@@ -71,8 +73,12 @@ pub fn stage(
             size,
             tasks,
         } => stage_benchmark(*workload, size.as_deref(), *tasks, run_dir, seed, ui)?,
-        JobSource::Tasks { tasks, origin } => StagedJob {
-            workload: "tasks-file".into(),
+        JobSource::Tasks {
+            name,
+            tasks,
+            origin,
+        } => StagedJob {
+            workload: name.clone(),
             size: None,
             key: origin.clone(),
             tasks: tasks.clone(),
@@ -197,6 +203,7 @@ mod tests {
             serde_json::from_value(serde_json::json!({"id": "a", "builtin": {"name": "noop"}}))
                 .unwrap();
         let src = JobSource::Tasks {
+            name: "tasks-file".into(),
             tasks: vec![t.clone(), t],
             origin: "x".into(),
         };

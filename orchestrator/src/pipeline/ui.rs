@@ -60,6 +60,35 @@ impl BarProgress {
     }
 }
 
+/// A run's progress: every batch journalled first, then counted on the bar.
+#[derive(Debug)]
+pub struct RunProgress<'a> {
+    /// The bar.
+    pub bar: &'a BarProgress,
+    /// The run's journal.
+    pub journal: &'a crate::journal::Journal,
+}
+
+impl Progress for RunProgress<'_> {
+    fn batch_done(&self, tasks: usize, failed: usize) {
+        self.bar.batch_done(tasks, failed);
+    }
+
+    fn batch_result(&self, result: &propack_runtime::BatchResult) {
+        // A journal that cannot be written must not stop a run that is producing results;
+        // say so once per batch, loudly.
+        if let Err(e) = self.journal.result(result) {
+            eprintln!("warning: writing {}: {e}", self.journal.path().display());
+        }
+    }
+
+    fn batch_lost(&self, task_ids: &[String], error: &str) {
+        if let Err(e) = self.journal.failed(task_ids, error) {
+            eprintln!("warning: writing {}: {e}", self.journal.path().display());
+        }
+    }
+}
+
 impl Progress for BarProgress {
     fn batch_done(&self, tasks: usize, failed: usize) {
         let d = self.done.fetch_add(tasks, Ordering::SeqCst) + tasks;

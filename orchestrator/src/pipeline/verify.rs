@@ -75,7 +75,7 @@ pub fn verify(tasks: &[Task], outcome: &RunOutcome) -> Verification {
 }
 
 /// A benchmark task's local output passes the workload's own check (other tasks: nothing to check).
-fn check_output(t: &Task) -> Result<(), String> {
+pub(crate) fn check_output(t: &Task) -> Result<(), String> {
     let Some(b) = t.builtin() else {
         return Ok(());
     };

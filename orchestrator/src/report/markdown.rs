@@ -39,9 +39,24 @@ pub fn run_report(report: &RunReport) -> String {
         against_baseline(&mut md, &r.measured, &b.measured);
     }
     instance_notes(&mut md, &r.records);
+    attempts(&mut md, &report.attempts);
     errors(&mut md, r);
     run_files(&mut md, report.baseline.is_some());
     md
+}
+
+/// How many tasks each attempt ran, once a run was resumed.
+fn attempts(md: &mut String, attempts: &[crate::journal::AttemptSummary]) {
+    if attempts.is_empty() {
+        return;
+    }
+    md.push_str("\n## Attempts\n\n| attempt | run id | k | tasks run | succeeded | failed | never returned |\n|---|---|---|---|---|---|---|\n");
+    for a in attempts {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            a.attempt, a.run_id, a.k, a.tasks, a.succeeded, a.failed, a.missing
+        ));
+    }
 }
 
 /// Title and the bullet list of what ran where, with which k.

@@ -85,6 +85,9 @@ pub struct RunReport {
     pub run: MeasuredRun,
     /// The k = 1 baseline, with `--baseline`.
     pub baseline: Option<MeasuredRun>,
+    /// Every attempt once the run was resumed (`orchestrator resume`); empty before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<crate::journal::AttemptSummary>,
     /// Where the files are.
     pub run_dir: PathBuf,
 }
@@ -137,10 +140,14 @@ pub struct Summary {
     pub backend: String,
     /// Platform profile name.
     pub platform: String,
+    /// The benchmark's name, `tasks-file` or `map`.
+    pub workload: String,
     /// C.
     pub tasks: usize,
     /// k.
     pub k: usize,
+    /// Where k came from: the plan store, `--packing K` or a local profile.
+    pub k_source: String,
     /// Invocations of the packed run.
     pub instances: usize,
     /// Every task succeeded and passed its check.
@@ -164,8 +171,10 @@ impl RunReport {
             run_id: self.run.run_id.clone(),
             backend: self.backend.clone(),
             platform: self.platform.name.clone(),
+            workload: self.workload.clone(),
             tasks: self.tasks,
             k: self.run.k,
+            k_source: self.k_source.clone(),
             instances: self.run.instances,
             verified: self.run.verified,
             failed_tasks: self.run.failed_tasks,
@@ -346,6 +355,7 @@ pub(crate) mod tests {
             k_source: "--packing 2".into(),
             run: run(2, 2.0),
             baseline: Some(run(1, 4.0)),
+            attempts: Vec::new(),
             run_dir: dir.to_owned(),
         }
     }
@@ -359,8 +369,10 @@ pub(crate) mod tests {
             "run_id",
             "backend",
             "platform",
+            "workload",
             "tasks",
             "k",
+            "k_source",
             "instances",
             "verified",
             "failed_tasks",
@@ -385,6 +397,7 @@ pub(crate) mod tests {
             );
         }
         assert_eq!(v["baseline"]["k"], 1);
+        assert_eq!(v["k_source"], "--packing 2");
         assert_eq!(v["baseline"]["measured"]["total_s"], 4.0);
         let files = report.write(dir.path()).unwrap();
         assert_eq!(files.len(), 7);

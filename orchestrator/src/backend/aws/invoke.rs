@@ -199,7 +199,10 @@ pub async fn fan_out(
         };
         let tasks = tasks_per_batch.get(record.batch).copied().unwrap_or(0);
         let failed = match &record.outcome {
-            InvocationOutcome::Result(r) => r.tasks.len() - r.count(TaskStatus::Succeeded),
+            InvocationOutcome::Result(r) => {
+                progress.batch_result(r);
+                r.tasks.len() - r.count(TaskStatus::Succeeded)
+            }
             _ => tasks,
         };
         progress.batch_done(tasks, failed);

@@ -406,6 +406,11 @@ impl AwsBackend {
         let mut rows = Vec::new();
         let mut seen = vec![false; batches.len()];
         for it in &iterations {
+            // ResultWriter hands every result over at the end: journal them now.
+            match &it.result {
+                Some(r) => progress.batch_result(r),
+                None => progress.batch_lost(&it.task_ids, "the child execution failed"),
+            }
             let first = it
                 .result
                 .as_ref()

@@ -286,7 +286,7 @@ impl Backend for LocalBackend {
         platform.set_idle_ttl(std::time::Duration::from_secs(10));
         *self.current.lock().expect("lock") = Some(platform.clone());
 
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Vec<String>, usize)>();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ItemEnd>();
         let on_item: sfn::ItemCallback = Arc::new(move |d: ItemDone<'_>| {
             let ids: Vec<String> = d.input["Items"]
                 .as_array()
@@ -303,7 +303,17 @@ impl Backend for LocalBackend {
                     ts.iter().filter(|t| t["status"] != "succeeded").count()
                 }),
             };
-            let _ = tx.send((d.index, ids, failed));
+            let outcome = match d.output {
+                Ok(v) => serde_json::from_value::<BatchResult>(v.clone())
+                    .map_err(|e| format!("an unreadable batch result: {e}")),
+                Err(e) => Err(format!("{}: {}", e.error, e.cause)),
+            };
+            let _ = tx.send(ItemEnd {
+                index: d.index,
+                ids,
+                failed,
+                outcome,
+            });
         });
         let interp = Interpreter::new(platform.clone(), &storage, Some(on_item));
         let exec = interp.execute(&definition, &job.run_id, input);
@@ -312,15 +322,11 @@ impl Backend for LocalBackend {
         let execution = loop {
             tokio::select! {
                 r = &mut exec => break r,
-                Some((i, ids, failed)) = rx.recv() => {
-                    progress.batch_done(ids.len(), failed);
-                    batch_tasks.insert(i, ids);
-                }
+                Some(end) = rx.recv() => end.report(progress, &mut batch_tasks),
             }
         };
-        while let Ok((i, ids, failed)) = rx.try_recv() {
-            progress.batch_done(ids.len(), failed);
-            batch_tasks.insert(i, ids);
+        while let Ok(end) = rx.try_recv() {
+            end.report(progress, &mut batch_tasks);
         }
         platform.shutdown();
         *self.current.lock().expect("lock") = None;
@@ -429,6 +435,26 @@ fn outcome(
     records.tasks = tasks;
     records.orchestration = execution.usage;
     RunOutcome { records, results }
+}
+
+/// One Map item's end, sent from the interpreter's callback to the run loop.
+struct ItemEnd {
+    index: usize,
+    ids: Vec<String>,
+    failed: usize,
+    outcome: Result<BatchResult, String>,
+}
+
+impl ItemEnd {
+    /// Tells `progress` (journal first, then the bar) and remembers the item's task ids.
+    fn report(self, progress: &dyn Progress, batch_tasks: &mut HashMap<usize, Vec<String>>) {
+        match &self.outcome {
+            Ok(r) => progress.batch_result(r),
+            Err(e) => progress.batch_lost(&self.ids, e),
+        }
+        progress.batch_done(self.ids.len(), self.failed);
+        batch_tasks.insert(self.index, self.ids);
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,359 @@
+//! Resume: run again only a run's tasks that are not verified succeeded, on its backend, and merge them into the run.
+//!
+//! `launch` writes `launch.json` (the staged tasks, k, platform and backend) before the
+//! first batch and journals every batch's end ([`crate::journal`]). A task counts as done
+//! when some attempt returned it `succeeded` and its output passes the workload's check;
+//! done tasks are never run again. Each resume is a new attempt in `attempt-N/` whose
+//! batches go to the same `journal.jsonl`; `run.json` and `report.md` are then rewritten
+//! with the merged verification and an attempts table (the measured metrics stay the
+//! launch's: a resumed attempt has its own `attempt-N/definition.asl.json`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use propack_runtime::Task;
+use serde::{Deserialize, Serialize};
+
+use super::verify::check_output;
+use super::{Attempt, BackendSpec, PipelineError, StagedJob, Target, Ui, run_job};
+use crate::journal::{self, JOURNAL_FILE, RunState};
+use crate::platform::PlatformProfile;
+use crate::report::{RunReport, SummaryMetrics};
+
+/// The file `launch` leaves in the run directory so the run can be resumed.
+pub const LAUNCH_FILE: &str = "launch.json";
+
+/// What `resume` needs to run the rest of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LaunchRecord {
+    /// The launch's run id.
+    pub run_id: String,
+    /// The job's name in reports.
+    pub workload: String,
+    /// The launch's k.
+    pub k: usize,
+    /// Planning estimate of one task (chooses the Step Functions child type).
+    pub task_seconds: Option<f64>,
+    /// The platform profile.
+    pub platform: PlatformProfile,
+    /// Where it ran.
+    pub backend: BackendRecord,
+    /// Every staged task.
+    pub tasks: Vec<Task>,
+}
+
+/// A [`BackendSpec`] as stored in `launch.json` (credentials are never stored: the
+/// standard AWS chain supplies them again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BackendRecord {
+    /// The local platform.
+    Local {
+        /// The `bootstrap` executable.
+        bootstrap: PathBuf,
+        /// Cold-start seed.
+        seed: u64,
+        /// The function's extra environment (e.g. `LAMBDA_TASK_ROOT` from `--function-dir`).
+        env: BTreeMap<String, String>,
+    },
+    /// AWS.
+    Aws {
+        /// Bucket.
+        bucket: String,
+        /// Function name or ARN.
+        function: String,
+        /// `direct` invokes rather than Step Functions.
+        direct: bool,
+        /// State machine name or ARN.
+        state_machine: String,
+        /// Region override.
+        region: Option<String>,
+    },
+}
+
+impl BackendRecord {
+    /// The record of a spec.
+    pub fn of(spec: &BackendSpec) -> Self {
+        match spec {
+            BackendSpec::Local {
+                bootstrap,
+                seed,
+                env,
+            } => Self::Local {
+                bootstrap: bootstrap.clone(),
+                seed: *seed,
+                env: env.clone(),
+            },
+            #[cfg(feature = "aws")]
+            BackendSpec::Aws(o) => Self::Aws {
+                bucket: o.bucket.clone(),
+                function: o.function.clone(),
+                direct: o.mode == crate::backend::aws::AwsMode::Direct,
+                state_machine: o.state_machine.clone(),
+                region: o.region.clone(),
+            },
+        }
+    }
+
+    /// The spec again.
+    pub fn spec(&self) -> Result<BackendSpec, PipelineError> {
+        match self {
+            Self::Local {
+                bootstrap,
+                seed,
+                env,
+            } => Ok(BackendSpec::Local {
+                bootstrap: bootstrap.clone(),
+                seed: *seed,
+                env: env.clone(),
+            }),
+            #[cfg(feature = "aws")]
+            Self::Aws {
+                bucket,
+                function,
+                direct,
+                state_machine,
+                region,
+            } => {
+                use crate::backend::aws::{AwsMode, AwsOptions};
+                let mut o = AwsOptions::new(bucket.clone());
+                o.function = function.clone();
+                o.mode = if *direct {
+                    AwsMode::Direct
+                } else {
+                    AwsMode::Sfn
+                };
+                o.state_machine = state_machine.clone();
+                o.region = region.clone();
+                Ok(BackendSpec::Aws(o))
+            }
+            #[cfg(not(feature = "aws"))]
+            Self::Aws { .. } => Err(PipelineError::Usage(
+                "this run was on AWS: resume it with a build that has the aws feature".into(),
+            )),
+        }
+    }
+}
+
+/// Writes `launch.json`.
+pub fn save(dir: &Path, record: &LaunchRecord) -> Result<(), PipelineError> {
+    let path = dir.join(LAUNCH_FILE);
+    let bytes = serde_json::to_vec_pretty(record).expect("launch records serialise");
+    std::fs::write(&path, bytes).map_err(PipelineError::io(format!("writing {}", path.display())))
+}
+
+/// Reads `launch.json`; a directory without one is not a resumable run (usage error).
+pub fn load(dir: &Path) -> Result<LaunchRecord, PipelineError> {
+    let path = dir.join(LAUNCH_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|_| {
+        PipelineError::Usage(format!(
+            "{}: not a run directory of `orchestrator launch` (no {LAUNCH_FILE})",
+            dir.display()
+        ))
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| PipelineError::Usage(format!("{}: {e}", path.display())))
+}
+
+/// Where a run stands (`orchestrator status`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunStatus {
+    /// The launch's run id.
+    pub run_id: String,
+    /// C.
+    pub tasks: usize,
+    /// Tasks that succeeded and whose output passed its check.
+    pub done: usize,
+    /// Tasks whose last result was not a success, by status (`failed`, `timed_out`,
+    /// `not_run`, `batch_failed`), plus `check_failed` for outputs that failed their check.
+    pub unsuccessful: BTreeMap<String, usize>,
+    /// Tasks no attempt heard back from.
+    pub never_returned: usize,
+    /// Every attempt so far.
+    pub attempts: Vec<journal::AttemptSummary>,
+    /// Every task is done.
+    pub complete: bool,
+}
+
+/// The run's state from its journal, and the ids of the tasks that are done.
+fn done_tasks(dir: &Path, tasks: &[Task]) -> Result<(RunState, BTreeSet<String>), PipelineError> {
+    let path = dir.join(JOURNAL_FILE);
+    let entries = if path.exists() {
+        journal::read(&path).map_err(|e| PipelineError::Usage(e.to_string()))?
+    } else {
+        Vec::new()
+    };
+    let state = RunState::from_entries(&entries);
+    let done = tasks
+        .iter()
+        .filter(|t| state.succeeded.contains(&t.id) && check_output(t).is_ok())
+        .map(|t| t.id.clone())
+        .collect();
+    Ok((state, done))
+}
+
+/// Where the run in `dir` stands.
+pub fn status(dir: &Path) -> Result<RunStatus, PipelineError> {
+    let rec = load(dir)?;
+    let (state, done) = done_tasks(dir, &rec.tasks)?;
+    let mut unsuccessful: BTreeMap<String, usize> = BTreeMap::new();
+    let mut never_returned = 0;
+    for t in rec.tasks.iter().filter(|t| !done.contains(&t.id)) {
+        let why = match state.unsuccessful.get(&t.id) {
+            Some(s) => s.clone(),
+            None if state.succeeded.contains(&t.id) => "check_failed".into(),
+            None => {
+                never_returned += 1;
+                continue;
+            }
+        };
+        *unsuccessful.entry(why).or_default() += 1;
+    }
+    Ok(RunStatus {
+        run_id: rec.run_id,
+        tasks: rec.tasks.len(),
+        done: done.len(),
+        unsuccessful,
+        never_returned,
+        attempts: state.attempts,
+        complete: done.len() == rec.tasks.len(),
+    })
+}
+
+/// What one `orchestrator resume` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResumeSummary {
+    /// The attempt's number (None when nothing was left to run).
+    pub attempt: Option<u32>,
+    /// Its k.
+    pub k: usize,
+    /// Tasks it ran.
+    pub ran: usize,
+    /// What it measured (None when nothing ran).
+    pub measured: Option<SummaryMetrics>,
+    /// The run after merging.
+    pub status: RunStatus,
+}
+
+/// Runs the tasks of the run in `dir` that are not done, at `packing` (default the run's
+/// k), as attempt N in `dir/attempt-N`, then rewrites `run.json` and `report.md`.
+pub fn resume(dir: &Path, packing: Option<usize>, ui: Ui) -> Result<ResumeSummary, PipelineError> {
+    let rec = load(dir)?;
+    let (state, done) = done_tasks(dir, &rec.tasks)?;
+    let rest: Vec<Task> = rec
+        .tasks
+        .iter()
+        .filter(|t| !done.contains(&t.id))
+        .cloned()
+        .collect();
+    if rest.is_empty() {
+        return Ok(ResumeSummary {
+            attempt: None,
+            k: 0,
+            ran: 0,
+            measured: None,
+            status: status(dir)?,
+        });
+    }
+    let number = state.next_attempt();
+    let k = packing.unwrap_or(rec.k).clamp(1, rest.len());
+    let spec = rec.backend.spec()?;
+    let staged = StagedJob {
+        workload: rec.workload.clone(),
+        size: None,
+        key: String::new(),
+        tasks: rest,
+        task_seconds: rec.task_seconds,
+    };
+    let attempt_dir = dir.join(format!("attempt-{number}"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(PipelineError::io("starting the async runtime"))?;
+    let run = rt.block_on(async {
+        let mut backend = spec.open().await?;
+        let target = Target {
+            spec: &spec,
+            platform: &rec.platform,
+            ui,
+        };
+        let attempt = Attempt {
+            journal_dir: dir,
+            number,
+        };
+        let run_id = format!("{}-r{number}", rec.run_id);
+        run_job(
+            &mut backend,
+            target,
+            &staged,
+            k,
+            run_id,
+            &attempt_dir,
+            attempt,
+        )
+        .await
+    })?;
+    let status = status(dir)?;
+    merge_into_report(dir, &status)?;
+    Ok(ResumeSummary {
+        attempt: Some(number),
+        k,
+        ran: staged.tasks.len(),
+        measured: Some(run.measured.into()),
+        status,
+    })
+}
+
+/// Rewrites the run's `run.json` and report with the merged verification and the attempts.
+fn merge_into_report(dir: &Path, status: &RunStatus) -> Result<(), PipelineError> {
+    let path = dir.join("run.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        // The launch was killed before its report: the journal and status are the record.
+        return Ok(());
+    };
+    let mut report: RunReport = serde_json::from_str(&text)
+        .map_err(|e| PipelineError::Usage(format!("{}: {e}", path.display())))?;
+    report.run.verified = status.complete;
+    report.run.failed_tasks = status.tasks - status.done;
+    if status.complete {
+        report.run.errors.clear();
+    }
+    report.attempts = status.attempts.clone();
+    report.write(dir).map_err(PipelineError::io(format!(
+        "writing the report in {}",
+        dir.display()
+    )))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_records_round_trip_through_launch_json() {
+        let local = BackendSpec::Local {
+            bootstrap: "/x/bootstrap".into(),
+            seed: 3,
+            env: [("LAMBDA_TASK_ROOT".to_owned(), "/fn".to_owned())].into(),
+        };
+        let rec = BackendRecord::of(&local);
+        let text = serde_json::to_string(&rec).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"local","bootstrap":"/x/bootstrap","seed":3,"env":{"LAMBDA_TASK_ROOT":"/fn"}}"#
+        );
+        let back: BackendRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(BackendRecord::of(&back.spec().unwrap()), rec);
+    }
+
+    #[test]
+    fn a_directory_without_launch_json_is_a_usage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = load(dir.path()).unwrap_err();
+        assert!(
+            e.is_usage() && e.to_string().contains("no launch.json"),
+            "{e}"
+        );
+    }
+}
