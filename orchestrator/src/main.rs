@@ -43,6 +43,9 @@ enum Command {
     Package(cmd::package::Args),
     /// Create or update the function and state machine on AWS.
     Deploy(cmd::deploy::Args),
+    /// Write what deploy creates as an AWS SAM or CloudFormation template.
+    #[cfg(feature = "aws")]
+    Template(cmd::template::Args),
     /// Compare ProPack with no packing, the Oracle and PyWren on the simulator.
     Evaluate(cmd::evaluate::Args),
 }
@@ -61,6 +64,8 @@ fn main() -> ExitCode {
         Command::Platform(c) => cmd::platform::run(c),
         Command::Package(a) => cmd::package::run(a),
         Command::Deploy(a) => cmd::deploy::run(a),
+        #[cfg(feature = "aws")]
+        Command::Template(a) => cmd::template::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),
     };
     match result {

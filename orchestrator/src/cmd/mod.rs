@@ -28,6 +28,8 @@ pub mod platform;
 pub mod profile;
 pub mod profile_run;
 pub mod resume;
+#[cfg(feature = "aws")]
+pub mod template;
 
 /// Marks an error as bad input (exit status 2), keeping its whole message.
 pub fn usage(e: impl Into<anyhow::Error>) -> anyhow::Error {

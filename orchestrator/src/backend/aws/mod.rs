@@ -28,6 +28,7 @@ pub mod invoke;
 pub mod package;
 pub mod policy;
 pub mod sfn;
+pub mod template;
 pub mod zip;
 
 pub use clients::AwsClients;
