@@ -437,6 +437,20 @@ pub struct SucceedState {
     /// Human-readable description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Filter on the state input.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "nullable"
+    )]
+    pub input_path: Option<Option<String>>,
+    /// Filter on the state output.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "nullable"
+    )]
+    pub output_path: Option<Option<String>>,
 }
 
 /// A Fail state.
@@ -529,12 +543,15 @@ impl Catcher {
     }
 }
 
-/// ASL error matching: exact names, or `States.ALL` for any error except
-/// `States.Runtime`, which Step Functions never lets a Retry or Catch handle.
-fn error_matches(names: &[String], error: &str) -> bool {
-    names
-        .iter()
-        .any(|n| n == error || (n == "States.ALL" && error != "States.Runtime"))
+/// ASL error matching: exact names; `States.ALL` for any error except `States.Runtime`,
+/// which Step Functions never lets a Retry or Catch handle; `States.TaskFailed` for any
+/// error except those and `States.Timeout`.
+pub fn error_matches(names: &[String], error: &str) -> bool {
+    names.iter().any(|n| {
+        n == error
+            || (n == "States.ALL" && error != "States.Runtime")
+            || (n == "States.TaskFailed" && error != "States.Timeout" && error != "States.Runtime")
+    })
 }
 
 impl StateMachine {
