@@ -7,6 +7,12 @@
 //! but this interpreter does not run is refused up front by [`check_supported`]
 //! with "not supported locally", never silently ignored.
 //! S3 (`ItemReader`, `ResultWriter`) is a directory: `s3://B/K` is `<storage>/B/K`.
+//!
+//! It enforces the run-time limits that asl-validator cannot see: 256 KiB of state data
+//! (execution and child inputs, state outputs, task inputs and results:
+//! `States.DataLimitExceeded`), the 5-minute EXPRESS child limit (the child ends
+//! `TIMED_OUT`), errors `States.ALL` does not catch (`States.Runtime`,
+//! `States.DataLimitExceeded`), and `ToleratedFailurePercentage`/`Count` over items.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -25,6 +31,8 @@ use propack_step_functions::asl::{
 use propack_step_functions::build::{LAMBDA_INVOKE, S3_GET_OBJECT, S3_PUT_OBJECT};
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
+
+use propack_step_functions::build::{EXPRESS_MAX_SECONDS, MAX_PAYLOAD_BYTES};
 
 use super::lambda::{AtLimit, Invocation, InvokeError, InvokeStatus, LambdaPlatform, epoch_ms};
 use crate::backend::BackendError;
@@ -49,6 +57,9 @@ impl From<BackendError> for Fail {
         Fail::Backend(e)
     }
 }
+
+/// The error of a child execution that ran out of time (status `TIMED_OUT`).
+const TIMED_OUT_ERROR: &str = "States.Timeout";
 
 fn states_err(error: &str, cause: impl Into<String>) -> Fail {
     Fail::States(StatesError {
@@ -114,6 +125,8 @@ struct InterpInner {
     usage: Mutex<OrchestrationUsage>,
     on_item: Option<ItemCallback>,
     map_runs: AtomicU64,
+    /// How long an EXPRESS child may run, milliseconds (300 s; tests scale it down).
+    express_limit_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Interpreter {
@@ -189,7 +202,10 @@ fn check_states(
             }
             State::Pass(_) | State::Succeed(_) | State::Fail(_) => {}
         }
-        let targets = s.next().into_iter().chain(s.catchers().iter().map(|c| c.next.as_str()));
+        let targets = s
+            .next()
+            .into_iter()
+            .chain(s.catchers().iter().map(|c| c.next.as_str()));
         for n in targets {
             if !states.contains_key(n) {
                 return refuse(format!("{at}: Next {n:?} names no state"));
@@ -376,6 +392,18 @@ fn truncate(s: &str) -> String {
     }
 }
 
+/// Step Functions' 256 KiB limit on any state data, as the error it raises.
+fn within_limit(v: &Value, what: &str) -> Flow<()> {
+    let n = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0);
+    if n as u64 > MAX_PAYLOAD_BYTES {
+        return Err(states_err(
+            "States.DataLimitExceeded",
+            format!("{what} of {n} bytes is above the {MAX_PAYLOAD_BYTES}-byte (256 KiB) limit"),
+        ));
+    }
+    Ok(())
+}
+
 /// `ResultPath`: absent = `$` (replace), null = discard the result, else set in a copy of the raw input.
 fn apply_result_path(path: &Option<Option<String>>, raw: Value, result: Value) -> Flow<Value> {
     match path {
@@ -472,8 +500,17 @@ impl Interpreter {
                 usage: Mutex::new(OrchestrationUsage::default()),
                 on_item,
                 map_runs: AtomicU64::new(0),
+                express_limit_ms: AtomicU64::new((EXPRESS_MAX_SECONDS * 1000.0) as u64),
             }),
         }
+    }
+
+    /// Changes how long an EXPRESS child may run before it ends `TIMED_OUT` (default 5 minutes),
+    /// so a test can show the limit without waiting for it.
+    pub fn set_express_limit(&self, limit: Duration) {
+        self.inner
+            .express_limit_ms
+            .store(limit.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Runs one execution of `definition` named `name` with `input` to completion.
@@ -539,10 +576,12 @@ impl Interpreter {
         Box::pin(async move {
             let mut name = start_at;
             let mut input = input;
+            within_limit(&input, "the input")?;
             loop {
                 let state = &states[name];
                 self.transition(&ctx);
                 let (output, next) = self.run_state(name, state, input, &ctx).await?;
+                within_limit(&output, &format!("the output of state {name:?}"))?;
                 match next {
                     Some(n) => {
                         name = n;
@@ -665,6 +704,7 @@ impl Interpreter {
             Some(p) => ctx.template(p, effective)?,
             None => effective.clone(),
         };
+        within_limit(&params, "the task input")?;
         let integrated = resource == LAMBDA_INVOKE;
         let (function, payload) = if integrated {
             let f = params["FunctionName"].as_str().ok_or_else(|| {
@@ -738,17 +778,19 @@ impl Interpreter {
             InvokeStatus::Ok(body) => {
                 let payload: Value = serde_json::from_slice(&body)
                     .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-                if integrated {
-                    Ok(json!({
+                let result = if integrated {
+                    json!({
                         "ExecutedVersion": "$LATEST",
                         "Payload": payload,
                         "SdkHttpMetadata": {"HttpStatusCode": 200},
                         "SdkResponseMetadata": {"RequestId": inv.request_id},
                         "StatusCode": 200,
-                    }))
+                    })
                 } else {
-                    Ok(payload)
-                }
+                    payload
+                };
+                within_limit(&result, "the task result")?;
+                Ok(result)
             }
             InvokeStatus::FunctionError { error_type, body } => Err(states_err(
                 &error_type,
@@ -756,7 +798,6 @@ impl Interpreter {
             )),
         }
     }
-
 
     fn read_object(&self, bucket: &str, key: &str) -> Flow<Vec<u8>> {
         let p = storage_path(&self.inner.storage, bucket, key);
@@ -895,6 +936,17 @@ impl Interpreter {
                 .collect();
         }
 
+        // Items per child (a batch holds several), which is what failure tolerance counts.
+        let item_counts: Vec<usize> = items
+            .iter()
+            .map(|it| match (&state.item_batcher, it["Items"].as_array()) {
+                (Some(_), Some(a)) => a.len(),
+                _ => 1,
+            })
+            .collect();
+        let total_items: usize = item_counts.iter().sum();
+        let express_limit =
+            Duration::from_millis(self.inner.express_limit_ms.load(Ordering::SeqCst));
         let processor = &state.item_processor;
         let max_conc = match state.max_concurrency {
             Some(0) | None => items.len().max(1),
@@ -923,9 +975,23 @@ impl Interpreter {
                     self.transition(&parent);
                 }
                 let started = std::time::Instant::now();
-                let r = self
-                    .run_machine(&processor.start_at, &processor.states, item.clone(), c)
-                    .await;
+                let child =
+                    self.run_machine(&processor.start_at, &processor.states, item.clone(), c);
+                let r = if child_express && !parent.express {
+                    // An EXPRESS child past its 5 minutes ends TIMED_OUT: no Catch inside it runs.
+                    match tokio::time::timeout(express_limit, child).await {
+                        Ok(r) => r,
+                        Err(_) => Err(states_err(
+                            TIMED_OUT_ERROR,
+                            format!(
+                                "the EXPRESS child ran longer than {} s",
+                                express_limit.as_secs_f64()
+                            ),
+                        )),
+                    }
+                } else {
+                    child.await
+                };
                 if child_express && !parent.express {
                     self.inner
                         .usage
@@ -960,13 +1026,21 @@ impl Interpreter {
                 Err(Fail::Backend(e)) => return Err(Fail::Backend(e)),
             }
         }
-        let failed = outputs.iter().filter(|o| o.is_err()).count();
+        // Step Functions counts failed or timed-out items, not child executions, over all items.
+        let failed: usize = outputs
+            .iter()
+            .zip(&item_counts)
+            .filter(|(o, _)| o.is_err())
+            .map(|(_, c)| c)
+            .sum();
         let pct = state.tolerated_failure_percentage;
         let count = state.tolerated_failure_count;
         let tolerated = if !distributed || (pct.is_none() && count.is_none()) {
             failed == 0
         } else {
-            let by_pct = pct.is_some_and(|p| n > 0 && (failed as f64) * 100.0 / (n as f64) <= f64::from(p));
+            let by_pct = pct.is_some_and(|p| {
+                total_items > 0 && (failed as f64) * 100.0 / (total_items as f64) <= f64::from(p)
+            });
             let by_count = count.is_some_and(|c| failed as u64 <= c);
             by_pct || by_count
         };
@@ -1017,7 +1091,11 @@ impl Interpreter {
                     Ok(v) => ok.push(entry(i, "SUCCEEDED", v.clone())),
                     Err(e) => bad.push(entry(
                         i,
-                        "FAILED",
+                        if e.error == TIMED_OUT_ERROR {
+                            "TIMED_OUT"
+                        } else {
+                            "FAILED"
+                        },
                         json!({"Error": e.error, "Cause": e.cause}),
                     )),
                 }
@@ -1060,7 +1138,7 @@ impl Interpreter {
                 match first {
                     Some(e) if !distributed => e.cause.clone(),
                     _ => format!(
-                        "{failed} of {n} items of Map {name:?} failed, above the tolerated threshold"
+                        "{failed} of {total_items} items of Map {name:?} failed or timed out, above the tolerated threshold"
                     ),
                 },
             ));
@@ -1068,6 +1146,10 @@ impl Interpreter {
         Ok(output)
     }
 }
+
+#[cfg(test)]
+#[path = "sfn_limits_tests.rs"]
+mod limits_tests;
 
 #[cfg(test)]
 mod tests {
@@ -1157,19 +1239,9 @@ mod tests {
             "{e}"
         );
         let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:putItem", "End": true}}});
-        assert!(
-            parse(&def)
-                .unwrap_err()
-                .to_string()
-                .contains("dynamodb")
-        );
+        assert!(parse(&def).unwrap_err().to_string().contains("dynamodb"));
         let def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Credentials": {}, "End": true}}});
-        assert!(
-            parse(&def)
-                .unwrap_err()
-                .to_string()
-                .contains("Credentials")
-        );
+        assert!(parse(&def).unwrap_err().to_string().contains("Credentials"));
     }
 
     #[tokio::test]
@@ -1200,7 +1272,10 @@ mod tests {
         // Map, the two iterations' Pass states, Succeed.
         assert_eq!(ex.usage.standard_transitions, 4);
         let def = json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom", "Cause": "c"}}});
-        let ex = interp.execute(&parse(&def).unwrap(), "e2", json!({})).await.unwrap();
+        let ex = interp
+            .execute(&parse(&def).unwrap(), "e2", json!({}))
+            .await
+            .unwrap();
         assert_eq!(ex.result.unwrap_err().error, "Boom");
     }
 }
