@@ -124,6 +124,10 @@ pub struct Batch {
     /// Handler for the batch's `event` tasks that name none themselves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handler: Option<HandlerRef>,
+    /// Largest result this batch may return, bytes (Step Functions' 256 KiB less its envelope,
+    /// or an inline batch's share of the Map output). Parsed only: not yet enforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_result_bytes: Option<u64>,
     /// The k tasks.
     pub tasks: Vec<Task>,
 }
@@ -146,6 +150,9 @@ pub struct BatchInput {
     /// Default handler for `event` tasks that name none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handler: Option<HandlerRef>,
+    /// Result budget of the batch, bytes (see [`Batch::max_result_bytes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_result_bytes: Option<u64>,
 }
 
 /// One task: an id, what to run, and the objects it reads and writes.
@@ -634,6 +641,7 @@ impl Batch {
             input.output_prefix = nested.output_prefix.or(input.output_prefix);
             input.parallelism = nested.parallelism.or(input.parallelism);
             input.handler = nested.handler.or(input.handler);
+            input.max_result_bytes = nested.max_result_bytes.or(input.max_result_bytes);
         }
         if input.parallelism == Some(0) {
             return Err(ContractError::InvalidField {
@@ -664,6 +672,7 @@ impl Batch {
             output_prefix: input.output_prefix,
             parallelism: input.parallelism,
             handler: input.handler,
+            max_result_bytes: input.max_result_bytes,
             tasks,
         })
     }

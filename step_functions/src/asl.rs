@@ -437,6 +437,20 @@ pub struct SucceedState {
     /// Human-readable description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Filter on the state input.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "nullable"
+    )]
+    pub input_path: Option<Option<String>>,
+    /// Filter on the state output.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "nullable"
+    )]
+    pub output_path: Option<Option<String>>,
 }
 
 /// A Fail state.
@@ -458,7 +472,7 @@ pub struct FailState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Retrier {
-    /// Error names this clause matches (`States.ALL` matches all but `States.Runtime`).
+    /// Error names this clause matches (`States.ALL` matches all but [`UNCATCHABLE_BY_ALL`]).
     pub error_equals: Vec<String>,
     /// Delay before the first retry, seconds (ASL default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -529,12 +543,19 @@ impl Catcher {
     }
 }
 
-/// ASL error matching: exact names, or `States.ALL` for any error except
-/// `States.Runtime`, which Step Functions never lets a Retry or Catch handle.
-fn error_matches(names: &[String], error: &str) -> bool {
-    names
-        .iter()
-        .any(|n| n == error || (n == "States.ALL" && error != "States.Runtime"))
+/// Errors `States.ALL` (and `States.TaskFailed`) do not match: `States.Runtime` (never
+/// retried or caught) and `States.DataLimitExceeded` (terminal: only a clause naming it sees it).
+pub const UNCATCHABLE_BY_ALL: [&str; 2] = ["States.Runtime", "States.DataLimitExceeded"];
+
+/// ASL error matching: exact names; `States.ALL` for any error except
+/// [`UNCATCHABLE_BY_ALL`]; `States.TaskFailed` for any error except those and `States.Timeout`.
+pub fn error_matches(names: &[String], error: &str) -> bool {
+    let wildcard_sees = !UNCATCHABLE_BY_ALL.contains(&error);
+    names.iter().any(|n| {
+        n == error
+            || (n == "States.ALL" && wildcard_sees)
+            || (n == "States.TaskFailed" && wildcard_sees && error != "States.Timeout")
+    })
 }
 
 impl StateMachine {
@@ -594,6 +615,12 @@ mod tests {
         };
         assert!(c.matches("Lambda.ServiceException"));
         assert!(!c.matches("States.Runtime"));
+        assert!(!c.matches("States.DataLimitExceeded"));
+        let named = Catcher {
+            error_equals: vec!["States.DataLimitExceeded".into()],
+            ..c.clone()
+        };
+        assert!(named.matches("States.DataLimitExceeded"));
     }
 
     #[test]

@@ -24,16 +24,32 @@ pub const MAX_PAYLOAD_BYTES: u64 = 262_144;
 pub const INLINE_MAX_CONCURRENCY: u32 = 40;
 /// Largest `MaxConcurrency` of a Distributed Map.
 pub const DISTRIBUTED_MAX_CONCURRENCY: u32 = 10_000;
-/// Longest run of an EXPRESS child workflow, seconds.
+/// Longest run of an EXPRESS child workflow, seconds: past it the child ends TIMED_OUT,
+/// which no Catch sees.
 pub const EXPRESS_MAX_SECONDS: f64 = 300.0;
-/// EXPRESS children are chosen only when a batch is predicted to take at most this
-/// fraction of [`EXPRESS_MAX_SECONDS`]: retries with backoff and a cold start must still fit.
-pub const EXPRESS_SAFETY_FRACTION: f64 = 0.4;
+/// Longest Lambda init phase, seconds: every attempt of a batch may start cold.
+pub const INIT_MAX_SECONDS: f64 = 10.0;
 /// Upper bound on `MaxAttempts` of the throttling retrier: retries beyond this only
 /// hide a mis-sized concurrency limit while billing the wait.
 pub const MAX_RETRY_ATTEMPTS: u32 = 10;
-/// Room reserved in every batch for the `BatchInput` object and the JSON framing.
+/// Room reserved in every pre-packed inline batch for its `BatchInput` and JSON framing.
 pub const BATCH_INPUT_ALLOWANCE: u64 = 1_024;
+/// Room for what surrounds a batch's items on the way into the function: the `BatchInput`
+/// object (longest run id, output and logs prefixes, the result budget), the
+/// `{"Items": ..., "BatchInput": ...}` framing and the lambda:invoke request
+/// `{"FunctionName": <ARN>, "Payload": ...}`. Measured by `wrapper_allowance_covers_the_worst_case`.
+pub const BATCH_WRAPPER_ALLOWANCE: u64 = 4_096;
+/// `MaxInputBytesPerBatch`: Step Functions splits a batch before its items, once wrapped,
+/// could pass the 256 KiB input limit of the child (`States.DataLimitExceeded`, uncatchable).
+pub const MAX_INPUT_BYTES_PER_BATCH: u64 = MAX_PAYLOAD_BYTES - BATCH_WRAPPER_ALLOWANCE;
+/// Room for the lambda:invoke result envelope around the function's payload (`StatusCode`,
+/// `ExecutedVersion`, `SdkHttpMetadata` with the response headers, `SdkResponseMetadata`),
+/// which counts toward the 256 KiB task result. Measured by `result_envelope_allowance_covers_aws`.
+pub const RESULT_ENVELOPE_ALLOWANCE: u64 = 4_096;
+/// Room in an inline Map's output for the array framing and the failure records' extra fields.
+pub const INLINE_OUTPUT_ALLOWANCE: u64 = 4_096;
+/// Fixed part of one batch result (instance, timings, ids) besides its tasks.
+pub const RESULT_BYTES_PER_BATCH: u64 = 1_024;
 /// A task result of the runtime without output tails is a few hundred bytes.
 pub const RESULT_BYTES_PER_TASK: u64 = 512;
 /// Worst case of one task result: both 4 KiB output tails full.
@@ -52,6 +68,8 @@ pub const MAP_STATE: &str = "RunPackedBatches";
 pub const TASK_STATE: &str = "InvokePackedFunction";
 /// Name of the Pass state that records a failed batch.
 pub const FAILURE_STATE: &str = "RecordBatchFailure";
+/// The function's result inside the lambda:invoke response (always present on success).
+pub const LAMBDA_PAYLOAD_PATH: &str = "$.Payload";
 /// Where the Catch puts the error object `{Error, Cause}` in the batch's input.
 pub const ERROR_RESULT_PATH: &str = "$.error";
 
@@ -65,9 +83,14 @@ pub const THROTTLING_ERRORS: [&str; 4] = [
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
 ];
-/// Errors of an instance that died mid-batch (killed, out of memory): the batch is
-/// re-run once or twice on a fresh instance; outputs are idempotent overwrites.
-pub const CRASH_ERRORS: [&str; 2] = ["Runtime.ExitError", "Lambda.Unknown"];
+/// Errors of an instance that died mid-batch (its process exited or was killed): the batch
+/// is re-run once or twice on a fresh instance; outputs are idempotent overwrites.
+///
+/// Timeouts are not retried: `Sandbox.Timedout` (and `States.Timeout`) mean the batch ran
+/// out of time, and re-running a hung 900 s batch only bills it twice more. `Lambda.Unknown`
+/// is not retried either: older runtimes report timeouts and out-of-memory kills under that
+/// name, so it cannot be told apart from a timeout; such a batch is recorded as failed.
+pub const CRASH_ERRORS: [&str; 1] = ["Runtime.ExitError"];
 
 /// What the builder refuses: each would be rejected by Step Functions or cannot work.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -122,13 +145,13 @@ pub enum BuildError {
         /// [`MAX_PAYLOAD_BYTES`].
         limit: u64,
     },
-    /// EXPRESS children asked for a batch predicted to outlive them.
+    /// EXPRESS children asked for a batch whose worst case (retries included) outlives them.
     #[error(
-        "EXPRESS child workflows stop after {limit_s} s but a batch is predicted to take {predicted_s:.0} s; \
-         use STANDARD or a smaller k"
+        "EXPRESS child workflows stop after {limit_s} s but a batch may take {predicted_s:.0} s \
+         with its retries and their backoff; use STANDARD, a smaller k or fewer crash retries"
     )]
     ExpressTooLong {
-        /// Predicted batch time, seconds.
+        /// Worst-case child time, seconds (all attempts, cold starts and retry delays).
         predicted_s: f64,
         /// [`EXPRESS_MAX_SECONDS`].
         limit_s: f64,
@@ -154,10 +177,12 @@ pub enum BuildWarning {
         /// Batches in the run.
         batches: u64,
     },
-    /// Full output tails in every task could push a batch result past 256 KB.
+    /// Full output tails in every task would push a batch result past its budget.
     ResultMayExceedLimit {
         /// Worst-case result size of one batch.
         worst_case_bytes: u64,
+        /// The batch's result budget (`max_result_bytes`).
+        budget_bytes: u64,
     },
     /// No task duration was given, so STANDARD children were chosen to be safe.
     UnknownTaskDuration,
@@ -173,10 +198,14 @@ impl fmt::Display for BuildWarning {
                  runs them all at once",
                 batches.div_ceil(u64::from(INLINE_MAX_CONCURRENCY))
             ),
-            BuildWarning::ResultMayExceedLimit { worst_case_bytes } => write!(
+            BuildWarning::ResultMayExceedLimit {
+                worst_case_bytes,
+                budget_bytes,
+            } => write!(
                 f,
                 "if every task fills its 4 KiB stdout and stderr tails a batch result reaches {worst_case_bytes} bytes, \
-                 above the 256 KB Step Functions limit (that batch would fail with States.DataLimitExceeded)"
+                 above its {budget_bytes}-byte budget (max_result_bytes): the runtime must trim it to fit, \
+                 since a result over 256 KiB fails with States.DataLimitExceeded, which no Catch handles"
             ),
             BuildWarning::UnknownTaskDuration => write!(
                 f,
@@ -221,9 +250,9 @@ impl JobShape {
         self.tasks.div_ceil(self.packing.max(1))
     }
 
-    /// Estimated bytes of one `{"Items": [k tasks], "BatchInput": {...}}` batch.
+    /// Estimated bytes of one batch as the function receives it (k tasks, wrapped).
     pub fn batch_bytes(&self) -> u64 {
-        self.packing * (self.task_bytes + 1) + BATCH_INPUT_ALLOWANCE
+        self.packing * (self.task_bytes + 1) + BATCH_WRAPPER_ALLOWANCE
     }
 
     /// Estimated bytes of an inline execution input holding all C tasks in ⌈C/k⌉ batches.
@@ -233,9 +262,20 @@ impl JobShape {
             + BATCH_INPUT_ALLOWANCE
     }
 
-    /// Estimated bytes of the inline Map's output (every batch result), typical tails.
-    pub fn inline_output_bytes(&self) -> u64 {
-        self.tasks * RESULT_BYTES_PER_TASK + self.batches() * 256
+    /// Estimated bytes of one batch result with typical (short) output tails.
+    pub fn typical_result_bytes(&self) -> u64 {
+        self.packing * RESULT_BYTES_PER_TASK + RESULT_BYTES_PER_BATCH
+    }
+
+    /// Bytes of one batch result when every task fills both output tails.
+    pub fn worst_result_bytes(&self) -> u64 {
+        self.packing * RESULT_BYTES_PER_TASK_MAX + RESULT_BYTES_PER_BATCH
+    }
+
+    /// An inline batch's share of the 256 KiB Map output (the execution output): the result
+    /// budget that keeps the whole output under the limit whatever the tasks print.
+    pub fn inline_result_budget(&self) -> u64 {
+        (MAX_PAYLOAD_BYTES - INLINE_OUTPUT_ALLOWANCE) / self.batches().max(1)
     }
 
     /// Predicted time of one batch: k tasks over the instance's vCPUs, seconds.
@@ -244,11 +284,14 @@ impl JobShape {
         self.task_seconds.map(|t| t * waves as f64)
     }
 
-    /// Largest k whose batch still fits in [`MAX_PAYLOAD_BYTES`].
+    /// Largest k whose batch still fits in [`MAX_INPUT_BYTES_PER_BATCH`].
     pub fn max_packing(&self) -> u64 {
-        (MAX_PAYLOAD_BYTES - BATCH_INPUT_ALLOWANCE) / (self.task_bytes + 1)
+        MAX_INPUT_BYTES_PER_BATCH / (self.task_bytes + 1)
     }
 }
+
+/// Distributed: the result budget of every batch, its whole 256 KiB task result but the envelope.
+pub const DISTRIBUTED_RESULT_BUDGET: u64 = MAX_PAYLOAD_BYTES - RESULT_ENVELOPE_ALLOWANCE;
 
 /// Retry policy of the inner Task.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -263,6 +306,29 @@ pub struct RetryPolicy {
     pub max_delay_seconds: u32,
     /// Re-runs of a batch whose instance died (0 disables the crash retrier).
     pub crash_retries: u32,
+}
+
+impl RetryPolicy {
+    /// Sum of the first `retries` delays of a retrier, before jitter (FULL jitter only shortens them).
+    fn backoff_seconds(&self, retries: u32) -> f64 {
+        let mut d = f64::from(self.interval_seconds);
+        let mut total = 0.0;
+        for _ in 0..retries {
+            total += d.min(f64::from(self.max_delay_seconds));
+            d *= self.backoff_rate;
+        }
+        total
+    }
+
+    /// Longest a child workflow running one batch of `batch_seconds` can take: every crash
+    /// retry re-runs the batch (each attempt may start cold), and both retriers may wait
+    /// out their whole backoff.
+    pub fn worst_case_seconds(&self, batch_seconds: f64) -> f64 {
+        let attempts = f64::from(1 + self.crash_retries);
+        attempts * (batch_seconds + INIT_MAX_SECONDS)
+            + self.backoff_seconds(self.crash_retries)
+            + self.backoff_seconds(self.max_attempts)
+    }
 }
 
 impl Default for RetryPolicy {
@@ -352,6 +418,10 @@ pub struct Built {
     pub max_concurrency: u32,
     /// Child workflow type (distributed only).
     pub execution_type: Option<ExecutionType>,
+    /// Why that child type (distributed only).
+    pub execution_type_reason: Option<String>,
+    /// The result budget every batch gets (`max_result_bytes`), bytes.
+    pub max_result_bytes: u64,
     /// Estimated size of one batch, bytes.
     pub estimated_batch_bytes: u64,
     /// Estimated inline execution input, bytes (inline only).
@@ -367,7 +437,7 @@ pub struct Built {
 pub fn choose_mode(shape: &JobShape, request: ModeRequest) -> ModeChoice {
     let batches = shape.batches();
     let input = shape.inline_input_bytes();
-    let output = shape.inline_output_bytes();
+    let budget = shape.inline_result_budget();
     let (mode, reason) = match request {
         ModeRequest::Inline => (ProcessorMode::Inline, "inline Map requested".to_owned()),
         ModeRequest::Distributed => (
@@ -390,20 +460,23 @@ pub fn choose_mode(shape: &JobShape, request: ModeRequest) -> ModeChoice {
                 input / 1024
             ),
         ),
-        ModeRequest::Auto if output > MAX_PAYLOAD_BYTES * 9 / 10 => (
+        ModeRequest::Auto if budget < shape.typical_result_bytes() => (
             ProcessorMode::Distributed,
             format!(
-                "the results of {} tasks (~{} KB) would not fit in a 256 KB execution output; \
+                "the results of {} tasks would not fit in a 256 KB execution output: each batch's share \
+                 is {budget} bytes, below the ~{} bytes of a typical result of {} tasks; \
                  a distributed Map writes them to S3",
                 shape.tasks,
-                output / 1024
+                shape.typical_result_bytes(),
+                shape.packing
             ),
         ),
         ModeRequest::Auto => (
             ProcessorMode::Inline,
             format!(
-                "{batches} batches and a ~{} KB input fit one execution: an inline Map needs no S3 manifest \
-                 and no child executions",
+                "{batches} batches and a ~{} KB input fit one execution, and each batch's result is \
+                 budgeted to {budget} bytes so the whole output fits 256 KB: an inline Map needs no S3 \
+                 manifest and no child executions",
                 input.div_ceil(1024)
             ),
         ),
@@ -520,29 +593,19 @@ fn item_processor(opts: &DefinitionOptions, config: ProcessorConfig) -> ItemProc
             jitter_strategy: Some(JitterStrategy::Full),
         });
     }
-    // Only fields every BatchResult carries: a JSONPath to a missing field is a
-    // States.Runtime error, which no Catch can handle. Dropped: the Lambda
-    // envelope (StatusCode, headers, ExecutedVersion) and optional fields.
-    let selector = template(json!({
-        "schema_version.$": "$.Payload.schema_version",
-        "instance_id.$": "$.Payload.instance_id",
-        "cold_start.$": "$.Payload.cold_start",
-        "init_ms.$": "$.Payload.init_ms",
-        "received_at.$": "$.Payload.received_at",
-        "started_at.$": "$.Payload.started_at",
-        "ended_at.$": "$.Payload.ended_at",
-        "vcpus.$": "$.Payload.vcpus",
-        "parallelism.$": "$.Payload.parallelism",
-        "tasks.$": "$.Payload.tasks",
-    }));
     let task = TaskState {
-        comment: Some("Run one packed batch of k tasks on one function instance.".into()),
+        comment: Some(
+            "Run one packed batch of k tasks on one function instance. The output is the function's \
+             whole result: a ResultSelector naming a field the result lacks would be States.Runtime, \
+             which no Catch handles."
+                .into(),
+        ),
         resource: LAMBDA_INVOKE.into(),
         parameters: Some(template(json!({
             "FunctionName": opts.function,
             "Payload.$": "$",
         }))),
-        result_selector: Some(selector),
+        output_path: Some(Some(LAMBDA_PAYLOAD_PATH.into())),
         retry,
         catch: vec![Catcher {
             error_equals: vec!["States.ALL".into()],
@@ -585,32 +648,80 @@ fn bucket_field(opts: &DefinitionOptions, m: &mut PayloadTemplate) {
     };
 }
 
-/// The child workflow type chosen for a batch predicted to take `batch_seconds`
-/// (None: unknown, which chooses STANDARD to be safe). The model prices the same choice.
-pub fn default_execution_type(batch_seconds: Option<f64>) -> ExecutionType {
-    match batch_seconds {
-        Some(p) if p <= EXPRESS_MAX_SECONDS * EXPRESS_SAFETY_FRACTION => ExecutionType::Express,
-        _ => ExecutionType::Standard,
+/// The child workflow type for a batch predicted to take `batch_seconds` under `retry`, and
+/// why. EXPRESS only when the worst case (every crash retry, cold starts, both retriers'
+/// whole backoff) fits its 5 minutes: past them a child ends TIMED_OUT instead of reaching
+/// the Catch that records the failed batch. Unknown duration chooses STANDARD to be safe.
+pub fn execution_type_for(
+    batch_seconds: Option<f64>,
+    retry: &RetryPolicy,
+) -> (ExecutionType, String) {
+    let Some(b) = batch_seconds else {
+        return (
+            ExecutionType::Standard,
+            "STANDARD children: the batch duration is unknown".into(),
+        );
+    };
+    let worst = retry.worst_case_seconds(b);
+    let how = format!(
+        "a ~{b:.0} s batch with {} crash retries, cold starts and retry backoff takes at most {worst:.0} s",
+        retry.crash_retries
+    );
+    if worst <= EXPRESS_MAX_SECONDS {
+        (
+            ExecutionType::Express,
+            format!("EXPRESS children: {how}, within the 300 s EXPRESS limit"),
+        )
+    } else {
+        (
+            ExecutionType::Standard,
+            format!(
+                "STANDARD children: {how}, past the 300 s EXPRESS limit (an EXPRESS child would end TIMED_OUT)"
+            ),
+        )
     }
+}
+
+/// The child workflow type the builder chooses for a batch of `batch_seconds` under the
+/// default retry policy. The model prices the same choice.
+pub fn default_execution_type(batch_seconds: Option<f64>) -> ExecutionType {
+    execution_type_for(batch_seconds, &RetryPolicy::default()).0
 }
 
 fn choose_execution_type(
     opts: &DefinitionOptions,
     warnings: &mut Vec<BuildWarning>,
-) -> Result<ExecutionType, BuildError> {
+) -> Result<(ExecutionType, String), BuildError> {
     let predicted = opts.shape.batch_seconds();
     match (opts.execution_type, predicted) {
-        (Some(ExecutionType::Express), Some(p)) if p > EXPRESS_MAX_SECONDS => {
-            Err(BuildError::ExpressTooLong {
-                predicted_s: p,
-                limit_s: EXPRESS_MAX_SECONDS,
-            })
+        (Some(ExecutionType::Express), Some(p)) => {
+            let worst = opts.retry.worst_case_seconds(p);
+            if worst > EXPRESS_MAX_SECONDS {
+                return Err(BuildError::ExpressTooLong {
+                    predicted_s: worst,
+                    limit_s: EXPRESS_MAX_SECONDS,
+                });
+            }
+            Ok((
+                ExecutionType::Express,
+                format!("EXPRESS children requested; worst case {worst:.0} s"),
+            ))
         }
-        (Some(t), _) => Ok(t),
-        (None, Some(p)) => Ok(default_execution_type(Some(p))),
-        (None, None) => {
-            warnings.push(BuildWarning::UnknownTaskDuration);
-            Ok(ExecutionType::Standard)
+        (Some(t), _) => Ok((
+            t,
+            format!(
+                "{} children requested",
+                match t {
+                    ExecutionType::Express => "EXPRESS",
+                    ExecutionType::Standard => "STANDARD",
+                }
+            ),
+        )),
+        (None, p) => {
+            if p.is_none() {
+                warnings.push(BuildWarning::UnknownTaskDuration);
+            }
+            Ok(execution_type_for(p, &opts.retry))
         }
     }
 }
@@ -622,10 +733,14 @@ pub fn build_definition(opts: &DefinitionOptions) -> Result<Built, BuildError> {
     let choice = choose_mode(shape, opts.mode);
     let batches = shape.batches();
     let mut warnings = Vec::new();
-    let worst = shape.packing * RESULT_BYTES_PER_TASK_MAX + 1_024;
-    if worst > MAX_PAYLOAD_BYTES {
+    let max_result_bytes = match choice.mode {
+        ProcessorMode::Inline => shape.inline_result_budget().min(DISTRIBUTED_RESULT_BUDGET),
+        ProcessorMode::Distributed => DISTRIBUTED_RESULT_BUDGET,
+    };
+    if shape.worst_result_bytes() > max_result_bytes {
         warnings.push(BuildWarning::ResultMayExceedLimit {
-            worst_case_bytes: worst,
+            worst_case_bytes: shape.worst_result_bytes(),
+            budget_bytes: max_result_bytes,
         });
     }
     let batches_u32 = u32::try_from(batches).unwrap_or(u32::MAX);
@@ -659,6 +774,13 @@ pub fn build_definition(opts: &DefinitionOptions) -> Result<Built, BuildError> {
                     },
                 ),
                 items_path: Some(input_paths::BATCHES.into()),
+                // Each batch's share of the 256 KiB Map output, next to its Items and
+                // BatchInput (the runtime reads top-level BatchInput fields too).
+                item_selector: Some(template(json!({
+                    "Items.$": "$$.Map.Item.Value.Items",
+                    "BatchInput.$": "$$.Map.Item.Value.BatchInput",
+                    "max_result_bytes": max_result_bytes,
+                }))),
                 max_concurrency: Some(mc),
                 end: Some(true),
                 ..MapState::default()
@@ -669,7 +791,7 @@ pub fn build_definition(opts: &DefinitionOptions) -> Result<Built, BuildError> {
             let mc = opts
                 .max_concurrency
                 .unwrap_or(batches_u32.min(DISTRIBUTED_MAX_CONCURRENCY));
-            let et = choose_execution_type(opts, &mut warnings)?;
+            let (et, et_reason) = choose_execution_type(opts, &mut warnings)?;
             let mut reader_params = PayloadTemplate::new();
             bucket_field(opts, &mut reader_params);
             reader_params.insert(
@@ -691,9 +813,11 @@ pub fn build_definition(opts: &DefinitionOptions) -> Result<Built, BuildError> {
             if let Some(p) = opts.parallelism {
                 batch_input.insert("parallelism".into(), json!(p));
             }
+            batch_input.insert("max_result_bytes".into(), json!(max_result_bytes));
             let map = MapState {
                 comment: Some(format!(
-                    "Distributed Map: the task manifest in S3 is packed {} tasks per batch into {batches} batches.",
+                    "Distributed Map: the task manifest in S3 is packed {} tasks per batch into {batches} batches. \
+                     {et_reason}.",
                     shape.packing
                 )),
                 item_processor: item_processor(
@@ -713,7 +837,7 @@ pub fn build_definition(opts: &DefinitionOptions) -> Result<Built, BuildError> {
                 }),
                 item_batcher: Some(ItemBatcher {
                     max_items_per_batch: Some(shape.packing),
-                    max_input_bytes_per_batch: Some(MAX_PAYLOAD_BYTES),
+                    max_input_bytes_per_batch: Some(MAX_INPUT_BYTES_PER_BATCH),
                     batch_input: Some(batch_input),
                 }),
                 max_concurrency: Some(mc),
@@ -725,7 +849,7 @@ pub fn build_definition(opts: &DefinitionOptions) -> Result<Built, BuildError> {
                 end: Some(true),
                 ..MapState::default()
             };
-            (map, mc, Some(et), None)
+            (map, mc, Some((et, et_reason)), None)
         }
     };
 
@@ -755,7 +879,9 @@ pub fn build_definition(opts: &DefinitionOptions) -> Result<Built, BuildError> {
         warnings,
         batches,
         max_concurrency,
-        execution_type,
+        execution_type: execution_type.as_ref().map(|(t, _)| *t),
+        execution_type_reason: execution_type.map(|(_, r)| r),
+        max_result_bytes,
         estimated_batch_bytes: shape.batch_bytes(),
         estimated_inline_input_bytes: inline_bytes,
     })
@@ -804,13 +930,13 @@ mod tests {
             matches!(
                 e,
                 BuildError::BatchTooLarge {
-                    max_packing: 260,
+                    max_packing: 257,
                     ..
                 }
             ),
             "{e:?}"
         );
-        assert!(e.to_string().contains("k ≤ 260"), "{e}");
+        assert!(e.to_string().contains("k ≤ 257"), "{e}");
         let mut o = opts(1000, 100);
         o.mode = ModeRequest::Inline;
         assert!(matches!(
@@ -850,36 +976,173 @@ mod tests {
             }
         )));
         o.max_concurrency = Some(40);
-        assert!(build_definition(&o).unwrap().warnings.is_empty());
+        let b = build_definition(&o).unwrap();
+        assert!(
+            !b.warnings
+                .iter()
+                .any(|w| matches!(w, BuildWarning::InlineConcurrencyCapped { .. })),
+            "{:?}",
+            b.warnings
+        );
     }
 
+    /// Defect 4 of issue 18: EXPRESS only when the worst case with retries fits 5 minutes.
     #[test]
-    fn execution_type_follows_predicted_batch_time() {
+    fn execution_type_follows_the_worst_case_with_retries() {
+        // k = 12 over 6 vCPUs: two waves, a batch takes 2 × task_seconds.
         let mut o = opts(1000, 12);
         o.shape.task_seconds = Some(10.0);
-        assert_eq!(
-            build_definition(&o).unwrap().execution_type,
-            Some(ExecutionType::Express)
-        );
-        o.shape.task_seconds = Some(100.0);
-        assert_eq!(
-            build_definition(&o).unwrap().execution_type,
-            Some(ExecutionType::Standard)
-        );
+        let b = build_definition(&o).unwrap();
+        assert_eq!(b.execution_type, Some(ExecutionType::Express));
+        // 3 attempts × (20 s + 10 s cold start) + crash backoff 1 + 2 + throttle backoff 61.
+        let reason = b.execution_type_reason.unwrap();
+        assert!(reason.contains("at most 154 s"), "{reason}");
+        // An 80 s batch: the old rule (≤ 120 s) chose EXPRESS, its worst case is 334 s.
+        o.shape.task_seconds = Some(40.0);
+        let b = build_definition(&o).unwrap();
+        assert_eq!(b.execution_type, Some(ExecutionType::Standard));
+        let reason = b.execution_type_reason.unwrap();
+        assert!(reason.contains("334 s"), "{reason}");
+        let json = b.definition.to_json_pretty();
+        assert!(json.contains(&reason), "the definition says why");
         o.execution_type = Some(ExecutionType::Express);
-        assert_eq!(
-            build_definition(&o).unwrap().execution_type,
-            Some(ExecutionType::Express)
-        );
-        o.shape.task_seconds = Some(200.0);
         assert!(matches!(
             build_definition(&o).unwrap_err(),
-            BuildError::ExpressTooLong { .. }
+            BuildError::ExpressTooLong { predicted_s, .. } if predicted_s == 334.0
         ));
-        o.shape.task_seconds = None;
         o.execution_type = None;
+        o.retry.crash_retries = 0;
+        assert_eq!(
+            build_definition(&o).unwrap().execution_type,
+            Some(ExecutionType::Express),
+            "90 s + 61 s of throttle backoff fits"
+        );
+        o.retry.crash_retries = 2;
+        o.shape.task_seconds = None;
         let b = build_definition(&o).unwrap();
         assert_eq!(b.execution_type, Some(ExecutionType::Standard));
         assert!(b.warnings.contains(&BuildWarning::UnknownTaskDuration));
+        assert_eq!(default_execution_type(Some(70.0)), ExecutionType::Standard);
+        assert_eq!(default_execution_type(Some(60.0)), ExecutionType::Express);
+    }
+
+    fn map_of(b: &Built) -> &MapState {
+        match &b.definition.states[MAP_STATE] {
+            State::Map(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    fn task_of(b: &Built) -> &TaskState {
+        match &map_of(b).item_processor.states[TASK_STATE] {
+            State::Task(t) => t,
+            _ => unreachable!(),
+        }
+    }
+
+    /// Defect 3 of issue 18: measured room for what wraps a batch's items on the way in.
+    #[test]
+    fn wrapper_allowance_covers_the_worst_case() {
+        let prefix = format!("s3://{}/{}/", "b".repeat(63), "k".repeat(1_022));
+        let batch_input = json!({
+            "run_id": "r".repeat(80),
+            "batch_id": "999999",
+            "output_prefix": prefix,
+            "logs_prefix": prefix,
+            "parallelism": 1_024,
+            "max_result_bytes": MAX_PAYLOAD_BYTES,
+        });
+        let function = format!(
+            "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:{}:{}",
+            "f".repeat(64),
+            "q".repeat(128)
+        );
+        let request =
+            json!({"FunctionName": function, "Payload": {"Items": [], "BatchInput": batch_input}});
+        let measured = serde_json::to_vec(&request).unwrap().len() as u64;
+        assert_eq!(measured, 2_685);
+        assert!(measured < BATCH_WRAPPER_ALLOWANCE);
+        let b = build_definition(&opts(1000, 10)).unwrap();
+        let batcher = map_of(&b).item_batcher.as_ref().unwrap();
+        assert_eq!(batcher.max_input_bytes_per_batch, Some(258_048));
+        assert_eq!(
+            batcher.batch_input.as_ref().unwrap()["max_result_bytes"],
+            json!(258_048)
+        );
+        assert_eq!(b.max_result_bytes, 258_048);
+    }
+
+    /// Defect 1 of issue 18: the lambda:invoke envelope around a result, as AWS documents it.
+    #[test]
+    fn result_envelope_allowance_covers_aws() {
+        let headers = json!({
+            "Connection": "keep-alive",
+            "Content-Length": "262144",
+            "Content-Type": "application/json",
+            "Date": "Wed, 02 Dec 2026 06:00:00 GMT",
+            "X-Amz-Executed-Version": "$LATEST",
+            "x-amz-function-error": "Unhandled",
+            "x-amzn-Remapped-Content-Length": "0",
+            "x-amzn-RequestId": "0f3e6b1a-8c1d-4b5e-9f2a-7d6c5b4a3f21",
+            "X-Amzn-Trace-Id": "root=1-5f7e8d9c-0a1b2c3d4e5f6a7b8c9d0e1f;sampled=0;lineage=abcdef01:0",
+        });
+        let envelope = json!({
+            "ExecutedVersion": "$LATEST",
+            "Payload": {},
+            "SdkHttpMetadata": {"AllHttpHeaders": headers, "HttpHeaders": headers, "HttpStatusCode": 200},
+            "SdkResponseMetadata": {"RequestId": "0f3e6b1a-8c1d-4b5e-9f2a-7d6c5b4a3f21"},
+            "StatusCode": 200,
+        });
+        let measured = serde_json::to_vec(&envelope).unwrap().len() as u64;
+        assert_eq!(measured, 970);
+        assert!(measured < RESULT_ENVELOPE_ALLOWANCE);
+    }
+
+    /// Defects 1 and 5 of issue 18: no ResultSelector (a missing field would be the uncatchable
+    /// States.Runtime, and it dropped run_id, batch_id, memory_mb, request_id): the output is
+    /// the whole payload.
+    #[test]
+    fn task_output_is_the_whole_function_result() {
+        let b = build_definition(&opts(1000, 10)).unwrap();
+        let t = task_of(&b);
+        assert_eq!(t.result_selector, None);
+        assert_eq!(t.output_path, Some(Some("$.Payload".to_owned())));
+    }
+
+    /// Defect 6 of issue 18: crashes are retried, timeouts (and the ambiguous Lambda.Unknown) not.
+    #[test]
+    fn crash_retrier_skips_timeouts() {
+        let b = build_definition(&opts(1000, 10)).unwrap();
+        let retry = &task_of(&b).retry;
+        assert_eq!(retry[1].error_equals, ["Runtime.ExitError"]);
+        for e in ["Sandbox.Timedout", "Lambda.Unknown", "States.Timeout"] {
+            assert!(!retry.iter().any(|r| r.matches(e)), "{e} is retried");
+        }
+        assert!(retry.iter().any(|r| r.matches("Runtime.ExitError")));
+    }
+
+    /// Defect 2 of issue 18: inline only when each batch's share of the 256 KiB output holds
+    /// a typical result, and that share is passed to every batch.
+    #[test]
+    fn inline_budgets_each_batch_to_its_share_of_the_output() {
+        let b = build_definition(&opts(60, 10)).unwrap();
+        assert_eq!(b.mode, ProcessorMode::Inline, "{}", b.reason);
+        assert_eq!(b.max_result_bytes, 43_008);
+        assert!(b.batches * b.max_result_bytes + INLINE_OUTPUT_ALLOWANCE <= MAX_PAYLOAD_BYTES);
+        let sel = map_of(&b).item_selector.as_ref().unwrap();
+        assert_eq!(sel["max_result_bytes"], json!(43_008));
+        assert!(b.warnings.iter().any(|w| matches!(
+            w,
+            BuildWarning::ResultMayExceedLimit {
+                worst_case_bytes: 88_064,
+                budget_bytes: 43_008
+            }
+        )));
+        // 40 batches of 40 small tasks: a 6,451-byte share cannot hold ~21 KB of results.
+        let mut o = opts(1600, 40);
+        o.shape.task_bytes = 10;
+        let c = choose_mode(&o.shape, ModeRequest::Auto);
+        assert_eq!(c.mode, ProcessorMode::Distributed);
+        assert!(c.reason.contains("share is 6451 bytes"), "{}", c.reason);
     }
 }

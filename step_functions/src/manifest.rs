@@ -127,6 +127,7 @@ pub fn pack(
                 output_prefix: Some(output_prefix.to_owned()),
                 parallelism,
                 handler: None,
+                max_result_bytes: None,
             },
         })
         .collect())

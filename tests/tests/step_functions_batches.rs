@@ -4,7 +4,7 @@
 //! Map the way Step Functions does (ItemReader → ItemBatcher with
 //! MaxItemsPerBatch/MaxInputBytesPerBatch/BatchInput, or ItemsPath for inline;
 //! then the Task's `Parameters`), and feeds every payload through
-//! `propack_runtime::Batch::from_value`. The Task's `ResultSelector` and the
+//! `propack_runtime::Batch::from_value`. The Task's `OutputPath` and the
 //! Catch's Pass state are evaluated too: a JSONPath to a missing field would be
 //! a `States.Runtime` error on AWS, which nothing can catch.
 
@@ -117,13 +117,39 @@ fn expand_distributed(map: &MapState, manifest: &[u8], input: &Value) -> Vec<Val
     batches
 }
 
-/// What an inline Map does: each element of `ItemsPath` is one iteration's input.
+/// What an inline Map does: each element of `ItemsPath` is one iteration's input, through
+/// the `ItemSelector` (whose paths read the item as `$$.Map.Item.Value`).
 fn expand_inline(map: &MapState, input: &Value) -> Vec<Value> {
     let items = jsonpath(input, map.items_path.as_deref().unwrap()).unwrap();
-    items
+    let items = items
         .as_array()
         .expect("ItemsPath selects an array")
-        .clone()
+        .clone();
+    let Some(sel) = &map.item_selector else {
+        return items;
+    };
+    items
+        .iter()
+        .map(|item| {
+            let mut out = Map::new();
+            for (k, v) in sel {
+                match (k.strip_suffix(".$"), v.as_str()) {
+                    (Some(key), Some(p)) => {
+                        let rest = p
+                            .strip_prefix("$$.Map.Item.Value")
+                            .expect("inline ItemSelector paths read the item");
+                        let v = jsonpath(item, &format!("${rest}"))
+                            .unwrap_or_else(|e| panic!("{p} is missing from the item: {e}"));
+                        out.insert(key.to_owned(), v);
+                    }
+                    _ => {
+                        out.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            Value::Object(out)
+        })
+        .collect()
 }
 
 fn task_and_failure(map: &MapState) -> (&propack_step_functions::TaskState, &PayloadTemplate) {
@@ -155,6 +181,11 @@ fn check_iterations(
         let batch = Batch::from_value(&request["Payload"], &ParseOptions::default())
             .unwrap_or_else(|e| panic!("batch {i} is not a runtime batch: {e}"));
         assert_eq!(batch.run_id.as_deref(), Some(run_id));
+        assert!(
+            batch.max_result_bytes.is_some_and(|b| b <= 258_048),
+            "every batch carries its result budget: {:?}",
+            batch.max_result_bytes
+        );
         assert!(batch.output_prefix.as_deref().unwrap().contains(run_id));
         assert!(batch.tasks.len() <= k && !batch.tasks.is_empty());
         if i + 1 < iterations.len() {
@@ -165,7 +196,7 @@ fn check_iterations(
             );
         }
 
-        // The function's answer, with every optional field absent, through ResultSelector.
+        // The function's answer, with every optional field absent, through OutputPath.
         let result = BatchResult {
             schema_version: propack_runtime::contract::SCHEMA_VERSION,
             run_id: None,
@@ -195,14 +226,16 @@ fn check_iterations(
             "SdkHttpMetadata": {"HttpStatusCode": 200},
             "StatusCode": 200
         });
-        let trimmed = apply(task.result_selector.as_ref().unwrap(), &lambda_output)
-            .unwrap_or_else(|e| panic!("ResultSelector fails on a minimal BatchResult: {e}"));
+        assert!(task.result_selector.is_none());
+        let path = task.output_path.clone().flatten().unwrap();
+        let trimmed = jsonpath(&lambda_output, &path)
+            .unwrap_or_else(|e| panic!("OutputPath {path} fails on a minimal BatchResult: {e}"));
         assert!(trimmed.get("StatusCode").is_none() && trimmed.get("SdkHttpMetadata").is_none());
         let back: BatchResult =
             serde_json::from_value(trimmed).expect("the trimmed result is still a BatchResult");
         assert_eq!(
             back, result,
-            "ResultSelector must keep every field the report needs"
+            "OutputPath must keep every field the report needs"
         );
 
         // A batch that failed after its retries: Catch adds the error, the Pass records it.

@@ -166,6 +166,8 @@ fn summary(args: &Args, built: &Built, input: &Option<ExecutionInput>) -> serde_
         "batches": built.batches,
         "max_concurrency": built.max_concurrency,
         "execution_type": built.execution_type,
+        "execution_type_reason": built.execution_type_reason,
+        "max_result_bytes": built.max_result_bytes,
         "estimated_batch_bytes": built.estimated_batch_bytes,
         "estimated_inline_input_bytes": built.estimated_inline_input_bytes,
         "definition": built.definition,
@@ -188,6 +190,13 @@ fn explain(args: &Args, built: &Built, input: Option<&ExecutionInput>) -> anyhow
     eprintln!(
         "{} tasks, k = {}: {} batches, MaxConcurrency {}, {mode} Map: {}",
         args.tasks, args.packing, built.batches, built.max_concurrency, built.reason
+    );
+    if let Some(why) = &built.execution_type_reason {
+        eprintln!("{why}");
+    }
+    eprintln!(
+        "every batch's result is budgeted to {} bytes (BatchInput max_result_bytes)",
+        built.max_result_bytes
     );
     for w in &built.warnings {
         eprintln!("warning: {w}");

@@ -309,6 +309,7 @@ impl AwsBackend {
                 output_prefix: p.batch_input.output_prefix,
                 parallelism: p.batch_input.parallelism,
                 handler: p.batch_input.handler,
+                max_result_bytes: p.batch_input.max_result_bytes,
                 tasks: p.items,
             })
             .collect())

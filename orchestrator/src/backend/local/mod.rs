@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use propack_runtime::uri::{ObjectUri, S3Uri};
 use propack_runtime::{BatchResult, Task, TaskStatus};
-use propack_step_functions::ProcessorMode;
+use propack_step_functions::{ProcessorMode, State};
 use serde_json::{Value, json};
 
 use self::lambda::{FunctionConfig, LambdaPlatform};
@@ -61,21 +61,24 @@ pub fn localize_task(storage: &Path, task: &Task) -> Task {
     t
 }
 
-fn find_functions(v: &Value, out: &mut BTreeSet<String>) {
-    match v {
-        Value::Object(m) => {
-            if let Some(Value::String(f)) = m.get("FunctionName") {
-                out.insert(f.clone());
+/// Every function a definition invokes: `FunctionName` of lambda:invoke Tasks and
+/// function ARNs used as a Task's `Resource`, in the top level and every `ItemProcessor`.
+fn find_functions(states: &BTreeMap<String, State>, out: &mut BTreeSet<String>) {
+    for s in states.values() {
+        match s {
+            State::Task(t) => {
+                if let Some(Value::String(f)) =
+                    t.parameters.as_ref().and_then(|p| p.get("FunctionName"))
+                {
+                    out.insert(f.clone());
+                }
+                if t.resource.contains(":function:") {
+                    out.insert(t.resource.clone());
+                }
             }
-            if let Some(Value::String(r)) = m.get("Resource")
-                && r.contains(":function:")
-            {
-                out.insert(r.clone());
-            }
-            m.values().for_each(|x| find_functions(x, out));
+            State::Map(m) => find_functions(&m.item_processor.states, out),
+            State::Pass(_) | State::Succeed(_) | State::Fail(_) => {}
         }
-        Value::Array(a) => a.iter().for_each(|x| find_functions(x, out)),
-        _ => {}
     }
 }
 
@@ -255,9 +258,8 @@ impl Backend for LocalBackend {
         job: &Job,
         progress: &dyn Progress,
     ) -> Result<RunOutcome, BackendError> {
-        let definition =
-            serde_json::to_value(&job.definition.definition).expect("definitions serialise");
-        sfn::check_supported(&definition)?;
+        let definition = &job.definition.definition;
+        sfn::check_supported(definition)?;
         if !self.bootstrap.is_file() {
             return Err(BootstrapError::Missing(self.bootstrap.clone()).into());
         }
@@ -267,7 +269,7 @@ impl Backend for LocalBackend {
         let input = self.stage(job, &storage)?;
 
         let mut names = BTreeSet::new();
-        find_functions(&definition, &mut names);
+        find_functions(&definition.states, &mut names);
         let functions: Vec<FunctionConfig> = names
             .iter()
             .map(|n| {
@@ -316,7 +318,7 @@ impl Backend for LocalBackend {
             });
         });
         let interp = Interpreter::new(platform.clone(), &storage, Some(on_item));
-        let exec = interp.execute(&definition, &job.run_id, input);
+        let exec = interp.execute(definition, &job.run_id, input);
         tokio::pin!(exec);
         let mut batch_tasks: HashMap<usize, Vec<String>> = HashMap::new();
         let execution = loop {
@@ -477,10 +479,14 @@ mod tests {
 
     #[test]
     fn functions_are_found_in_parameters_and_resources() {
-        let def = json!({"States": {"A": {"Parameters": {"FunctionName": "propack"}},
-            "B": {"Resource": "arn:aws:lambda:us-east-1:1:function:other"}}});
+        let def = json!({"StartAt": "M", "States": {
+            "M": {"Type": "Map", "ItemProcessor": {"StartAt": "A", "States": {
+                "A": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                      "Parameters": {"FunctionName": "propack"}, "End": true}}}, "Next": "B"},
+            "B": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:other", "End": true}}});
+        let def = sfn::parse(&def).unwrap();
         let mut out = BTreeSet::new();
-        find_functions(&def, &mut out);
+        find_functions(&def.states, &mut out);
         assert_eq!(out.len(), 2);
     }
 }

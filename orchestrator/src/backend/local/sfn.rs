@@ -1,9 +1,18 @@
 //! A Step Functions interpreter for the ASL subset ProPack generates: Task (lambda:invoke), Map (inline and distributed), Pass, Succeed, Fail.
 //!
-//! It reads the definition as plain JSON so that exactly what would be
-//! deployed to AWS is what runs locally; every field it does not implement is
-//! refused up front with "not supported locally", never silently ignored.
+//! It runs the typed definition (`propack_step_functions::asl`) that the AWS
+//! backend serialises at deployment, so exactly what would be deployed is what
+//! runs locally. Fields outside that subset cannot be expressed (a JSON
+//! definition using one fails to parse, naming it); what the subset expresses
+//! but this interpreter does not run is refused up front by [`check_supported`]
+//! with "not supported locally", never silently ignored.
 //! S3 (`ItemReader`, `ResultWriter`) is a directory: `s3://B/K` is `<storage>/B/K`.
+//!
+//! It enforces the run-time limits that asl-validator cannot see: 256 KiB of state data
+//! (execution and child inputs, state outputs, task inputs and results:
+//! `States.DataLimitExceeded`), the 5-minute EXPRESS child limit (the child ends
+//! `TIMED_OUT`), errors `States.ALL` does not catch (`States.Runtime`,
+//! `States.DataLimitExceeded`), and `ToleratedFailurePercentage`/`Count` over items.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -11,16 +20,23 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::billing::OrchestrationUsage;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use propack_step_functions::asl::{
+    Catcher, ExecutionType, InputType, JitterStrategy, MapState, PayloadTemplate, ProcessorMode,
+    Retrier, State, StateMachine, TaskState,
+};
+use propack_step_functions::build::{LAMBDA_INVOKE, S3_GET_OBJECT, S3_PUT_OBJECT};
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 
+use propack_step_functions::build::{EXPRESS_MAX_SECONDS, MAX_PAYLOAD_BYTES};
+
 use super::lambda::{AtLimit, Invocation, InvokeError, InvokeStatus, LambdaPlatform, epoch_ms};
 use crate::backend::BackendError;
+use crate::billing::OrchestrationUsage;
 
 /// A Step Functions runtime error (`Error`, `Cause`).
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +57,9 @@ impl From<BackendError> for Fail {
         Fail::Backend(e)
     }
 }
+
+/// The error of a child execution that ran out of time (status `TIMED_OUT`).
+const TIMED_OUT_ERROR: &str = "States.Timeout";
 
 fn states_err(error: &str, cause: impl Into<String>) -> Fail {
     Fail::States(StatesError {
@@ -106,6 +125,8 @@ struct InterpInner {
     usage: Mutex<OrchestrationUsage>,
     on_item: Option<ItemCallback>,
     map_runs: AtomicU64,
+    /// How long an EXPRESS child may run, milliseconds (300 s; tests scale it down).
+    express_limit_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Interpreter {
@@ -125,165 +146,82 @@ struct Ctx {
     express: bool,
 }
 
-const COMMON: &[&str] = &["Type", "Comment", "InputPath", "OutputPath", "Next", "End"];
-const TASK: &[&str] = &[
-    "Resource",
-    "Parameters",
-    "ResultPath",
-    "ResultSelector",
-    "Retry",
-    "Catch",
-    "TimeoutSeconds",
-    "HeartbeatSeconds",
-];
-const PASS: &[&str] = &["Result", "ResultPath", "Parameters"];
-const MAP: &[&str] = &[
-    "ItemsPath",
-    "ItemSelector",
-    "Parameters",
-    "ItemReader",
-    "ItemBatcher",
-    "ItemProcessor",
-    "Iterator",
-    "MaxConcurrency",
-    "ToleratedFailurePercentage",
-    "ToleratedFailureCount",
-    "ResultWriter",
-    "ResultPath",
-    "ResultSelector",
-    "Retry",
-    "Catch",
-    "Label",
-];
-const FAIL: &[&str] = &["Type", "Comment", "Error", "Cause"];
-const SUCCEED: &[&str] = &["Type", "Comment", "InputPath", "OutputPath"];
-const MACHINE: &[&str] = &[
-    "Comment",
-    "StartAt",
-    "States",
-    "TimeoutSeconds",
-    "Version",
-    "QueryLanguage",
-];
+/// What the typed subset can express but this interpreter does not run, as one error:
+/// integrations other than Lambda, item sources other than one JSON object in S3, and
+/// state names that lead nowhere. (Fields outside the subset never parse: see [`parse`].)
+pub fn check_supported(machine: &StateMachine) -> Result<(), BackendError> {
+    check_states(&machine.start_at, &machine.states, "the state machine")
+}
 
-/// The ASL fields of a state machine (and of every nested `ItemProcessor`) that this
-/// interpreter does not implement, as one error.
-pub fn check_supported(machine: &Value) -> Result<(), BackendError> {
-    fn keys(obj: &Map<String, Value>, allowed: &[&[&str]], at: &str) -> Result<(), BackendError> {
-        for k in obj.keys() {
-            if !allowed.iter().any(|a| a.contains(&k.as_str())) {
-                return Err(BackendError::Unsupported(format!("field {k:?} of {at}")));
-            }
-        }
-        Ok(())
+fn check_states(
+    start: &str,
+    states: &BTreeMap<String, State>,
+    at: &str,
+) -> Result<(), BackendError> {
+    let refuse = |what: String| Err(BackendError::Unsupported(what));
+    if !states.contains_key(start) {
+        return refuse(format!("{at}: StartAt {start:?} names no state"));
     }
-    fn machine_check(m: &Value, at: &str) -> Result<(), BackendError> {
-        let obj = m
-            .as_object()
-            .ok_or_else(|| BackendError::Unsupported(format!("{at} is not a JSON object")))?;
-        keys(obj, &[MACHINE, &["ProcessorConfig"]], at)?;
-        if let Some(q) = obj.get("QueryLanguage")
-            && q != "JSONPath"
-        {
-            return Err(BackendError::Unsupported(format!(
-                "QueryLanguage {q} in {at} (only JSONPath)"
-            )));
-        }
-        let states = obj
-            .get("States")
-            .and_then(Value::as_object)
-            .ok_or_else(|| BackendError::Unsupported(format!("{at} has no States object")))?;
-        let start = obj
-            .get("StartAt")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if !states.contains_key(start) {
-            return Err(BackendError::Unsupported(format!(
-                "{at}: StartAt {start:?} names no state"
-            )));
-        }
-        for (name, s) in states {
-            let at = format!("state {name:?}");
-            let so = s
-                .as_object()
-                .ok_or_else(|| BackendError::Unsupported(format!("{at} is not an object")))?;
-            let ty = so.get("Type").and_then(Value::as_str).unwrap_or_default();
-            match ty {
-                "Task" => {
-                    keys(so, &[COMMON, TASK], &at)?;
-                    let r = so
-                        .get("Resource")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    if !(r == "arn:aws:states:::lambda:invoke"
-                        || r.contains(":lambda:") && r.contains(":function:"))
-                    {
-                        return Err(BackendError::Unsupported(format!(
-                            "Resource {r:?} of {at} (only arn:aws:states:::lambda:invoke and Lambda function ARNs)"
-                        )));
-                    }
-                }
-                "Pass" => keys(so, &[COMMON, PASS], &at)?,
-                "Map" => {
-                    keys(so, &[COMMON, MAP], &at)?;
-                    let proc_ = so
-                        .get("ItemProcessor")
-                        .or_else(|| so.get("Iterator"))
-                        .ok_or_else(|| {
-                            BackendError::Unsupported(format!("{at} has no ItemProcessor"))
-                        })?;
-                    machine_check(proc_, &format!("the ItemProcessor of {at}"))?;
-                    if let Some(r) = so.get("ItemReader") {
-                        let res = r["Resource"].as_str().unwrap_or_default();
-                        if res != "arn:aws:states:::s3:getObject" {
-                            return Err(BackendError::Unsupported(format!(
-                                "ItemReader resource {res:?} of {at}"
-                            )));
-                        }
-                        let input_type = r["ReaderConfig"]["InputType"].as_str().unwrap_or("JSON");
-                        if input_type != "JSON" {
-                            return Err(BackendError::Unsupported(format!(
-                                "ItemReader InputType {input_type} of {at} (only JSON)"
-                            )));
-                        }
-                    }
-                    if let Some(w) = so.get("ResultWriter") {
-                        let res = w["Resource"].as_str().unwrap_or_default();
-                        if res != "arn:aws:states:::s3:putObject" {
-                            return Err(BackendError::Unsupported(format!(
-                                "ResultWriter resource {res:?} of {at}"
-                            )));
-                        }
-                    }
-                    if let Some(b) = so.get("ItemBatcher").and_then(Value::as_object) {
-                        keys(
-                            b,
-                            &[&["MaxItemsPerBatch", "MaxInputBytesPerBatch", "BatchInput"]],
-                            &format!("the ItemBatcher of {at}"),
-                        )?;
-                    }
-                }
-                "Succeed" => keys(so, &[SUCCEED], &at)?,
-                "Fail" => keys(so, &[FAIL], &at)?,
-                other => {
-                    return Err(BackendError::Unsupported(format!(
-                        "state type {other:?} of {at} (only Task, Map, Pass, Succeed, Fail)"
-                    )));
+    for (name, s) in states {
+        let at = format!("state {name:?}");
+        match s {
+            State::Task(t) => {
+                let r = t.resource.as_str();
+                if !(r == LAMBDA_INVOKE || r.contains(":lambda:") && r.contains(":function:")) {
+                    return refuse(format!(
+                        "Resource {r:?} of {at} (only {LAMBDA_INVOKE} and Lambda function ARNs)"
+                    ));
                 }
             }
-            for field in ["Next"] {
-                if let Some(n) = so.get(field).and_then(Value::as_str)
-                    && !states.contains_key(n)
+            State::Map(m) => {
+                let p = &m.item_processor;
+                check_states(
+                    &p.start_at,
+                    &p.states,
+                    &format!("the ItemProcessor of {at}"),
+                )?;
+                if let Some(r) = &m.item_reader {
+                    if r.resource != S3_GET_OBJECT {
+                        return refuse(format!("ItemReader resource {:?} of {at}", r.resource));
+                    }
+                    let input_type = r
+                        .reader_config
+                        .as_ref()
+                        .map_or(InputType::Json, |c| c.input_type);
+                    if input_type != InputType::Json {
+                        return refuse(format!(
+                            "ItemReader InputType {input_type:?} of {at} (only JSON)"
+                        ));
+                    }
+                }
+                if let Some(w) = &m.result_writer
+                    && w.resource != S3_PUT_OBJECT
                 {
-                    return Err(BackendError::Unsupported(format!(
-                        "{at}: Next {n:?} names no state"
-                    )));
+                    return refuse(format!("ResultWriter resource {:?} of {at}", w.resource));
                 }
             }
+            State::Pass(_) | State::Succeed(_) | State::Fail(_) => {}
         }
-        Ok(())
+        let targets = s
+            .next()
+            .into_iter()
+            .chain(s.catchers().iter().map(|c| c.next.as_str()));
+        for n in targets {
+            if !states.contains_key(n) {
+                return refuse(format!("{at}: Next {n:?} names no state"));
+            }
+        }
     }
-    machine_check(machine, "the state machine")
+    Ok(())
+}
+
+/// A definition given as JSON, typed and checked: a field or state type outside the
+/// subset is refused by name, as "not supported locally".
+pub fn parse(definition: &Value) -> Result<StateMachine, BackendError> {
+    let machine: StateMachine = serde_json::from_value(definition.clone())
+        .map_err(|e| BackendError::Unsupported(format!("the definition: {e}")))?;
+    check_supported(&machine)?;
+    Ok(machine)
 }
 
 // ---------- JSONPath ----------
@@ -401,28 +339,31 @@ impl Ctx {
         })
     }
 
-    fn template(&self, tpl: &Value, input: &Value) -> Flow<Value> {
-        match tpl {
-            Value::Object(m) => {
-                let mut out = Map::new();
-                for (k, v) in m {
-                    if let Some(key) = k.strip_suffix(".$") {
-                        let p = v.as_str().ok_or_else(|| {
-                            unsupported(format!("{k:?} must hold a JSONPath string"))
-                        })?;
-                        if p.starts_with("States.") {
-                            return Err(unsupported(format!("intrinsic function {p:?}")));
-                        }
-                        out.insert(key.to_owned(), self.eval(p, input)?);
-                    } else {
-                        out.insert(k.clone(), self.template(v, input)?);
-                    }
+    /// A payload template (`Parameters`, `ResultSelector`, `ItemSelector`, ...) applied to `input`.
+    fn template(&self, tpl: &PayloadTemplate, input: &Value) -> Flow<Value> {
+        let mut out = Map::new();
+        for (k, v) in tpl {
+            if let Some(key) = k.strip_suffix(".$") {
+                let p = v
+                    .as_str()
+                    .ok_or_else(|| unsupported(format!("{k:?} must hold a JSONPath string")))?;
+                if p.starts_with("States.") {
+                    return Err(unsupported(format!("intrinsic function {p:?}")));
                 }
-                Ok(Value::Object(out))
+                out.insert(key.to_owned(), self.eval(p, input)?);
+            } else {
+                out.insert(k.clone(), self.template_value(v, input)?);
             }
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn template_value(&self, tpl: &Value, input: &Value) -> Flow<Value> {
+        match tpl {
+            Value::Object(m) => self.template(m, input),
             Value::Array(a) => Ok(Value::Array(
                 a.iter()
-                    .map(|v| self.template(v, input))
+                    .map(|v| self.template_value(v, input))
                     .collect::<Flow<_>>()?,
             )),
             other => Ok(other.clone()),
@@ -430,12 +371,11 @@ impl Ctx {
     }
 
     /// `InputPath` / `OutputPath`: absent = `$`, null = `{}`.
-    fn filter(&self, state: &Value, field: &str, value: Value) -> Flow<Value> {
-        match state.get(field) {
+    fn filter(&self, path: &Option<Option<String>>, value: Value) -> Flow<Value> {
+        match path {
             None => Ok(value),
-            Some(Value::Null) => Ok(json!({})),
-            Some(Value::String(p)) => self.eval(p, &value),
-            Some(other) => Err(unsupported(format!("{field} {other}"))),
+            Some(None) => Ok(json!({})),
+            Some(Some(p)) => self.eval(p, &value),
         }
     }
 }
@@ -452,12 +392,24 @@ fn truncate(s: &str) -> String {
     }
 }
 
+/// Step Functions' 256 KiB limit on any state data, as the error it raises.
+fn within_limit(v: &Value, what: &str) -> Flow<()> {
+    let n = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0);
+    if n as u64 > MAX_PAYLOAD_BYTES {
+        return Err(states_err(
+            "States.DataLimitExceeded",
+            format!("{what} of {n} bytes is above the {MAX_PAYLOAD_BYTES}-byte (256 KiB) limit"),
+        ));
+    }
+    Ok(())
+}
+
 /// `ResultPath`: absent = `$` (replace), null = discard the result, else set in a copy of the raw input.
-fn apply_result_path(state: &Value, raw: Value, result: Value) -> Flow<Value> {
-    match state.get("ResultPath") {
+fn apply_result_path(path: &Option<Option<String>>, raw: Value, result: Value) -> Flow<Value> {
+    match path {
         None => Ok(result),
-        Some(Value::Null) => Ok(raw),
-        Some(Value::String(p)) => {
+        Some(None) => Ok(raw),
+        Some(Some(p)) => {
             let (context, segs) = parse_path(p).map_err(unsupported)?;
             if context {
                 return Err(unsupported(format!(
@@ -485,20 +437,47 @@ fn apply_result_path(state: &Value, raw: Value, result: Value) -> Flow<Value> {
             *cur = result;
             Ok(out)
         }
-        Some(other) => Err(unsupported(format!("ResultPath {other}"))),
     }
 }
 
-fn error_matches(list: &Value, error: &str) -> bool {
-    list.as_array().is_some_and(|names| {
-        names.iter().filter_map(Value::as_str).any(|n| {
-            n == error
-                || (n == "States.ALL" && error != "States.Runtime")
-                || (n == "States.TaskFailed"
-                    && error != "States.Timeout"
-                    && error != "States.Runtime")
-        })
-    })
+/// A state that invokes something and so has `Retry`/`Catch`: a Task or a Map.
+#[derive(Clone, Copy)]
+enum Action<'a> {
+    Task(&'a TaskState),
+    Map(&'a MapState),
+}
+
+/// The data-flow fields shared by Task and Map.
+struct Io<'a> {
+    input_path: &'a Option<Option<String>>,
+    output_path: &'a Option<Option<String>>,
+    result_path: &'a Option<Option<String>>,
+    result_selector: Option<&'a PayloadTemplate>,
+    retry: &'a [Retrier],
+    catch: &'a [Catcher],
+}
+
+impl<'a> Action<'a> {
+    fn io(self) -> Io<'a> {
+        match self {
+            Action::Task(t) => Io {
+                input_path: &t.input_path,
+                output_path: &t.output_path,
+                result_path: &t.result_path,
+                result_selector: t.result_selector.as_ref(),
+                retry: &t.retry,
+                catch: &t.catch,
+            },
+            Action::Map(m) => Io {
+                input_path: &m.input_path,
+                output_path: &m.output_path,
+                result_path: &m.result_path,
+                result_selector: m.result_selector.as_ref(),
+                retry: &m.retry,
+                catch: &m.catch,
+            },
+        }
+    }
 }
 
 /// Maps `s3://bucket/key` (or bucket + key) onto the storage directory.
@@ -521,14 +500,24 @@ impl Interpreter {
                 usage: Mutex::new(OrchestrationUsage::default()),
                 on_item,
                 map_runs: AtomicU64::new(0),
+                express_limit_ms: AtomicU64::new((EXPRESS_MAX_SECONDS * 1000.0) as u64),
             }),
         }
     }
 
+    /// Changes how long an EXPRESS child may run before it ends `TIMED_OUT` (default 5 minutes),
+    /// so a test can show the limit without waiting for it.
+    pub fn set_express_limit(&self, limit: Duration) {
+        self.inner
+            .express_limit_ms
+            .store(limit.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Runs one execution of `definition` named `name` with `input` to completion.
     /// Runs one execution of `definition` named `name` with `input` to completion.
     pub async fn execute(
         &self,
-        definition: &Value,
+        definition: &StateMachine,
         name: &str,
         input: Value,
     ) -> Result<Execution, BackendError> {
@@ -544,9 +533,9 @@ impl Interpreter {
             map_item: None,
             express: false,
         };
-        let run = self.run_machine(definition, input, ctx);
-        let result = match definition.get("TimeoutSeconds").and_then(Value::as_f64) {
-            Some(t) => match tokio::time::timeout(Duration::from_secs_f64(t), run).await {
+        let run = self.run_machine(&definition.start_at, &definition.states, input, ctx);
+        let result = match definition.timeout_seconds {
+            Some(t) => match tokio::time::timeout(Duration::from_secs(t), run).await {
                 Ok(r) => r,
                 Err(_) => Err(states_err(
                     "States.Timeout",
@@ -579,18 +568,20 @@ impl Interpreter {
 
     fn run_machine<'a>(
         &'a self,
-        machine: &'a Value,
+        start_at: &'a str,
+        states: &'a BTreeMap<String, State>,
         input: Value,
         ctx: Ctx,
     ) -> Pin<Box<dyn Future<Output = Flow<Value>> + Send + 'a>> {
         Box::pin(async move {
-            let states = &machine["States"];
-            let mut name = machine["StartAt"].as_str().unwrap_or_default().to_owned();
+            let mut name = start_at;
             let mut input = input;
+            within_limit(&input, "the input")?;
             loop {
-                let state = &states[&name];
+                let state = &states[name];
                 self.transition(&ctx);
-                let (output, next) = self.run_state(&name, state, input, &ctx).await?;
+                let (output, next) = self.run_state(name, state, input, &ctx).await?;
+                within_limit(&output, &format!("the output of state {name:?}"))?;
                 match next {
                     Some(n) => {
                         name = n;
@@ -602,66 +593,60 @@ impl Interpreter {
         })
     }
 
-    async fn run_state(
+    async fn run_state<'s>(
         &self,
         name: &str,
-        state: &Value,
+        state: &'s State,
         raw: Value,
         ctx: &Ctx,
-    ) -> Flow<(Value, Option<String>)> {
-        let ty = state["Type"].as_str().unwrap_or_default();
-        let next = state["Next"].as_str().map(str::to_owned);
-        match ty {
-            "Succeed" => {
-                let v = ctx.filter(state, "InputPath", raw)?;
-                Ok((ctx.filter(state, "OutputPath", v)?, None))
+    ) -> Flow<(Value, Option<&'s str>)> {
+        let next = state.next();
+        let action = match state {
+            State::Succeed(s) => {
+                let v = ctx.filter(&s.input_path, raw)?;
+                return Ok((ctx.filter(&s.output_path, v)?, None));
             }
-            "Fail" => Err(states_err(
-                state["Error"].as_str().unwrap_or("States.Fail"),
-                state["Cause"].as_str().unwrap_or_default(),
-            )),
-            "Pass" => {
-                let effective = ctx.filter(state, "InputPath", raw.clone())?;
-                let result = if let Some(r) = state.get("Result") {
+            State::Fail(f) => {
+                return Err(states_err(
+                    f.error.as_deref().unwrap_or("States.Fail"),
+                    f.cause.as_deref().unwrap_or_default(),
+                ));
+            }
+            State::Pass(p) => {
+                let effective = ctx.filter(&p.input_path, raw.clone())?;
+                let result = if let Some(r) = &p.result {
                     r.clone()
-                } else if let Some(p) = state.get("Parameters") {
-                    ctx.template(p, &effective)?
+                } else if let Some(t) = &p.parameters {
+                    ctx.template(t, &effective)?
                 } else {
                     effective
                 };
-                let out = apply_result_path(state, raw, result)?;
-                Ok((ctx.filter(state, "OutputPath", out)?, next))
+                let out = apply_result_path(&p.result_path, raw, result)?;
+                return Ok((ctx.filter(&p.output_path, out)?, next));
             }
-            "Task" | "Map" => {
-                let effective = ctx.filter(state, "InputPath", raw.clone())?;
-                let outcome = self.with_retry(name, state, &effective, ctx).await;
-                match outcome {
-                    Ok(result) => {
-                        let result = match state.get("ResultSelector") {
-                            Some(sel) => ctx.template(sel, &result)?,
-                            None => result,
-                        };
-                        let out = apply_result_path(state, raw, result)?;
-                        Ok((ctx.filter(state, "OutputPath", out)?, next))
-                    }
-                    Err(Fail::States(e)) => {
-                        let catchers = state["Catch"].as_array().cloned().unwrap_or_default();
-                        for c in &catchers {
-                            if error_matches(&c["ErrorEquals"], &e.error) {
-                                let err = json!({"Error": e.error, "Cause": e.cause});
-                                let out = apply_result_path(c, raw, err)?;
-                                let next = c["Next"].as_str().ok_or_else(|| {
-                                    unsupported(format!("a Catcher of {name:?} without Next"))
-                                })?;
-                                return Ok((out, Some(next.to_owned())));
-                            }
-                        }
-                        Err(Fail::States(e))
-                    }
-                    Err(other) => Err(other),
+            State::Task(t) => Action::Task(t),
+            State::Map(m) => Action::Map(m),
+        };
+        let io = action.io();
+        let effective = ctx.filter(io.input_path, raw.clone())?;
+        match self.with_retry(name, action, &effective, ctx).await {
+            Ok(result) => {
+                let result = match io.result_selector {
+                    Some(sel) => ctx.template(sel, &result)?,
+                    None => result,
+                };
+                let out = apply_result_path(io.result_path, raw, result)?;
+                Ok((ctx.filter(io.output_path, out)?, next))
+            }
+            Err(Fail::States(e)) => match io.catch.iter().find(|c| c.matches(&e.error)) {
+                Some(c) => {
+                    let err = json!({"Error": e.error, "Cause": e.cause});
+                    let out = apply_result_path(&c.result_path, raw, err)?;
+                    Ok((out, Some(c.next.as_str())))
                 }
-            }
-            other => Err(unsupported(format!("state type {other:?}"))),
+                None => Err(Fail::States(e)),
+            },
+            Err(other) => Err(other),
         }
     }
 
@@ -669,44 +654,34 @@ impl Interpreter {
     async fn with_retry(
         &self,
         name: &str,
-        state: &Value,
+        action: Action<'_>,
         effective: &Value,
         ctx: &Ctx,
     ) -> Flow<Value> {
-        let retriers = state["Retry"].as_array().cloned().unwrap_or_default();
+        let retriers = action.io().retry;
         let mut counts = vec![0u32; retriers.len()];
         let mut attempt = 0u32;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
             epoch_ms() ^ (ctx.item.unwrap_or(0) as u64) << 20,
         );
         loop {
-            let r = if state["Type"] == "Map" {
-                self.run_map(name, state, effective, ctx).await
-            } else {
-                self.run_task(state, effective, ctx, attempt).await
+            let r = match action {
+                Action::Map(m) => self.run_map(name, m, effective, ctx).await,
+                Action::Task(t) => self.run_task(t, effective, ctx, attempt).await,
             };
             let e = match r {
                 Err(Fail::States(e)) => e,
                 other => return other,
             };
-            let Some(ri) = retriers
-                .iter()
-                .position(|r| error_matches(&r["ErrorEquals"], &e.error))
-            else {
+            let Some(ri) = retriers.iter().position(|r| r.matches(&e.error)) else {
                 return Err(Fail::States(e));
             };
             let r = &retriers[ri];
-            let max = r["MaxAttempts"].as_u64().unwrap_or(3) as u32;
-            if counts[ri] >= max {
+            if counts[ri] >= r.max_attempts.unwrap_or(3) {
                 return Err(Fail::States(e));
             }
-            let interval = r["IntervalSeconds"].as_f64().unwrap_or(1.0);
-            let rate = r["BackoffRate"].as_f64().unwrap_or(2.0);
-            let mut delay = interval * rate.powi(counts[ri] as i32);
-            if let Some(cap) = r["MaxDelaySeconds"].as_f64() {
-                delay = delay.min(cap);
-            }
-            if r["JitterStrategy"] == "FULL" {
+            let mut delay = r.delay_seconds(counts[ri] + 1);
+            if r.jitter_strategy == Some(JitterStrategy::Full) {
                 delay *= rng.random::<f64>();
             }
             counts[ri] += 1;
@@ -719,17 +694,18 @@ impl Interpreter {
 
     async fn run_task(
         &self,
-        state: &Value,
+        state: &TaskState,
         effective: &Value,
         ctx: &Ctx,
         attempt: u32,
     ) -> Flow<Value> {
-        let resource = state["Resource"].as_str().unwrap_or_default();
-        let params = match state.get("Parameters") {
+        let resource = state.resource.as_str();
+        let params = match &state.parameters {
             Some(p) => ctx.template(p, effective)?,
             None => effective.clone(),
         };
-        let integrated = resource == "arn:aws:states:::lambda:invoke";
+        within_limit(&params, "the task input")?;
+        let integrated = resource == LAMBDA_INVOKE;
         let (function, payload) = if integrated {
             let f = params["FunctionName"].as_str().ok_or_else(|| {
                 states_err(
@@ -764,8 +740,8 @@ impl Interpreter {
         };
         let bytes = Bytes::from(serde_json::to_vec(&payload).expect("JSON values serialise"));
         let invoke = self.inner.platform.invoke(&function, bytes, AtLimit::Wait);
-        let res = match state.get("TimeoutSeconds").and_then(Value::as_f64) {
-            Some(t) => match tokio::time::timeout(Duration::from_secs_f64(t), invoke).await {
+        let res = match state.timeout_seconds {
+            Some(t) => match tokio::time::timeout(Duration::from_secs(t), invoke).await {
                 Ok(r) => r,
                 Err(_) => {
                     return Err(states_err(
@@ -802,17 +778,19 @@ impl Interpreter {
             InvokeStatus::Ok(body) => {
                 let payload: Value = serde_json::from_slice(&body)
                     .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-                if integrated {
-                    Ok(json!({
+                let result = if integrated {
+                    json!({
                         "ExecutedVersion": "$LATEST",
                         "Payload": payload,
                         "SdkHttpMetadata": {"HttpStatusCode": 200},
                         "SdkResponseMetadata": {"RequestId": inv.request_id},
                         "StatusCode": 200,
-                    }))
+                    })
                 } else {
-                    Ok(payload)
-                }
+                    payload
+                };
+                within_limit(&result, "the task result")?;
+                Ok(result)
             }
             InvokeStatus::FunctionError { error_type, body } => Err(states_err(
                 &error_type,
@@ -850,13 +828,13 @@ impl Interpreter {
     async fn run_map(
         &self,
         name: &str,
-        state: &Value,
+        state: &MapState,
         effective: &Value,
         ctx: &Ctx,
     ) -> Flow<Value> {
         // Items: from S3 (distributed) or from the input (inline).
-        let mut items: Vec<Value> = if let Some(reader) = state.get("ItemReader") {
-            let p = match reader.get("Parameters") {
+        let mut items: Vec<Value> = if let Some(reader) = &state.item_reader {
+            let p = match &reader.parameters {
                 Some(p) => ctx.template(p, effective)?,
                 None => json!({}),
             };
@@ -883,7 +861,7 @@ impl Interpreter {
                 }
             }
         } else {
-            let path = state["ItemsPath"].as_str().unwrap_or("$");
+            let path = state.items_path.as_deref().unwrap_or("$");
             match ctx.eval(path, effective)? {
                 Value::Array(a) => a,
                 other => {
@@ -897,13 +875,15 @@ impl Interpreter {
                 }
             }
         };
-        if let Some(max) = state["ItemReader"]["ReaderConfig"]["MaxItems"].as_u64() {
+        let max_items = state
+            .item_reader
+            .as_ref()
+            .and_then(|r| r.reader_config.as_ref())
+            .and_then(|c| c.max_items);
+        if let Some(max) = max_items {
             items.truncate(max as usize);
         }
-        if let Some(sel) = state
-            .get("ItemSelector")
-            .or_else(|| state.get("Parameters"))
-        {
+        if let Some(sel) = &state.item_selector {
             items = items
                 .into_iter()
                 .enumerate()
@@ -918,14 +898,14 @@ impl Interpreter {
                 .collect::<Flow<_>>()?;
         }
         // Batching: ProPack's packing degree k is MaxItemsPerBatch.
-        if let Some(batcher) = state.get("ItemBatcher") {
-            let max_items = batcher["MaxItemsPerBatch"]
-                .as_u64()
+        if let Some(batcher) = &state.item_batcher {
+            let max_items = batcher
+                .max_items_per_batch
                 .map_or(usize::MAX, |n| n.max(1) as usize);
-            let max_bytes = batcher["MaxInputBytesPerBatch"]
-                .as_u64()
+            let max_bytes = batcher
+                .max_input_bytes_per_batch
                 .map_or(usize::MAX, |n| n as usize);
-            let batch_input = match batcher.get("BatchInput") {
+            let batch_input = match &batcher.batch_input {
                 Some(t) => Some(ctx.template(t, effective)?),
                 None => None,
             };
@@ -956,19 +936,28 @@ impl Interpreter {
                 .collect();
         }
 
-        let processor = state
-            .get("ItemProcessor")
-            .or_else(|| state.get("Iterator"))
-            .expect("checked");
-        let max_conc = match state["MaxConcurrency"].as_u64() {
+        // Items per child (a batch holds several), which is what failure tolerance counts.
+        let item_counts: Vec<usize> = items
+            .iter()
+            .map(|it| match (&state.item_batcher, it["Items"].as_array()) {
+                (Some(_), Some(a)) => a.len(),
+                _ => 1,
+            })
+            .collect();
+        let total_items: usize = item_counts.iter().sum();
+        let express_limit =
+            Duration::from_millis(self.inner.express_limit_ms.load(Ordering::SeqCst));
+        let processor = &state.item_processor;
+        let max_conc = match state.max_concurrency {
             Some(0) | None => items.len().max(1),
             Some(n) => n as usize,
         };
         let sem = Arc::new(tokio::sync::Semaphore::new(max_conc));
         let n = items.len();
-        let child_distributed = processor["ProcessorConfig"]["Mode"] == "DISTRIBUTED";
+        let config = processor.processor_config.as_ref();
+        let distributed = config.is_some_and(|c| c.mode == ProcessorMode::Distributed);
         let child_express =
-            child_distributed && processor["ProcessorConfig"]["ExecutionType"] == "EXPRESS";
+            distributed && config.and_then(|c| c.execution_type) == Some(ExecutionType::Express);
         let mut futs = Vec::with_capacity(n);
         for (i, item) in items.iter().enumerate() {
             let sem = sem.clone();
@@ -981,12 +970,28 @@ impl Interpreter {
             let parent = ctx.clone();
             futs.push(async move {
                 let _permit = sem.acquire().await.expect("never closed");
-                if child_distributed {
+                if distributed {
                     // A Distributed Map bills one transition per child execution it starts.
                     self.transition(&parent);
                 }
                 let started = std::time::Instant::now();
-                let r = self.run_machine(processor, item.clone(), c).await;
+                let child =
+                    self.run_machine(&processor.start_at, &processor.states, item.clone(), c);
+                let r = if child_express && !parent.express {
+                    // An EXPRESS child past its 5 minutes ends TIMED_OUT: no Catch inside it runs.
+                    match tokio::time::timeout(express_limit, child).await {
+                        Ok(r) => r,
+                        Err(_) => Err(states_err(
+                            TIMED_OUT_ERROR,
+                            format!(
+                                "the EXPRESS child ran longer than {} s",
+                                express_limit.as_secs_f64()
+                            ),
+                        )),
+                    }
+                } else {
+                    child.await
+                };
                 if child_express && !parent.express {
                     self.inner
                         .usage
@@ -1021,20 +1026,27 @@ impl Interpreter {
                 Err(Fail::Backend(e)) => return Err(Fail::Backend(e)),
             }
         }
-        let failed = outputs.iter().filter(|o| o.is_err()).count();
-        let distributed = processor["ProcessorConfig"]["Mode"] == "DISTRIBUTED";
-        let pct = state["ToleratedFailurePercentage"].as_f64();
-        let count = state["ToleratedFailureCount"].as_u64();
+        // Step Functions counts failed or timed-out items, not child executions, over all items.
+        let failed: usize = outputs
+            .iter()
+            .zip(&item_counts)
+            .filter(|(o, _)| o.is_err())
+            .map(|(_, c)| c)
+            .sum();
+        let pct = state.tolerated_failure_percentage;
+        let count = state.tolerated_failure_count;
         let tolerated = if !distributed || (pct.is_none() && count.is_none()) {
             failed == 0
         } else {
-            let by_pct = pct.is_some_and(|p| n > 0 && (failed as f64) * 100.0 / (n as f64) <= p);
+            let by_pct = pct.is_some_and(|p| {
+                total_items > 0 && (failed as f64) * 100.0 / (total_items as f64) <= f64::from(p)
+            });
             let by_count = count.is_some_and(|c| failed as u64 <= c);
             by_pct || by_count
         };
 
         let map_run = self.inner.map_runs.fetch_add(1, Ordering::SeqCst);
-        let label = state["Label"].as_str().unwrap_or(name);
+        let label = state.label.as_deref().unwrap_or(name);
         let map_run_id = format!(
             "{}-{map_run}",
             label.replace(|c: char| !c.is_ascii_alphanumeric(), "")
@@ -1049,8 +1061,8 @@ impl Interpreter {
             super::lambda::LOCAL_ACCOUNT,
             exec_name
         );
-        let output = if let Some(writer) = state.get("ResultWriter") {
-            let p = match writer.get("Parameters") {
+        let output = if let Some(writer) = &state.result_writer {
+            let p = match &writer.parameters {
                 Some(p) => ctx.template(p, effective)?,
                 None => json!({}),
             };
@@ -1079,7 +1091,11 @@ impl Interpreter {
                     Ok(v) => ok.push(entry(i, "SUCCEEDED", v.clone())),
                     Err(e) => bad.push(entry(
                         i,
-                        "FAILED",
+                        if e.error == TIMED_OUT_ERROR {
+                            "TIMED_OUT"
+                        } else {
+                            "FAILED"
+                        },
                         json!({"Error": e.error, "Cause": e.cause}),
                     )),
                 }
@@ -1122,7 +1138,7 @@ impl Interpreter {
                 match first {
                     Some(e) if !distributed => e.cause.clone(),
                     _ => format!(
-                        "{failed} of {n} items of Map {name:?} failed, above the tolerated threshold"
+                        "{failed} of {total_items} items of Map {name:?} failed or timed out, above the tolerated threshold"
                     ),
                 },
             ));
@@ -1130,6 +1146,10 @@ impl Interpreter {
         Ok(output)
     }
 }
+
+#[cfg(test)]
+#[path = "sfn_limits_tests.rs"]
+mod limits_tests;
 
 #[cfg(test)]
 mod tests {
@@ -1166,24 +1186,29 @@ mod tests {
         let c = ctx();
         let input = json!({"run_id": "r", "n": 3});
         let t = json!({"FunctionName": "f", "Payload.$": "$", "Nested": {"id.$": "$.run_id"}});
-        let out = c.template(&t, &input).ok().unwrap();
+        let out = c.template_value(&t, &input).ok().unwrap();
         assert_eq!(
             out,
             json!({"FunctionName": "f", "Payload": input, "Nested": {"id": "r"}})
         );
-        let state = json!({"ResultPath": "$.error.detail"});
-        let out = apply_result_path(&state, json!({"a": 1}), json!("E"))
+        let path = Some(Some("$.error.detail".to_owned()));
+        let out = apply_result_path(&path, json!({"a": 1}), json!("E"))
             .ok()
             .unwrap();
         assert_eq!(out, json!({"a": 1, "error": {"detail": "E"}}));
-        let out = apply_result_path(&json!({"ResultPath": null}), json!({"a": 1}), json!(2))
+        let out = apply_result_path(&Some(None), json!({"a": 1}), json!(2))
             .ok()
             .unwrap();
         assert_eq!(out, json!({"a": 1}));
         assert_eq!(
-            apply_result_path(&json!({}), json!(1), json!(2)).ok(),
+            apply_result_path(&None, json!(1), json!(2)).ok(),
             Some(json!(2))
         );
+    }
+
+    fn error_matches(names: &Value, error: &str) -> bool {
+        let names: Vec<String> = serde_json::from_value(names.clone()).unwrap();
+        propack_step_functions::asl::error_matches(&names, error)
     }
 
     #[test]
@@ -1208,25 +1233,15 @@ mod tests {
     fn unsupported_constructs_are_named() {
         let def =
             json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": true}}});
-        let e = check_supported(&def).unwrap_err().to_string();
+        let e = parse(&def).unwrap_err().to_string();
         assert!(
             e.starts_with("not supported locally") && e.contains("Wait"),
             "{e}"
         );
         let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:putItem", "End": true}}});
-        assert!(
-            check_supported(&def)
-                .unwrap_err()
-                .to_string()
-                .contains("dynamodb")
-        );
+        assert!(parse(&def).unwrap_err().to_string().contains("dynamodb"));
         let def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Credentials": {}, "End": true}}});
-        assert!(
-            check_supported(&def)
-                .unwrap_err()
-                .to_string()
-                .contains("Credentials")
-        );
+        assert!(parse(&def).unwrap_err().to_string().contains("Credentials"));
     }
 
     #[tokio::test]
@@ -1250,14 +1265,17 @@ mod tests {
             }
         });
         let ex = interp
-            .execute(&def, "e1", json!({"xs": [10, 20]}))
+            .execute(&parse(&def).unwrap(), "e1", json!({"xs": [10, 20]}))
             .await
             .unwrap();
         assert_eq!(ex.result.unwrap(), json!([{"got": 10}, {"got": 20}]));
         // Map, the two iterations' Pass states, Succeed.
         assert_eq!(ex.usage.standard_transitions, 4);
         let def = json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom", "Cause": "c"}}});
-        let ex = interp.execute(&def, "e2", json!({})).await.unwrap();
+        let ex = interp
+            .execute(&parse(&def).unwrap(), "e2", json!({}))
+            .await
+            .unwrap();
         assert_eq!(ex.result.unwrap_err().error, "Boom");
     }
 }
