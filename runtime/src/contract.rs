@@ -124,6 +124,14 @@ pub struct Batch {
     /// Handler for the batch's `event` tasks that name none themselves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handler: Option<HandlerRef>,
+    /// Upper bound on the serialised (compact JSON) [`BatchResult`], in bytes: the runtime
+    /// shortens output tails (then larger fields) to fit, see [`crate::budget`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_result_bytes: Option<u64>,
+    /// URI prefix (`s3://` or `file://`) under which each task's full stdout and stderr are
+    /// written, as `<prefix>/<run_id>/<task_id>.stdout|.stderr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_prefix: Option<String>,
     /// The k tasks.
     pub tasks: Vec<Task>,
 }
@@ -146,6 +154,12 @@ pub struct BatchInput {
     /// Default handler for `event` tasks that name none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handler: Option<HandlerRef>,
+    /// Byte budget of the batch result ([`Batch::max_result_bytes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_result_bytes: Option<u64>,
+    /// Where full task logs go ([`Batch::logs_prefix`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_prefix: Option<String>,
 }
 
 /// One task: an id, what to run, and the objects it reads and writes.
@@ -634,11 +648,27 @@ impl Batch {
             input.output_prefix = nested.output_prefix.or(input.output_prefix);
             input.parallelism = nested.parallelism.or(input.parallelism);
             input.handler = nested.handler.or(input.handler);
+            input.max_result_bytes = nested.max_result_bytes.or(input.max_result_bytes);
+            input.logs_prefix = nested.logs_prefix.or(input.logs_prefix);
         }
         if input.parallelism == Some(0) {
             return Err(ContractError::InvalidField {
                 field: "parallelism".into(),
                 message: "must be at least 1".into(),
+            });
+        }
+        if input.max_result_bytes == Some(0) {
+            return Err(ContractError::InvalidField {
+                field: "max_result_bytes".into(),
+                message: "must be positive".into(),
+            });
+        }
+        if let Some(prefix) = &input.logs_prefix
+            && let Err(e) = crate::uri::ObjectUri::parse(prefix)
+        {
+            return Err(ContractError::InvalidField {
+                field: "logs_prefix".into(),
+                message: e.to_string(),
             });
         }
 
@@ -664,6 +694,8 @@ impl Batch {
             output_prefix: input.output_prefix,
             parallelism: input.parallelism,
             handler: input.handler,
+            max_result_bytes: input.max_result_bytes,
+            logs_prefix: input.logs_prefix,
             tasks,
         })
     }
@@ -744,6 +776,23 @@ pub struct TaskResult {
     /// Built-in workloads may report a small JSON summary (e.g. record counts).
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub summary: Value,
+    /// True when the result budget ([`Batch::max_result_bytes`]) shortened this record
+    /// (tails, `output`, `summary`, `stack_trace` or `error`); omitted when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
+    /// Where the task's full stdout was written (with [`Batch::logs_prefix`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_uri: Option<String>,
+    /// Where the task's full stderr was written (with [`Batch::logs_prefix`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_uri: Option<String>,
+    /// Why the full logs could not be written (the task's status does not depend on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_error: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl TaskResult {
@@ -766,6 +815,10 @@ impl TaskResult {
             output: Value::Null,
             outputs: BTreeMap::new(),
             summary: Value::Null,
+            truncated: false,
+            stdout_uri: None,
+            stderr_uri: None,
+            logs_error: None,
         }
     }
 }
@@ -803,6 +856,9 @@ pub struct BatchResult {
     /// Lambda request id, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// True when the result budget shortened at least one task record; omitted when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
     /// One result per task, in batch order.
     pub tasks: Vec<TaskResult>,
 }

@@ -127,6 +127,8 @@ pub fn pack(
                 output_prefix: Some(output_prefix.to_owned()),
                 parallelism,
                 handler: None,
+                max_result_bytes: None,
+                logs_prefix: None,
             },
         })
         .collect())

@@ -308,6 +308,8 @@ impl AwsBackend {
                 output_prefix: p.batch_input.output_prefix,
                 parallelism: p.batch_input.parallelism,
                 handler: p.batch_input.handler,
+                max_result_bytes: p.batch_input.max_result_bytes,
+                logs_prefix: p.batch_input.logs_prefix,
                 tasks: p.items,
             })
             .collect())
