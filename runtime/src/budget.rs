@@ -15,7 +15,7 @@
 //! Ids, statuses, exit codes, signals, timings, `error_type`, output and log URIs and the
 //! instance facts are never touched; a shortened record says `"truncated": true`, and so
 //! does the batch. What remains after all five steps is [`floor_bytes`]: a budget at least
-//! that large is always met (about 300 bytes per task plus its id, error prefix and URIs).
+//! that large is always met (about 240 bytes per task plus its id, error prefix and URIs).
 //! Serde only, like [`crate::contract`].
 
 use serde_json::{Value, json};
@@ -103,50 +103,39 @@ fn cap_tails(t: &mut TaskResult, cap: usize) {
     }
 }
 
-/// Bytes `c` takes inside a JSON string as serde_json writes it.
-fn escaped_len(c: char) -> u64 {
-    match c {
-        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
-        c if (c as u32) < 0x20 => 6,
-        c => c.len_utf8() as u64,
+/// Bytes that byte `b` of a UTF-8 string takes inside a JSON string as serde_json writes it
+/// (multi-byte characters pass through unescaped, so their bytes count one each).
+fn escaped_len(b: u8) -> u64 {
+    match b {
+        b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+        0..0x20 => 6,
+        _ => 1,
     }
 }
 
 /// One record's tails, for computing its size under any cap without serialising it.
-struct TailSizes {
+/// Each probe scans at most `cap` bytes per tail and allocates nothing, so a batch of
+/// 1,024 full tails costs no extra memory.
+struct TailSizes<'a> {
     /// The record with empty tails and the flag set.
     base: u64,
-    /// Per tail: (byte offset of each char boundary, escaped length of the suffix from there).
-    suffixes: [Vec<(usize, u64)>; 2],
-    lens: [usize; 2],
+    tails: [&'a str; 2],
 }
 
-impl TailSizes {
-    fn of(t: &TaskResult) -> Self {
+impl<'a> TailSizes<'a> {
+    fn of(t: &'a TaskResult) -> Self {
         let mut empty = t.clone();
         empty.stdout_tail.clear();
         empty.stderr_tail.clear();
         empty.truncated = true;
-        let suffix_costs = |s: &str| {
-            let mut v: Vec<(usize, u64)> = Vec::with_capacity(s.len() + 1);
-            let mut acc = 0;
-            v.push((s.len(), 0));
-            for (i, c) in s.char_indices().rev() {
-                acc += escaped_len(c);
-                v.push((i, acc));
-            }
-            v.reverse();
-            v
-        };
         Self {
             base: task_len(&empty),
-            suffixes: [suffix_costs(&t.stdout_tail), suffix_costs(&t.stderr_tail)],
-            lens: [t.stdout_tail.len(), t.stderr_tail.len()],
+            tails: [&t.stdout_tail, &t.stderr_tail],
         }
     }
 
     fn max_len(&self) -> usize {
-        self.lens[0].max(self.lens[1])
+        self.tails[0].len().max(self.tails[1].len())
     }
 
     /// The record's size with tails cut to `cap` bytes (`full` when nothing is cut).
@@ -156,15 +145,9 @@ impl TailSizes {
         }
         self.base
             + self
-                .suffixes
+                .tails
                 .iter()
-                .zip(self.lens)
-                .map(|(sfx, len)| {
-                    // The first char boundary at or after len - cap, as `suffix` cuts.
-                    let start = len.saturating_sub(cap);
-                    let i = sfx.partition_point(|&(off, _)| off < start);
-                    sfx[i].1
-                })
+                .map(|t| suffix(t, cap).bytes().map(escaped_len).sum::<u64>())
                 .sum::<u64>()
     }
 }
@@ -192,6 +175,11 @@ impl Sizes {
     }
 }
 
+/// How much a shortening step would save on a record (0: nothing to do).
+type Weight = fn(&TaskResult) -> u64;
+/// Applies a shortening step to a record; false if it changed nothing.
+type Shrink = fn(&mut TaskResult) -> bool;
+
 /// Shortens `r` until its compact JSON is at most `budget` bytes (see the module docs);
 /// a result already within the budget is left as it is. When even [`floor_bytes`] is
 /// over the budget, every step is applied and the report says it does not fit.
@@ -213,7 +201,7 @@ pub fn fit(r: &mut BatchResult, budget: u64) -> FitReport {
     // the cap only by the flag each newly cut record gains, so a binary search keeping
     // "lo fits" finds a fitting cap whenever cap 0 fits. Each probe is arithmetic on
     // precomputed escaped lengths, not a serialisation.
-    let tails: Vec<TailSizes> = r.tasks.iter().map(TailSizes::of).collect();
+    let tails: Vec<TailSizes<'_>> = r.tasks.iter().map(TailSizes::of).collect();
     let max_tail = tails.iter().map(TailSizes::max_len).max().unwrap_or(0);
     let size_at = |cap: usize| -> u64 {
         sizes.frame
@@ -247,8 +235,7 @@ pub fn fit(r: &mut BatchResult, budget: u64) -> FitReport {
     );
 
     // 2–5. Larger fields, largest first, one record at a time.
-    type Step = fn(&mut TaskResult) -> bool;
-    let steps: [(fn(&TaskResult) -> u64, Step); 4] = [
+    let steps: [(Weight, Shrink); 4] = [
         (
             |t| {
                 if t.output.is_null() {

@@ -594,6 +594,25 @@ fn field_error(field: impl Into<String>, e: serde_json::Error) -> ContractError 
     }
 }
 
+/// Checks the types of the [`BatchInput`] fields present in `obj` (`handler` is checked apart).
+fn check_input_fields(
+    obj: &serde_json::Map<String, Value>,
+    prefix: &str,
+) -> Result<(), ContractError> {
+    for (name, v) in obj {
+        let r = match name.as_str() {
+            "run_id" | "batch_id" | "output_prefix" | "logs_prefix" => {
+                serde_json::from_value::<Option<String>>(v.clone()).map(drop)
+            }
+            "parallelism" => serde_json::from_value::<Option<usize>>(v.clone()).map(drop),
+            "max_result_bytes" => serde_json::from_value::<Option<u64>>(v.clone()).map(drop),
+            _ => Ok(()),
+        };
+        r.map_err(|e| field_error(format!("{prefix}{name}"), e))?;
+    }
+    Ok(())
+}
+
 impl Batch {
     /// Parses a JSON payload in any of the three accepted shapes.
     pub fn from_value(value: &Value, opts: &ParseOptions) -> Result<Self, ContractError> {
@@ -628,6 +647,12 @@ impl Batch {
         }
         if let Some(h) = obj.get("BatchInput").and_then(|bi| bi.get("handler")) {
             HandlerRef::from_value_at(h, "BatchInput.handler")?;
+        }
+
+        // Typed run-wide fields are checked one by one first, so a wrong type names its field.
+        check_input_fields(obj, "")?;
+        if let Some(Value::Object(bi)) = obj.get("BatchInput") {
+            check_input_fields(bi, "BatchInput.")?;
         }
 
         // Shape 1 nests the run-wide fields under BatchInput; shapes 2 and 3 carry

@@ -19,7 +19,8 @@
 //! - `executor` (feature `executor`): [`executor::run_batch`], bounded
 //!   parallel execution of a batch with failure isolation and deadline awareness;
 //!   Python and Node Lambda handlers (`event` tasks) run on warm worker processes
-//!   (`executor::handler_pool`).
+//!   (`executor::handler_pool`); `executor::policy` refuses tasks the function's
+//!   owner does not allow (`PROPACK_ALLOWED_PROGRAMS`, `PROPACK_BUILTINS_ONLY`).
 //! - `handler` (feature `executor`): the invocation handler shared by the
 //!   `bootstrap` front-ends (Lambda Runtime API, plain HTTP, command line); its
 //!   `Instance` keeps the handler workers warm across invocations.

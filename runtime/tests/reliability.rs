@@ -203,8 +203,20 @@ fn batch_fields_are_checked() {
             None,
         )
         .unwrap_err();
+    assert_eq!(
+        err.error_message,
+        "field `max_result_bytes`: invalid type: string \"big\", expected u64"
+    );
+    let err = inst
+        .handle_value(
+            &json!({"Items": [task], "BatchInput": {"max_result_bytes": -1}}),
+            None,
+            None,
+        )
+        .unwrap_err();
     assert!(
-        err.error_message.contains("(top level)"),
+        err.error_message
+            .starts_with("field `BatchInput.max_result_bytes`: invalid value"),
         "{}",
         err.error_message
     );

@@ -13,6 +13,10 @@
 //! [`WorkerPools`] ([`handler_pool`]): a batch's worker thread checks a worker out,
 //! sends it the event and waits for its result, its output markers, its exit or
 //! the task's kill time, whichever comes first.
+//!
+//! Before a task is fetched or started, the function's [`TaskPolicy`] may refuse it
+//! (a `failed` record saying why). With the batch's `logs_prefix`, an exec task's whole
+//! stdout/stderr also go to files beside its scratch directory, uploaded when it ends.
 
 pub mod builtin;
 pub mod cpus;
