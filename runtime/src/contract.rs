@@ -124,10 +124,14 @@ pub struct Batch {
     /// Handler for the batch's `event` tasks that name none themselves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handler: Option<HandlerRef>,
-    /// Largest result this batch may return, bytes (Step Functions' 256 KiB less its envelope,
-    /// or an inline batch's share of the Map output). Parsed only: not yet enforced.
+    /// Upper bound on the serialised (compact JSON) [`BatchResult`], in bytes: the runtime
+    /// shortens output tails (then larger fields) to fit, see [`crate::budget`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_result_bytes: Option<u64>,
+    /// URI prefix (`s3://` or `file://`) under which each task's full stdout and stderr are
+    /// written, as `<prefix>/<run_id>/<task_id>.stdout|.stderr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_prefix: Option<String>,
     /// The k tasks.
     pub tasks: Vec<Task>,
 }
@@ -150,9 +154,12 @@ pub struct BatchInput {
     /// Default handler for `event` tasks that name none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handler: Option<HandlerRef>,
-    /// Result budget of the batch, bytes (see [`Batch::max_result_bytes`]).
+    /// Byte budget of the batch result ([`Batch::max_result_bytes`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_result_bytes: Option<u64>,
+    /// Where full task logs go ([`Batch::logs_prefix`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_prefix: Option<String>,
 }
 
 /// One task: an id, what to run, and the objects it reads and writes.
@@ -587,6 +594,25 @@ fn field_error(field: impl Into<String>, e: serde_json::Error) -> ContractError 
     }
 }
 
+/// Checks the types of the [`BatchInput`] fields present in `obj` (`handler` is checked apart).
+fn check_input_fields(
+    obj: &serde_json::Map<String, Value>,
+    prefix: &str,
+) -> Result<(), ContractError> {
+    for (name, v) in obj {
+        let r = match name.as_str() {
+            "run_id" | "batch_id" | "output_prefix" | "logs_prefix" => {
+                serde_json::from_value::<Option<String>>(v.clone()).map(drop)
+            }
+            "parallelism" => serde_json::from_value::<Option<usize>>(v.clone()).map(drop),
+            "max_result_bytes" => serde_json::from_value::<Option<u64>>(v.clone()).map(drop),
+            _ => Ok(()),
+        };
+        r.map_err(|e| field_error(format!("{prefix}{name}"), e))?;
+    }
+    Ok(())
+}
+
 impl Batch {
     /// Parses a JSON payload in any of the three accepted shapes.
     pub fn from_value(value: &Value, opts: &ParseOptions) -> Result<Self, ContractError> {
@@ -623,6 +649,12 @@ impl Batch {
             HandlerRef::from_value_at(h, "BatchInput.handler")?;
         }
 
+        // Typed run-wide fields are checked one by one first, so a wrong type names its field.
+        check_input_fields(obj, "")?;
+        if let Some(Value::Object(bi)) = obj.get("BatchInput") {
+            check_input_fields(bi, "BatchInput.")?;
+        }
+
         // Shape 1 nests the run-wide fields under BatchInput; shapes 2 and 3 carry
         // them at the top level. Nested values win over top-level ones.
         let mut input: BatchInput = serde_json::from_value(Value::Object(obj.clone()))
@@ -642,11 +674,26 @@ impl Batch {
             input.parallelism = nested.parallelism.or(input.parallelism);
             input.handler = nested.handler.or(input.handler);
             input.max_result_bytes = nested.max_result_bytes.or(input.max_result_bytes);
+            input.logs_prefix = nested.logs_prefix.or(input.logs_prefix);
         }
         if input.parallelism == Some(0) {
             return Err(ContractError::InvalidField {
                 field: "parallelism".into(),
                 message: "must be at least 1".into(),
+            });
+        }
+        if input.max_result_bytes == Some(0) {
+            return Err(ContractError::InvalidField {
+                field: "max_result_bytes".into(),
+                message: "must be positive".into(),
+            });
+        }
+        if let Some(prefix) = &input.logs_prefix
+            && let Err(e) = crate::uri::ObjectUri::parse(prefix)
+        {
+            return Err(ContractError::InvalidField {
+                field: "logs_prefix".into(),
+                message: e.to_string(),
             });
         }
 
@@ -673,6 +720,7 @@ impl Batch {
             parallelism: input.parallelism,
             handler: input.handler,
             max_result_bytes: input.max_result_bytes,
+            logs_prefix: input.logs_prefix,
             tasks,
         })
     }
@@ -753,6 +801,23 @@ pub struct TaskResult {
     /// Built-in workloads may report a small JSON summary (e.g. record counts).
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub summary: Value,
+    /// True when the result budget ([`Batch::max_result_bytes`]) shortened this record
+    /// (tails, `output`, `summary`, `stack_trace` or `error`); omitted when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
+    /// Where the task's full stdout was written (with [`Batch::logs_prefix`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_uri: Option<String>,
+    /// Where the task's full stderr was written (with [`Batch::logs_prefix`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_uri: Option<String>,
+    /// Why the full logs could not be written (the task's status does not depend on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_error: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl TaskResult {
@@ -775,6 +840,10 @@ impl TaskResult {
             output: Value::Null,
             outputs: BTreeMap::new(),
             summary: Value::Null,
+            truncated: false,
+            stdout_uri: None,
+            stderr_uri: None,
+            logs_error: None,
         }
     }
 }
@@ -812,6 +881,9 @@ pub struct BatchResult {
     /// Lambda request id, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// True when the result budget shortened at least one task record; omitted when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
     /// One result per task, in batch order.
     pub tasks: Vec<TaskResult>,
 }

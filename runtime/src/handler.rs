@@ -1,4 +1,4 @@
-//! The invocation handler shared by every front-end: parse, resolve the deadline, run, stamp instance facts.
+//! The invocation handler shared by every front-end: parse, resolve the deadline, run, stamp instance facts, fit the result into its budget.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,6 +86,13 @@ impl Instance {
         );
     }
 
+    /// Caps every result at `limit` bytes (the platform's response limit), below any
+    /// `PROPACK_MAX_RESULT_BYTES`; a batch's `max_result_bytes` can lower it further.
+    pub fn with_result_limit(mut self, limit: u64) -> Self {
+        self.cfg.max_result_bytes = Some(self.cfg.max_result_bytes.map_or(limit, |b| b.min(limit)));
+        self
+    }
+
     /// The executor configuration (without a deadline).
     pub fn config(&self) -> &ExecutorConfig {
         &self.cfg
@@ -157,6 +164,29 @@ impl Instance {
         r.cold_start = cold_start;
         r.init_ms = self.init_ms.load(Ordering::Relaxed);
         r.request_id = meta.request_id;
+        // Fitted last: the instance facts above count towards the size too.
+        let budget = match (batch.max_result_bytes, self.cfg.max_result_bytes) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(budget) = budget {
+            let report = crate::budget::fit(&mut r, budget);
+            if !report.fits() {
+                tracing::warn!(
+                    "batch result is {} bytes after shortening every record, over its budget of \
+                     {budget} bytes: the budget is below what ids, statuses and timings of {} tasks need",
+                    report.after,
+                    r.tasks.len()
+                );
+            } else if report.truncated_tasks > 0 {
+                tracing::info!(
+                    "batch result shortened from {} to {} bytes (budget {budget}) in {} task records",
+                    report.before,
+                    report.after,
+                    report.truncated_tasks
+                );
+            }
+        }
         r
     }
 }

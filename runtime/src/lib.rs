@@ -6,6 +6,8 @@
 //! - [`contract`]: the JSON wire contract (batch payload, task spec, per-task
 //!   result, error payload) shared with the orchestrator. It needs only `serde`;
 //!   depend on this crate with `default-features = false` to get just that.
+//! - [`budget`]: fitting a batch result into a byte budget (`max_result_bytes`) by
+//!   shortening output tails and larger fields evenly, never dropping a task record.
 //! - [`deadline`]: invocation deadline parsing that tolerates emulators.
 //! - [`uri`]: the object URIs tasks name (`s3://bucket/key`, `file:///path`),
 //!   parsed in one place; std only, like the contract.
@@ -17,7 +19,8 @@
 //! - `executor` (feature `executor`): [`executor::run_batch`], bounded
 //!   parallel execution of a batch with failure isolation and deadline awareness;
 //!   Python and Node Lambda handlers (`event` tasks) run on warm worker processes
-//!   (`executor::handler_pool`).
+//!   (`executor::handler_pool`); `executor::policy` refuses tasks the function's
+//!   owner does not allow (`PROPACK_ALLOWED_PROGRAMS`, `PROPACK_BUILTINS_ONLY`).
 //! - `handler` (feature `executor`): the invocation handler shared by the
 //!   `bootstrap` front-ends (Lambda Runtime API, plain HTTP, command line); its
 //!   `Instance` keeps the handler workers warm across invocations.
@@ -25,6 +28,7 @@
 //! `runtime/wrapper/propack-exec-wrapper` is the exec wrapper that starts
 //! `bootstrap` on Lambda's managed Python and Node runtimes.
 
+pub mod budget;
 pub mod contract;
 pub mod deadline;
 #[cfg(feature = "executor")]

@@ -304,3 +304,104 @@ fn example_batch_runs() {
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert_eq!(v["tasks"].as_array().unwrap().len(), 7);
 }
+
+/// Starts `bootstrap serve` on a free port with `env`; returns the child and its address.
+fn spawn_serve(env: &[(&str, &str)]) -> (Child, String) {
+    let mut cmd = Command::new(BOOTSTRAP);
+    cmd.args(["serve", "--addr", "127.0.0.1:0"])
+        .env_remove("PROPACK_MAX_BODY_BYTES")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_owned();
+    (child, addr)
+}
+
+/// Sends `head` and then `body` (write errors ignored: the server may answer and close
+/// early) without finishing the request, and reads the answer.
+fn send_partial(addr: &str, head: &str, body: &[u8]) -> (u16, Value, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let (head, body) = resp
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {resp:?}"));
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, serde_json::from_str(body).unwrap(), head.to_owned())
+}
+
+#[test]
+fn serve_refuses_oversized_bodies_without_reading_them() {
+    // Default cap (6 MiB + 64 KiB): a declared 300 MB body is refused on its header; the
+    // client sends 1 KiB of it and gets the answer, so the server never waited for the rest.
+    let (mut child, addr) = spawn_serve(&[]);
+    let (code, v, head) = send_partial(
+        &addr,
+        "POST /invoke HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 300000000\r\n\r\n",
+        &[b' '; 1024],
+    );
+    assert_eq!(code, 413, "{v}");
+    assert_eq!(v["errorType"], "RequestEntityTooLargeException");
+    let msg = v["errorMessage"].as_str().unwrap();
+    assert!(
+        msg.contains("300000000 bytes") && msg.contains("limit of 6356992 bytes"),
+        "{msg}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    // A body just under the default cap is still read and parsed.
+    let mut big = br#"{"tasks": [{"id": "x", "builtin": {"name": "noop"}}], "pad": ""#.to_vec();
+    big.resize(6 * 1024 * 1024, b'p');
+    big.extend_from_slice(b"\"}");
+    let (code, v) = http_post(&addr, "/invoke", &big);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["tasks"][0]["status"], "succeeded");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // A chunked body (no length announced) is cut off once it passes the cap: 3 chunks of
+    // 512 bytes against a 1,000-byte cap, and no final chunk is ever sent.
+    let (mut child, addr) = spawn_serve(&[("PROPACK_MAX_BODY_BYTES", "1000")]);
+    let chunk = format!("200\r\n{}\r\n", " ".repeat(512));
+    let (code, v, _) = send_partial(
+        &addr,
+        "POST /invoke HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n",
+        chunk.repeat(3).as_bytes(),
+    );
+    assert_eq!(code, 413, "{v}");
+    assert!(
+        v["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 1000 bytes"),
+        "{v}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // A malformed cap is a start-up error, not a silent default.
+    let out = Command::new(BOOTSTRAP)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("PROPACK_MAX_BODY_BYTES", "6MB")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PROPACK_MAX_BODY_BYTES"));
+}

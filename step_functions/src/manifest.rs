@@ -128,6 +128,7 @@ pub fn pack(
                 parallelism,
                 handler: None,
                 max_result_bytes: None,
+                logs_prefix: None,
             },
         })
         .collect())

@@ -40,6 +40,7 @@ fn batches(n: usize, k: usize) -> Vec<Batch> {
             parallelism: None,
             handler: None,
             max_result_bytes: None,
+            logs_prefix: None,
             tasks: (0..k)
                 .map(|t| Task {
                     id: format!("b{b}-t{t}"),

@@ -211,6 +211,7 @@ fn check_iterations(
             parallelism: 6,
             memory_mb: None,
             request_id: None,
+            truncated: false,
             tasks: batch
                 .tasks
                 .iter()

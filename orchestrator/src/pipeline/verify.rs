@@ -114,6 +114,7 @@ mod tests {
             parallelism: 1,
             memory_mb: None,
             request_id: None,
+            truncated: false,
             tasks: ids
                 .iter()
                 .map(|(id, s)| {

@@ -13,10 +13,15 @@
 //! [`WorkerPools`] ([`handler_pool`]): a batch's worker thread checks a worker out,
 //! sends it the event and waits for its result, its output markers, its exit or
 //! the task's kill time, whichever comes first.
+//!
+//! Before a task is fetched or started, the function's [`TaskPolicy`] may refuse it
+//! (a `failed` record saying why). With the batch's `logs_prefix`, an exec task's whole
+//! stdout/stderr also go to files beside its scratch directory, uploaded when it ends.
 
 pub mod builtin;
 pub mod cpus;
 pub mod handler_pool;
+pub mod policy;
 pub mod process;
 
 use std::collections::BTreeMap;
@@ -33,9 +38,11 @@ use crate::contract::{
 };
 use crate::deadline::epoch_ms;
 use crate::storage::Storage;
+use crate::uri::ObjectUri;
 
 pub use cpus::available_vcpus;
 pub use handler_pool::{FunctionInfo, HandlerSettings, WorkerPools};
+pub use policy::TaskPolicy;
 
 /// Where Lambda puts the function's code, when `LAMBDA_TASK_ROOT` does not say.
 pub const DEFAULT_TASK_ROOT: &str = "/var/task";
@@ -80,6 +87,11 @@ pub struct ExecutorConfig {
     pub function: FunctionInfo,
     /// The invocation's function ARN (per invocation, set by the front-end), for `context`.
     pub invoked_function_arn: Option<String>,
+    /// Which tasks may run (`PROPACK_ALLOWED_PROGRAMS`, `PROPACK_BUILTINS_ONLY`).
+    pub policy: TaskPolicy,
+    /// The function's own cap on a result's size (`PROPACK_MAX_RESULT_BYTES`; the Lambda
+    /// front-end's default is Lambda's response limit); a batch's `max_result_bytes` can only lower it.
+    pub max_result_bytes: Option<u64>,
 }
 
 impl Default for ExecutorConfig {
@@ -96,6 +108,8 @@ impl Default for ExecutorConfig {
             handlers: HandlerSettings::default(),
             function: FunctionInfo::default(),
             invoked_function_arn: None,
+            policy: TaskPolicy::default(),
+            max_result_bytes: None,
         }
     }
 }
@@ -116,7 +130,8 @@ fn env_num(var: &'static str) -> Result<Option<u64>, ConfigError> {
 impl ExecutorConfig {
     /// Defaults overridden by `PROPACK_PARALLELISM`, `PROPACK_SAFETY_MARGIN_MS`,
     /// `PROPACK_SCRATCH_ROOT`, `PROPACK_MAX_TASKS`, `PROPACK_PREFETCH_DEPTH`,
-    /// `PROPACK_KEEP_SCRATCH=1`, and for handler tasks `LAMBDA_TASK_ROOT`,
+    /// `PROPACK_KEEP_SCRATCH=1`, `PROPACK_MAX_RESULT_BYTES`, the [`TaskPolicy`]
+    /// (`PROPACK_ALLOWED_PROGRAMS`, `PROPACK_BUILTINS_ONLY`), and for handler tasks `LAMBDA_TASK_ROOT`,
     /// `PROPACK_PYTHON`, `PROPACK_NODE`, `PROPACK_HANDLER_INIT_TIMEOUT_MS` and the
     /// function's configuration ([`FunctionInfo::from_env`]).
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -163,6 +178,17 @@ impl ExecutorConfig {
             cfg.handlers.init_timeout = Duration::from_millis(ms.max(1));
         }
         cfg.function = FunctionInfo::from_env()?;
+        cfg.policy = TaskPolicy::from_env()?;
+        if let Some(b) = env_num("PROPACK_MAX_RESULT_BYTES")? {
+            if b == 0 {
+                return Err(ConfigError {
+                    var: "PROPACK_MAX_RESULT_BYTES",
+                    value: "0".into(),
+                    message: "must be positive",
+                });
+            }
+            cfg.max_result_bytes = Some(b);
+        }
         Ok(cfg)
     }
 
@@ -251,6 +277,9 @@ struct Shared {
     handler_env: handler_pool::HandlerEnv,
     /// The batch's worker count (the bound of each handler pool).
     workers: usize,
+    policy: TaskPolicy,
+    /// Where full task logs go: `<logs_prefix>/<run_id>/` (with the batch's `logs_prefix`).
+    logs_dir: Option<ObjectUri>,
 }
 
 impl Shared {
@@ -322,6 +351,19 @@ impl Shared {
         let task = &self.tasks[i];
         let mut res = TaskResult::not_run(&task.id, "");
         res.error = None;
+        if let Err(why) = self.policy.check(&task.action) {
+            // The prefetcher skips refused tasks, so nothing was fetched for this one.
+            *self.slots[i]
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = SlotState::Taken;
+            res.status = TaskStatus::Failed;
+            res.error = Some(why);
+            let now = epoch_ms();
+            res.started_at = Some(now);
+            res.ended_at = Some(now);
+            return res;
+        }
         let prepared = match self.take_prepared(i) {
             Ok(p) => p,
             Err(e) => {
@@ -348,7 +390,9 @@ impl Shared {
         match &task.action {
             TaskAction::Exec(spec) => {
                 let kill_at = process::kill_time(task.timeout_ms, self.cutoff, Instant::now());
-                let o = process::run_process(spec, &task.id, &prepared.scratch, kill_at);
+                let (logs, log_paths) = self.open_logs(i);
+                let o =
+                    process::run_process_logged(spec, &task.id, &prepared.scratch, kill_at, logs);
                 res.status = o.status;
                 res.exit_code = o.exit_code;
                 res.signal = o.signal;
@@ -357,6 +401,8 @@ impl Shared {
                 res.stdout_tail = o.stdout_tail;
                 res.stderr_tail = o.stderr_tail;
                 res.error = o.error;
+                res.logs_error = o.logs_error;
+                self.upload_logs(&mut res, |n| LogSource::File(&log_paths[n]));
             }
             TaskAction::Builtin(spec) => {
                 let t0 = Instant::now();
@@ -432,6 +478,10 @@ impl Shared {
                 res.error_type = o.error_type;
                 res.stack_trace = o.stack_trace;
                 res.output = o.output;
+                // Handler workers share their pipes across tasks, so what each task
+                // printed is known only as its tail: that is its log.
+                let tails = [res.stdout_tail.clone(), res.stderr_tail.clone()];
+                self.upload_logs(&mut res, |n| LogSource::Bytes(tails[n].as_bytes()));
             }
         }
         if res.status == TaskStatus::Succeeded {
@@ -453,6 +503,84 @@ impl Shared {
         res.ended_at = Some(epoch_ms());
         res
     }
+}
+
+/// What a task's full log is: a file the process wrote to, or bytes in memory.
+enum LogSource<'a> {
+    File(&'a Option<PathBuf>),
+    Bytes(&'a [u8]),
+}
+
+impl Shared {
+    /// Opens the full-log files of task `i` next to its scratch directory (with a `logs_prefix`).
+    fn open_logs(&self, i: usize) -> ([Option<std::fs::File>; 2], [Option<PathBuf>; 2]) {
+        if self.logs_dir.is_none() {
+            return ([None, None], [None, None]);
+        }
+        let mut files = [None, None];
+        let mut paths = [None, None];
+        for (n, ext) in LOG_STREAMS.iter().enumerate() {
+            let path = self
+                .scratch_root
+                .join(format!("{}-{i}.{ext}", self.scratch_tag));
+            match std::fs::File::create(&path) {
+                Ok(f) => {
+                    files[n] = Some(f);
+                    paths[n] = Some(path);
+                }
+                Err(e) => tracing::warn!("cannot create the full log {}: {e}", path.display()),
+            }
+        }
+        (files, paths)
+    }
+
+    /// Writes a task's logs under `<logs_prefix>/<run_id>/<task_id>.stdout|.stderr` and names
+    /// them in its record; a failure is noted in `logs_error` and never changes the status.
+    fn upload_logs<'a>(&self, res: &mut TaskResult, source: impl Fn(usize) -> LogSource<'a>) {
+        let Some(dir) = &self.logs_dir else {
+            return;
+        };
+        for (n, ext) in LOG_STREAMS.iter().enumerate() {
+            let uri = dir
+                .join(&format!("{}.{ext}", uri_segment(&res.id)))
+                .to_string();
+            let written = match source(n) {
+                LogSource::File(Some(path)) => {
+                    let r = self.storage.upload(path, &uri).map(|_| ());
+                    if !self.keep_scratch {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    r.map_err(|e| e.to_string())
+                }
+                LogSource::File(None) => Err("the log file could not be created".to_owned()),
+                LogSource::Bytes(b) => self.storage.put_bytes(&uri, b).map_err(|e| e.to_string()),
+            };
+            match written {
+                Ok(()) if n == 0 => res.stdout_uri = Some(uri),
+                Ok(()) => res.stderr_uri = Some(uri),
+                Err(e) => {
+                    res.logs_error
+                        .get_or_insert_with(|| format!("writing {ext} to {uri}: {e}"));
+                }
+            }
+        }
+    }
+}
+
+const LOG_STREAMS: [&str; 2] = ["stdout", "stderr"];
+
+/// `s` as one path segment of a log URI: ASCII letters, digits, `_`, `-` and `.` kept,
+/// everything else (and a leading `.`, so never `.` or `..`) percent-encoded.
+pub fn uri_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, b) in s.bytes().enumerate() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && i > 0) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 const NOT_RUN_MSG: &str =
@@ -518,6 +646,15 @@ pub fn run_batch_in(
             invoked_function_arn: cfg.invoked_function_arn.clone(),
         },
         workers,
+        policy: cfg.policy.clone(),
+        logs_dir: batch
+            .logs_prefix
+            .as_deref()
+            .and_then(|p| ObjectUri::parse(p).ok())
+            .map(|p| {
+                let run = batch.run_id.as_deref().filter(|r| !r.is_empty());
+                p.join(&uri_segment(run.unwrap_or("unnamed-run")))
+            }),
     });
 
     let mut results: Vec<Option<TaskResult>> = vec![None; k];
@@ -635,6 +772,7 @@ pub fn run_batch_in(
         parallelism: workers,
         memory_mb: memory_mb_from_env(),
         request_id: None,
+        truncated: false,
         tasks,
     }
 }
@@ -670,7 +808,9 @@ fn prefetch_loop(shared: &Shared, depth: usize) {
         if shared.past_cutoff() {
             return;
         }
-        if !shared.tasks[i].inputs.is_empty() {
+        if !shared.tasks[i].inputs.is_empty()
+            && shared.policy.check(&shared.tasks[i].action).is_ok()
+        {
             shared.prefetch(i);
         }
     }

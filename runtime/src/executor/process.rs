@@ -1,6 +1,6 @@
 //! Executable tasks: direct exec in an own process group, bounded output capture, group kill on timeout.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -10,15 +10,37 @@ use std::time::{Duration, Instant};
 use crate::contract::{ExecSpec, OUTPUT_TAIL_BYTES, TaskStatus};
 
 /// Keeps only the last [`OUTPUT_TAIL_BYTES`] bytes written to it, so a task
-/// printing gigabytes costs a constant amount of memory.
+/// printing gigabytes costs a constant amount of memory; with a sink, everything
+/// also goes to that file (the full log, uploaded with `logs_prefix`).
 #[derive(Debug, Default)]
 pub struct Tail {
     buf: Vec<u8>,
+    sink: Option<std::fs::File>,
+    sink_error: Option<String>,
 }
 
 impl Tail {
+    /// A tail that also writes everything to `sink` (None: a plain tail).
+    pub fn with_sink(sink: Option<std::fs::File>) -> Self {
+        Self {
+            sink,
+            ..Self::default()
+        }
+    }
+
+    /// Why the sink stopped receiving output, if it did (the task goes on regardless).
+    pub fn sink_error(&self) -> Option<&str> {
+        self.sink_error.as_deref()
+    }
+
     /// Appends `data`, discarding what falls out of the window.
     pub fn push(&mut self, data: &[u8]) {
+        if let Some(sink) = &mut self.sink
+            && let Err(e) = sink.write_all(data)
+        {
+            self.sink = None;
+            self.sink_error = Some(format!("writing the full log: {e}"));
+        }
         if data.len() >= OUTPUT_TAIL_BYTES {
             self.buf.clear();
             self.buf
@@ -94,6 +116,8 @@ pub struct ProcOutcome {
     pub stderr_tail: String,
     /// Why it did not succeed.
     pub error: Option<String>,
+    /// Why a full log (stdout, stderr) could not be written.
+    pub logs_error: Option<String>,
 }
 
 pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
@@ -185,6 +209,17 @@ pub fn run_process(
     scratch: &Path,
     kill_at: Option<(Instant, KillReason)>,
 ) -> ProcOutcome {
+    run_process_logged(spec, task_id, scratch, kill_at, [None, None])
+}
+
+/// [`run_process`], also writing the whole stdout and stderr to `logs` (files the caller opened).
+pub fn run_process_logged(
+    spec: &ExecSpec,
+    task_id: &str,
+    scratch: &Path,
+    kill_at: Option<(Instant, KillReason)>,
+    logs: [Option<std::fs::File>; 2],
+) -> ProcOutcome {
     let mut out = ProcOutcome {
         status: TaskStatus::Failed,
         exit_code: None,
@@ -194,6 +229,7 @@ pub fn run_process(
         stdout_tail: String::new(),
         stderr_tail: String::new(),
         error: None,
+        logs_error: None,
     };
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
@@ -228,7 +264,7 @@ pub fn run_process(
         let _ = set_nonblocking(p.as_raw_fd());
     }
     let pidfd = pidfd_open(pid);
-    let mut tails = [Tail::default(), Tail::default()];
+    let mut tails = logs.map(Tail::with_sink);
     let mut buf = vec![0u8; 64 * 1024];
     let mut killed: Option<KillReason> = None;
 
@@ -294,6 +330,7 @@ pub fn run_process(
             drain(p, &mut tails[i], &mut buf);
         }
     }
+    out.logs_error = tails.iter().find_map(|t| t.sink_error().map(str::to_owned));
     let [so, se] = tails;
     out.stdout_tail = so.into_string();
     out.stderr_tail = se.into_string();

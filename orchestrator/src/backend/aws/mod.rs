@@ -310,6 +310,7 @@ impl AwsBackend {
                 parallelism: p.batch_input.parallelism,
                 handler: p.batch_input.handler,
                 max_result_bytes: p.batch_input.max_result_bytes,
+                logs_prefix: p.batch_input.logs_prefix,
                 tasks: p.items,
             })
             .collect())

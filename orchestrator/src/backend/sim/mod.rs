@@ -400,6 +400,10 @@ impl Backend for SimBackend {
                     output: serde_json::Value::Null,
                     outputs: Default::default(),
                     summary: serde_json::Value::Null,
+                    truncated: false,
+                    stdout_uri: None,
+                    stderr_uri: None,
+                    logs_error: None,
                 })
                 .collect();
             let failed = batch_tasks
@@ -421,6 +425,7 @@ impl Backend for SimBackend {
                 parallelism: inst.tasks.min(job.platform.vcpus as usize).max(1),
                 memory_mb: Some(u64::from(job.platform.memory_mb)),
                 request_id: None,
+                truncated: false,
                 tasks: batch_tasks,
             });
         }

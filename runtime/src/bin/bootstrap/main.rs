@@ -2,7 +2,8 @@
 //!
 //! - no arguments, `AWS_LAMBDA_RUNTIME_API` set: the Lambda custom runtime
 //!   (provided.al2023 / provided.al2), one batch per invocation;
-//! - `serve --addr 127.0.0.1:PORT`: the same handler over plain HTTP (`POST /invoke`);
+//! - `serve --addr 127.0.0.1:PORT`: the same handler over plain HTTP (`POST /invoke`,
+//!   bodies capped at `PROPACK_MAX_BODY_BYTES`, 413 past it);
 //! - `run --batch FILE|-`: run one batch and print the result JSON;
 //! - `bench`: the executor's packing-efficiency, subprocess-overhead, start-up and
 //!   warm-handler-worker measurements.
@@ -158,7 +159,7 @@ fn lambda_main(process_start: Instant, api: String) -> anyhow::Result<ExitCode> 
             shim::spawn(l, api.clone()).context("starting the Runtime API deadline shim")?;
         }
         let instance = match Instance::from_env() {
-            Ok(i) => Arc::new(i),
+            Ok(i) => i,
             Err(e) => {
                 let payload = ErrorPayload::new("Runtime.InitError", e.to_string());
                 eprintln!("bootstrap: init failed: {e}");
@@ -170,7 +171,9 @@ fn lambda_main(process_start: Instant, api: String) -> anyhow::Result<ExitCode> 
                 return Ok(ExitCode::FAILURE);
             }
         };
+        let instance = instance.with_result_limit(propack_runtime::budget::LAMBDA_RESPONSE_LIMIT);
         instance.mark_ready(process_start);
+        let instance = Arc::new(instance);
         let handler =
             lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| {
                 let instance = Arc::clone(&instance);
@@ -232,8 +235,30 @@ async fn post_init_error(api: &str, payload: &ErrorPayload) -> anyhow::Result<()
 
 /* ------------------------------------- plain HTTP front-end ------------------------------------ */
 
+/// Lambda's synchronous request payload limit (6 MiB) plus 64 KiB of slack, so that
+/// whatever Lambda accepts, `serve` accepts too.
+const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024 + 64 * 1024;
+
+/// `PROPACK_MAX_BODY_BYTES`, else [`DEFAULT_MAX_BODY_BYTES`].
+fn max_body_bytes() -> anyhow::Result<usize> {
+    match std::env::var("PROPACK_MAX_BODY_BYTES") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .with_context(|| {
+                format!(
+                    "environment variable PROPACK_MAX_BODY_BYTES={v:?}: expected a positive integer"
+                )
+            }),
+        _ => Ok(DEFAULT_MAX_BODY_BYTES),
+    }
+}
+
 fn serve_main(process_start: Instant, addr: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
     init_tracing("info");
+    let max_body = max_body_bytes()?;
     let instance = Arc::new(
         Instance::from_env()?.with_resolver(DeadlineResolver::from_env().missing_header_expected()),
     );
@@ -255,7 +280,7 @@ fn serve_main(process_start: Instant, addr: std::net::SocketAddr) -> anyhow::Res
             let instance = Arc::clone(&instance);
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
-                    serve_request(Arc::clone(&instance), req)
+                    serve_request(Arc::clone(&instance), req, max_body)
                 });
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
@@ -287,9 +312,47 @@ fn error_response(
     json_response(status, body)
 }
 
+/// Why a request body was not read whole.
+enum BodyError {
+    /// Over the cap (declared by `Content-Length` or seen while reading): bytes known so far.
+    TooLarge(u64),
+    /// The connection failed mid-body.
+    Read(hyper::Error),
+}
+
+/// Reads a body frame by frame, giving up as soon as it passes `cap`, so an oversized
+/// request costs at most `cap` bytes of memory however large it is.
+async fn read_capped(
+    headers: &http::HeaderMap,
+    mut body: hyper::body::Incoming,
+    cap: usize,
+) -> Result<Bytes, BodyError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared
+        && n > cap as u64
+    {
+        return Err(BodyError::TooLarge(n));
+    }
+    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Read)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > cap {
+                return Err(BodyError::TooLarge((buf.len() + data.len()) as u64));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
 async fn serve_request(
     instance: Arc<Instance>,
     req: http::Request<hyper::body::Incoming>,
+    max_body: usize,
 ) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
     use http::{Method, StatusCode};
     match (req.method(), req.uri().path()) {
@@ -308,9 +371,27 @@ async fn serve_request(
                 .get(headers::REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let body = match req.into_body().collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => {
+            let (parts, body) = req.into_parts();
+            let body = match read_capped(&parts.headers, body, max_body).await {
+                Ok(b) => b,
+                Err(BodyError::TooLarge(seen)) => {
+                    // Lambda's answer to an oversized synchronous payload.
+                    let mut resp = error_response(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "RequestEntityTooLargeException",
+                        format!(
+                            "request body of at least {seen} bytes is over the limit of \
+                             {max_body} bytes (PROPACK_MAX_BODY_BYTES)"
+                        ),
+                    );
+                    // The rest of the body is never read, so this connection cannot carry another request.
+                    resp.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                    return Ok(resp);
+                }
+                Err(BodyError::Read(e)) => {
                     return Ok(error_response(
                         StatusCode::BAD_REQUEST,
                         "InvalidRequest",
