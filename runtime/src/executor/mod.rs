@@ -18,6 +18,7 @@ pub mod builtin;
 pub mod cpus;
 pub mod handler_pool;
 pub mod process;
+pub mod program;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -72,7 +73,8 @@ pub struct ExecutorConfig {
     pub prefetch_depth: usize,
     /// Keep scratch directories after tasks end (debugging).
     pub keep_scratch: bool,
-    /// Where handler code lives (`LAMBDA_TASK_ROOT`, default `/var/task`).
+    /// The function's code (`LAMBDA_TASK_ROOT`, default `/var/task`): where handler modules
+    /// and relative exec programs are found.
     pub task_root: PathBuf,
     /// Handler interpreters and start-up bound.
     pub handlers: HandlerSettings,
@@ -348,7 +350,13 @@ impl Shared {
         match &task.action {
             TaskAction::Exec(spec) => {
                 let kill_at = process::kill_time(task.timeout_ms, self.cutoff, Instant::now());
-                let o = process::run_process(spec, &task.id, &prepared.scratch, kill_at);
+                let o = process::run_process(
+                    spec,
+                    &task.id,
+                    &prepared.scratch,
+                    &self.handler_env.task_root,
+                    kill_at,
+                );
                 res.status = o.status;
                 res.exit_code = o.exit_code;
                 res.signal = o.signal;
