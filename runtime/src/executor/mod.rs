@@ -16,6 +16,7 @@
 
 pub mod builtin;
 pub mod cpus;
+pub mod custom;
 pub mod handler_pool;
 pub mod process;
 pub mod program;
@@ -36,6 +37,7 @@ use crate::deadline::epoch_ms;
 use crate::storage::Storage;
 
 pub use cpus::available_vcpus;
+pub use custom::{BoxError, BuiltinTask, Builtins};
 pub use handler_pool::{FunctionInfo, HandlerSettings, WorkerPools};
 
 /// Where Lambda puts the function's code, when `LAMBDA_TASK_ROOT` does not say.
@@ -82,6 +84,8 @@ pub struct ExecutorConfig {
     pub function: FunctionInfo,
     /// The invocation's function ARN (per invocation, set by the front-end), for `context`.
     pub invoked_function_arn: Option<String>,
+    /// Custom built-ins (a user's own `bootstrap`), looked up before the shipped ones.
+    pub builtins: Builtins,
 }
 
 impl Default for ExecutorConfig {
@@ -98,6 +102,7 @@ impl Default for ExecutorConfig {
             handlers: HandlerSettings::default(),
             function: FunctionInfo::default(),
             invoked_function_arn: None,
+            builtins: Builtins::default(),
         }
     }
 }
@@ -253,6 +258,7 @@ struct Shared {
     handler_env: handler_pool::HandlerEnv,
     /// The batch's worker count (the bound of each handler pool).
     workers: usize,
+    builtins: Builtins,
 }
 
 impl Shared {
@@ -369,14 +375,29 @@ impl Shared {
             TaskAction::Builtin(spec) => {
                 let t0 = Instant::now();
                 let cpu0 = builtin::thread_cpu_time();
+                let custom = BuiltinTask {
+                    id: &task.id,
+                    params: &spec.params,
+                    scratch: &prepared.scratch,
+                    inputs: &prepared.inputs,
+                    outputs: &outputs,
+                    deadline: process::kill_time(task.timeout_ms, self.cutoff, Instant::now())
+                        .map(|(at, _)| at),
+                };
                 let r = catch_unwind(AssertUnwindSafe(|| {
-                    builtin::run(
-                        &spec.name,
-                        &spec.params,
-                        &prepared.scratch,
-                        &prepared.inputs,
-                        &outputs,
-                    )
+                    match self.builtins.call(&spec.name, &custom) {
+                        Some(r) => r.map_err(|e| {
+                            format!("built-in {:?}: {}", spec.name, custom::error_chain(&*e))
+                        }),
+                        None => builtin::run(
+                            &spec.name,
+                            &spec.params,
+                            &prepared.scratch,
+                            &prepared.inputs,
+                            &outputs,
+                        )
+                        .map_err(|e| e.to_string()),
+                    }
                 }));
                 res.cpu_ms = Some((builtin::thread_cpu_time() - cpu0).as_millis() as u64);
                 match r {
@@ -386,7 +407,7 @@ impl Shared {
                     }
                     Ok(Err(e)) => {
                         res.status = TaskStatus::Failed;
-                        res.error = Some(e.to_string());
+                        res.error = Some(e);
                     }
                     Err(panic) => {
                         res.status = TaskStatus::Failed;
@@ -526,6 +547,7 @@ pub fn run_batch_in(
             invoked_function_arn: cfg.invoked_function_arn.clone(),
         },
         workers,
+        builtins: cfg.builtins.clone(),
     });
 
     let mut results: Vec<Option<TaskResult>> = vec![None; k];
