@@ -202,7 +202,10 @@ fn custom_builtins_run_packed_with_panics_isolated_and_outputs_uploaded() {
     let mut tasks = Vec::new();
     for i in 0..4 {
         storage
-            .put_bytes(&format!("file://{root}/in/{i}"), format!("word {i}").as_bytes())
+            .put_bytes(
+                &format!("file://{root}/in/{i}"),
+                format!("word {i}").as_bytes(),
+            )
             .unwrap();
         tasks.push(json!({
             "id": format!("u{i}"), "timeout_ms": 60000,
@@ -229,7 +232,9 @@ fn custom_builtins_run_packed_with_panics_isolated_and_outputs_uploaded() {
             json!({"bytes": 6, "id": format!("u{i}"), "has_deadline": true})
         );
         assert_eq!(t.outputs["out.txt"], format!("file://{root}/out/{i}"));
-        let got = storage.get_bytes(&format!("file://{root}/out/{i}")).unwrap();
+        let got = storage
+            .get_bytes(&format!("file://{root}/out/{i}"))
+            .unwrap();
         assert_eq!(got, format!("WORD {i}").as_bytes());
     }
     let panicked = &r.tasks[2];

@@ -87,7 +87,14 @@ fn platform_serve_takes_a_function_dir() {
     let function = format!("f={}", bootstrap.display());
 
     let missing = Command::new(orchestrator)
-        .args(["platform", "serve", "--addr", "127.0.0.1:0", "--function", &function])
+        .args([
+            "platform",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--function",
+            &function,
+        ])
         .arg("--function-dir")
         .arg(root.join("nope"))
         .output()
@@ -100,7 +107,14 @@ fn platform_serve_takes_a_function_dir() {
     );
 
     let mut serve = Command::new(orchestrator)
-        .args(["platform", "serve", "--addr", "127.0.0.1:0", "--platform", "unlimited"])
+        .args([
+            "platform",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--platform",
+            "unlimited",
+        ])
         .args(["--function", &function, "--function-dir"])
         .arg(&root)
         .stderr(Stdio::piped())
@@ -117,10 +131,9 @@ fn platform_serve_takes_a_function_dir() {
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
     let result = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let client = hyper_util::client::legacy::Client::builder(
-            hyper_util::rt::TokioExecutor::new(),
-        )
-        .build_http::<http_body_util::Full<Bytes>>();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Full<Bytes>>();
         let req = http::Request::post(format!("http://{addr}/2015-03-31/functions/f/invocations"))
             .body(http_body_util::Full::new(Bytes::from(batch().to_string())))
             .unwrap();

@@ -133,8 +133,7 @@ impl Builtins {
     {
         let wrapped = move |task: &BuiltinTask<'_>| -> Result<Value, BoxError> {
             let v = f(task).map_err(Into::into)?;
-            serde_json::to_value(v)
-                .map_err(|e| format!("its return value is not JSON: {e}").into())
+            serde_json::to_value(v).map_err(|e| format!("its return value is not JSON: {e}").into())
         };
         self.map.insert(name.into(), Arc::new(wrapped));
     }
@@ -206,9 +205,12 @@ mod tests {
             let p: P = t.params()?;
             Ok(Out { n: p.n * 2 })
         });
-        b.insert("fails", |_: &BuiltinTask<'_>| -> Result<Value, std::io::Error> {
-            Err(std::io::Error::other("disk on fire"))
-        });
+        b.insert(
+            "fails",
+            |_: &BuiltinTask<'_>| -> Result<Value, std::io::Error> {
+                Err(std::io::Error::other("disk on fire"))
+            },
+        );
         assert_eq!(b.names().collect::<Vec<_>>(), ["double", "fails"]);
         assert_eq!(format!("{b:?}"), r#"{"double", "fails"}"#);
         let none = BTreeMap::new();
@@ -227,7 +229,8 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert!(
-            err.to_string().starts_with(r#"params {"n":"x"}: invalid type"#),
+            err.to_string()
+                .starts_with(r#"params {"n":"x"}: invalid type"#),
             "{err}"
         );
     }

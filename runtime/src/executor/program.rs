@@ -169,11 +169,17 @@ mod tests {
             exe(&dir.join("tool"), 0o755);
         }
         let s = search(&d);
-        assert_eq!(resolve("tool", &s, &d.scratch).unwrap(), d.root.join("tool"));
+        assert_eq!(
+            resolve("tool", &s, &d.scratch).unwrap(),
+            d.root.join("tool")
+        );
         std::fs::remove_file(d.root.join("tool")).unwrap();
         assert_eq!(resolve("tool", &s, &d.scratch).unwrap(), d.opt.join("tool"));
         std::fs::remove_file(d.opt.join("tool")).unwrap();
-        assert_eq!(resolve("tool", &s, &d.scratch).unwrap(), d.path1.join("tool"));
+        assert_eq!(
+            resolve("tool", &s, &d.scratch).unwrap(),
+            d.path1.join("tool")
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The Lambda custom runtime: `lambda_runtime`'s loop behind the deadline shim, one batch per invocation.
 
-use std::sync::Arc;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -88,7 +88,9 @@ pub(super) fn main(runtime: Runtime, api: String) -> Result<ExitCode, RuntimeErr
                 let instance = Arc::clone(&instance);
                 async move { handle_event(instance, event, memory_known).await }
             });
-        lambda_runtime::run(handler).await.map_err(RuntimeError::Loop)?;
+        lambda_runtime::run(handler)
+            .await
+            .map_err(RuntimeError::Loop)?;
         Ok(ExitCode::SUCCESS)
     })
 }

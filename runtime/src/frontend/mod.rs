@@ -33,7 +33,7 @@
 mod cli;
 mod lambda;
 mod serve;
-pub mod shim;
+mod shim;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -200,7 +200,10 @@ impl Runtime {
         match result {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("{name}: error: {}", crate::executor::custom::error_chain(&e));
+                eprintln!(
+                    "{name}: error: {}",
+                    crate::executor::custom::error_chain(&e)
+                );
                 ExitCode::FAILURE
             }
         }
@@ -274,7 +277,9 @@ mod tests {
             .builtin("a", |_: &BuiltinTask<'_>| -> Result<Value, BoxError> {
                 Ok(json!(1))
             })
-            .builtin("b", |_: &BuiltinTask<'_>| -> Result<u32, std::io::Error> { Ok(2) })
+            .builtin("b", |_: &BuiltinTask<'_>| -> Result<u32, std::io::Error> {
+                Ok(2)
+            })
             .build();
         assert_eq!(rt.builtins().names().collect::<Vec<_>>(), ["a", "b"]);
         let inst = rt.instance().unwrap();

@@ -139,4 +139,3 @@ async fn serve_request(
         )),
     }
 }
-

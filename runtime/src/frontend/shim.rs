@@ -12,13 +12,13 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
+use crate::deadline::MISSING_DEADLINE_SENTINEL;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use crate::deadline::MISSING_DEADLINE_SENTINEL;
 
 const DEADLINE: &str = crate::contract::headers::DEADLINE_MS;
 

@@ -771,7 +771,8 @@ impl LambdaPlatform {
             None => runtime_dir.to_owned(),
         };
         // An absolute program path, since the working directory changes below.
-        let bootstrap = std::path::absolute(&cfg.bootstrap).unwrap_or_else(|_| cfg.bootstrap.clone());
+        let bootstrap =
+            std::path::absolute(&cfg.bootstrap).unwrap_or_else(|_| cfg.bootstrap.clone());
         let mut cmd = tokio::process::Command::new(&bootstrap);
         cmd.env_clear();
         if cfg.task_root.is_some() {
