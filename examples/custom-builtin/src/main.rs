@@ -83,7 +83,7 @@ mod tests {
             Counts {
                 words: 6,
                 lines: 4,
-                bytes: 30
+                bytes: 29
             }
         );
         assert_eq!(
