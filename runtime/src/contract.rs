@@ -340,7 +340,8 @@ impl From<HandlerRef> for HandlerRefWire {
 /// An executable task: direct exec of `program` with `args` (never through a shell).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecSpec {
-    /// Path or name (looked up in `PATH`) of the program.
+    /// The program: an absolute path, or a name or relative path (`tool`, `bin/tool`) looked
+    /// up in the task root (`LAMBDA_TASK_ROOT`), then `/opt/bin`, then `PATH`.
     pub program: String,
     /// The argv after the program name.
     #[serde(default)]

@@ -24,6 +24,37 @@
 //! - `handler` (feature `executor`): the invocation handler shared by the
 //!   `bootstrap` front-ends (Lambda Runtime API, plain HTTP, command line); its
 //!   `Instance` keeps the handler workers warm across invocations.
+//! - `frontend` (feature `lambda`): those front-ends as a library, `Runtime`: the
+//!   shipped `bootstrap` is `Runtime::builder().build()`, and a Rust user's own packed
+//!   `bootstrap` adds custom built-ins (below).
+//!
+//! # Your own built-ins
+//!
+//! A binary whose `main` is
+//!
+//! ```no_run
+//! # #[cfg(feature = "lambda")]
+//! # fn main() -> std::process::ExitCode {
+//! use propack_runtime::Runtime;
+//! use propack_runtime::executor::{BoxError, BuiltinTask};
+//!
+//! fn wordcount(task: &BuiltinTask<'_>) -> Result<usize, BoxError> {
+//!     let text = std::fs::read_to_string(task.input("input")?)?;
+//!     Ok(text.split_whitespace().count())
+//! }
+//!
+//! Runtime::builder().builtin("wordcount", wordcount).run()
+//! # }
+//! # #[cfg(not(feature = "lambda"))]
+//! # fn main() {}
+//! ```
+//!
+//! is a complete packed `bootstrap` that also runs tasks
+//! `{"id": "t1", "builtin": {"name": "wordcount"}, "inputs": {"input": "s3://b/doc.txt"}}`:
+//! k of them per invocation on the instance's vCPUs, each isolated (a panic fails only its
+//! task), with the same deadlines and result records as the shipped built-ins. Package it
+//! with `orchestrator package --bin NAME` and launch it locally with
+//! `orchestrator launch --bootstrap target/debug/NAME --tasks-file tasks.json`.
 //!
 //! `runtime/wrapper/propack-exec-wrapper` is the exec wrapper that starts
 //! `bootstrap` on Lambda's managed Python and Node runtimes.
@@ -33,6 +64,8 @@ pub mod contract;
 pub mod deadline;
 #[cfg(feature = "executor")]
 pub mod executor;
+#[cfg(feature = "lambda")]
+pub mod frontend;
 #[cfg(feature = "executor")]
 pub mod handler;
 #[cfg(feature = "s3")]
@@ -47,6 +80,8 @@ pub use contract::{
 };
 #[cfg(feature = "executor")]
 pub use executor::{ExecutorConfig, WorkerPools, run_batch, run_batch_in};
+#[cfg(feature = "lambda")]
+pub use frontend::{Runtime, RuntimeBuilder, RuntimeError};
 #[cfg(feature = "executor")]
 pub use storage::{Storage, StorageError};
 pub use uri::{ObjectUri, S3Uri, UriError};

@@ -179,3 +179,80 @@ fn inputs_fetched_and_outputs_uploaded() {
             .contains("output \"x\"")
     );
 }
+
+#[test]
+fn custom_builtins_run_packed_with_panics_isolated_and_outputs_uploaded() {
+    use propack_runtime::executor::{BoxError, BuiltinTask, Builtins};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
+    let storage = Storage::from_env().unwrap();
+    let mut builtins = Builtins::new();
+    builtins.insert("upper", |t: &BuiltinTask<'_>| -> Result<Value, BoxError> {
+        if t.params["panic"] == true {
+            panic!("upper told to panic");
+        }
+        let text = std::fs::read_to_string(t.input("in.txt")?)?;
+        std::fs::write(t.output("out.txt")?, text.to_uppercase())?;
+        Ok(json!({"bytes": text.len(), "id": t.id, "has_deadline": t.deadline.is_some()}))
+    });
+    // A custom built-in shadows a shipped one of the same name.
+    builtins.insert("noop", |_: &BuiltinTask<'_>| -> Result<&str, BoxError> {
+        Ok("custom noop")
+    });
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        storage
+            .put_bytes(
+                &format!("file://{root}/in/{i}"),
+                format!("word {i}").as_bytes(),
+            )
+            .unwrap();
+        tasks.push(json!({
+            "id": format!("u{i}"), "timeout_ms": 60000,
+            "builtin": {"name": "upper", "params": {"panic": i == 2}},
+            "inputs": {"in.txt": format!("file://{root}/in/{i}")},
+            "outputs": {"out.txt": format!("file://{root}/out/{i}")},
+        }));
+    }
+    tasks.push(json!({"id": "missing", "builtin": {"name": "upper"}}));
+    tasks.push(json!({"id": "noop", "builtin": {"name": "noop"}}));
+    tasks.push(json!({"id": "spin", "builtin": {"name": "spin", "params": {"ms": 1}}}));
+    let cfg = ExecutorConfig {
+        parallelism: Some(4),
+        builtins,
+        ..cfg()
+    };
+    let r = run_batch(&batch(json!({"tasks": tasks})), &cfg, &storage);
+    assert_eq!(r.parallelism, 4);
+    for i in [0, 1, 3] {
+        let t = &r.tasks[i];
+        assert_eq!(t.status, TaskStatus::Succeeded, "{t:?}");
+        assert_eq!(
+            t.summary,
+            json!({"bytes": 6, "id": format!("u{i}"), "has_deadline": true})
+        );
+        assert_eq!(t.outputs["out.txt"], format!("file://{root}/out/{i}"));
+        let got = storage
+            .get_bytes(&format!("file://{root}/out/{i}"))
+            .unwrap();
+        assert_eq!(got, format!("WORD {i}").as_bytes());
+    }
+    let panicked = &r.tasks[2];
+    assert_eq!(panicked.status, TaskStatus::Failed);
+    assert_eq!(
+        panicked.error.as_deref(),
+        Some("built-in \"upper\" panicked: upper told to panic")
+    );
+    assert!(panicked.outputs.is_empty());
+    assert!(storage.get_bytes(&format!("file://{root}/out/2")).is_err());
+    assert_eq!(r.tasks[4].status, TaskStatus::Failed);
+    assert_eq!(
+        r.tasks[4].error.as_deref(),
+        Some("built-in \"upper\": the task has no input named \"in.txt\" (it has: none)")
+    );
+    assert_eq!(r.tasks[5].status, TaskStatus::Succeeded);
+    assert_eq!(r.tasks[5].summary, json!("custom noop"));
+    // Names not registered still reach the shipped built-ins.
+    assert_eq!(r.tasks[6].status, TaskStatus::Succeeded);
+    assert!(r.tasks[6].summary["iterations"].as_u64().unwrap() > 0);
+}

@@ -22,7 +22,6 @@ fn orchestrator(args: &[&str], cwd: &Path) -> std::process::Output {
 }
 
 #[test]
-#[ignore = "needs the runtime's task-root program resolution (branch own)"]
 fn a_script_in_the_function_dir_maps_over_200_files_packed() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();

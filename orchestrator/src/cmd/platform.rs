@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Function timeout in seconds (default: the profile's).
     #[arg(long)]
     pub timeout: Option<f64>,
+    /// The functions' code directory, as /var/task on Lambda: instances get it as
+    /// LAMBDA_TASK_ROOT and working directory, and relative exec programs are found in it.
+    #[arg(long, value_name = "DIR")]
+    pub function_dir: Option<PathBuf>,
 }
 
 fn parse_function(s: &str) -> Result<(String, PathBuf), String> {
@@ -84,6 +88,15 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let profile = PlatformProfile::load(&a.platform)?;
+    if let Some(dir) = &a.function_dir
+        && !dir.is_dir()
+    {
+        return Err(super::UsageError(format!(
+            "--function-dir {} is not a directory",
+            dir.display()
+        ))
+        .into());
+    }
     let mut functions = Vec::new();
     for (name, path) in &a.functions {
         if !path.is_file() {
@@ -97,6 +110,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             f.timeout_s = t;
         }
         f.log_dir = a.log_dir.clone();
+        f.task_root = a.function_dir.clone();
         functions.push(f);
     }
     let platform = LambdaPlatform::new(profile.clone(), functions, 1);

@@ -20,9 +20,11 @@
 
 pub mod builtin;
 pub mod cpus;
+pub mod custom;
 pub mod handler_pool;
 pub mod policy;
 pub mod process;
+pub mod program;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -41,6 +43,7 @@ use crate::storage::Storage;
 use crate::uri::ObjectUri;
 
 pub use cpus::available_vcpus;
+pub use custom::{BoxError, BuiltinTask, Builtins};
 pub use handler_pool::{FunctionInfo, HandlerSettings, WorkerPools};
 pub use policy::TaskPolicy;
 
@@ -79,7 +82,8 @@ pub struct ExecutorConfig {
     pub prefetch_depth: usize,
     /// Keep scratch directories after tasks end (debugging).
     pub keep_scratch: bool,
-    /// Where handler code lives (`LAMBDA_TASK_ROOT`, default `/var/task`).
+    /// The function's code (`LAMBDA_TASK_ROOT`, default `/var/task`): where handler modules
+    /// and relative exec programs are found.
     pub task_root: PathBuf,
     /// Handler interpreters and start-up bound.
     pub handlers: HandlerSettings,
@@ -92,6 +96,8 @@ pub struct ExecutorConfig {
     /// The function's own cap on a result's size (`PROPACK_MAX_RESULT_BYTES`; the Lambda
     /// front-end's default is Lambda's response limit); a batch's `max_result_bytes` can only lower it.
     pub max_result_bytes: Option<u64>,
+    /// Custom built-ins (a user's own `bootstrap`), looked up before the shipped ones.
+    pub builtins: Builtins,
 }
 
 impl Default for ExecutorConfig {
@@ -110,6 +116,7 @@ impl Default for ExecutorConfig {
             invoked_function_arn: None,
             policy: TaskPolicy::default(),
             max_result_bytes: None,
+            builtins: Builtins::default(),
         }
     }
 }
@@ -280,6 +287,7 @@ struct Shared {
     policy: TaskPolicy,
     /// Where full task logs go: `<logs_prefix>/<run_id>/` (with the batch's `logs_prefix`).
     logs_dir: Option<ObjectUri>,
+    builtins: Builtins,
 }
 
 impl Shared {
@@ -391,8 +399,14 @@ impl Shared {
             TaskAction::Exec(spec) => {
                 let kill_at = process::kill_time(task.timeout_ms, self.cutoff, Instant::now());
                 let (logs, log_paths) = self.open_logs(i);
-                let o =
-                    process::run_process_logged(spec, &task.id, &prepared.scratch, kill_at, logs);
+                let o = process::run_process_logged(
+                    spec,
+                    &task.id,
+                    &prepared.scratch,
+                    &self.handler_env.task_root,
+                    kill_at,
+                    logs,
+                );
                 res.status = o.status;
                 res.exit_code = o.exit_code;
                 res.signal = o.signal;
@@ -407,14 +421,29 @@ impl Shared {
             TaskAction::Builtin(spec) => {
                 let t0 = Instant::now();
                 let cpu0 = builtin::thread_cpu_time();
+                let custom = BuiltinTask {
+                    id: &task.id,
+                    params: &spec.params,
+                    scratch: &prepared.scratch,
+                    inputs: &prepared.inputs,
+                    outputs: &outputs,
+                    deadline: process::kill_time(task.timeout_ms, self.cutoff, Instant::now())
+                        .map(|(at, _)| at),
+                };
                 let r = catch_unwind(AssertUnwindSafe(|| {
-                    builtin::run(
-                        &spec.name,
-                        &spec.params,
-                        &prepared.scratch,
-                        &prepared.inputs,
-                        &outputs,
-                    )
+                    match self.builtins.call(&spec.name, &custom) {
+                        Some(r) => r.map_err(|e| {
+                            format!("built-in {:?}: {}", spec.name, custom::error_chain(&*e))
+                        }),
+                        None => builtin::run(
+                            &spec.name,
+                            &spec.params,
+                            &prepared.scratch,
+                            &prepared.inputs,
+                            &outputs,
+                        )
+                        .map_err(|e| e.to_string()),
+                    }
                 }));
                 res.cpu_ms = Some((builtin::thread_cpu_time() - cpu0).as_millis() as u64);
                 match r {
@@ -424,7 +453,7 @@ impl Shared {
                     }
                     Ok(Err(e)) => {
                         res.status = TaskStatus::Failed;
-                        res.error = Some(e.to_string());
+                        res.error = Some(e);
                     }
                     Err(panic) => {
                         res.status = TaskStatus::Failed;
@@ -655,6 +684,7 @@ pub fn run_batch_in(
                 let run = batch.run_id.as_deref().filter(|r| !r.is_empty());
                 p.join(&uri_segment(run.unwrap_or("unnamed-run")))
             }),
+        builtins: cfg.builtins.clone(),
     });
 
     let mut results: Vec<Option<TaskResult>> = vec![None; k];

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::program::{self, SearchPath};
 use crate::contract::{ExecSpec, OUTPUT_TAIL_BYTES, TaskStatus};
 
 /// Keeps only the last [`OUTPUT_TAIL_BYTES`] bytes written to it, so a task
@@ -203,13 +204,19 @@ pub(crate) fn signal_name(sig: i32) -> &'static str {
 }
 
 /// Runs `spec` in `scratch` until it exits or `kill_at` passes.
+///
+/// A relative program is looked up in `task_root`, `/opt/bin` and `PATH`
+/// ([`program::resolve`]); the process gets `LAMBDA_TASK_ROOT` (absolute),
+/// `PROPACK_TASK_ID` and `PROPACK_SCRATCH` on top of the task's own `env`, and
+/// `scratch` as its working directory.
 pub fn run_process(
     spec: &ExecSpec,
     task_id: &str,
     scratch: &Path,
+    task_root: &Path,
     kill_at: Option<(Instant, KillReason)>,
 ) -> ProcOutcome {
-    run_process_logged(spec, task_id, scratch, kill_at, [None, None])
+    run_process_logged(spec, task_id, scratch, task_root, kill_at, [None, None])
 }
 
 /// [`run_process`], also writing the whole stdout and stderr to `logs` (files the caller opened).
@@ -217,6 +224,7 @@ pub fn run_process_logged(
     spec: &ExecSpec,
     task_id: &str,
     scratch: &Path,
+    task_root: &Path,
     kill_at: Option<(Instant, KillReason)>,
     logs: [Option<std::fs::File>; 2],
 ) -> ProcOutcome {
@@ -231,9 +239,21 @@ pub fn run_process_logged(
         error: None,
         logs_error: None,
     };
-    let mut cmd = Command::new(&spec.program);
+    let search = SearchPath::new(task_root, spec.env.get("PATH").map(String::as_str));
+    let program = match program::resolve(&spec.program, &search, scratch) {
+        Ok(p) => p,
+        Err(e) => {
+            out.error = Some(e.to_string());
+            return out;
+        }
+    };
+    let mut cmd = Command::new(&program);
     cmd.args(&spec.args)
         .envs(&spec.env)
+        .env(
+            "LAMBDA_TASK_ROOT",
+            std::path::absolute(task_root).unwrap_or_else(|_| task_root.to_owned()),
+        )
         .env("PROPACK_TASK_ID", task_id)
         .env("PROPACK_SCRATCH", scratch)
         .current_dir(scratch)
@@ -245,7 +265,11 @@ pub fn run_process_logged(
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            out.error = Some(format!("cannot execute {:?}: {e}", spec.program));
+            out.error = Some(format!(
+                "cannot execute {:?} ({}): {e}",
+                spec.program,
+                program.display()
+            ));
             return out;
         }
     };
@@ -410,7 +434,13 @@ mod tests {
     fn background_child_does_not_hang_the_task() {
         let dir = tempfile::tempdir().unwrap();
         // The background sleep inherits stdout; the task must still end when sh exits.
-        let out = run_process(&sh("sleep 30 & echo started"), "t", dir.path(), None);
+        let out = run_process(
+            &sh("sleep 30 & echo started"),
+            "t",
+            dir.path(),
+            Path::new("/var/task"),
+            None,
+        );
         assert_eq!(out.status, TaskStatus::Succeeded, "{out:?}");
         assert_eq!(out.stdout_tail, "started\n");
     }
@@ -423,8 +453,63 @@ mod tests {
             args: vec![],
             env: Default::default(),
         };
-        let out = run_process(&spec, "t", dir.path(), None);
+        let out = run_process(&spec, "t", dir.path(), Path::new("/var/task"), None);
         assert_eq!(out.status, TaskStatus::Failed);
         assert!(out.error.unwrap().contains("/nonexistent/prog"));
+    }
+
+    #[test]
+    fn a_relative_program_runs_from_the_task_root_with_the_lambda_environment() {
+        let root = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let bin = root.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let tool = bin.join("tool");
+        std::fs::write(
+            &tool,
+            "#!/bin/sh\necho \"$0|$LAMBDA_TASK_ROOT|$PROPACK_TASK_ID|$PROPACK_SCRATCH|$(pwd -P)|$1\"\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let spec = ExecSpec {
+            program: "bin/tool".into(),
+            args: vec!["arg".into()],
+            env: Default::default(),
+        };
+        let out = run_process(&spec, "task-7", scratch.path(), root.path(), None);
+        assert_eq!(out.status, TaskStatus::Succeeded, "{out:?}");
+        let scratch_real = scratch.path().canonicalize().unwrap();
+        assert_eq!(
+            out.stdout_tail,
+            format!(
+                "{}|{}|task-7|{}|{}|arg\n",
+                tool.display(),
+                root.path().display(),
+                scratch.path().display(),
+                scratch_real.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_program_found_nowhere_is_a_failed_result_naming_the_places() {
+        let root = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let spec = ExecSpec {
+            program: "no-such-tool-propack".into(),
+            args: vec![],
+            env: [("PATH".to_owned(), "/nonexistent-path-dir".to_owned())].into(),
+        };
+        let out = run_process(&spec, "t", scratch.path(), root.path(), None);
+        assert_eq!(out.status, TaskStatus::Failed);
+        assert_eq!(out.exit_code, None);
+        assert_eq!(
+            out.error.unwrap(),
+            format!(
+                "exec.program \"no-such-tool-propack\" not found: looked in {}, /opt/bin, /nonexistent-path-dir",
+                root.path().display()
+            )
+        );
     }
 }

@@ -55,6 +55,10 @@ pub struct FunctionConfig {
     pub env: BTreeMap<String, String>,
     /// Where each instance's stdout/stderr goes (`<instance>.log`); discarded when `None`.
     pub log_dir: Option<PathBuf>,
+    /// The function's code directory, as `/var/task` on Lambda: instances get it (absolute) as
+    /// `LAMBDA_TASK_ROOT` and working directory, so relative exec programs and handler
+    /// modules resolve in it. `None`: the bootstrap's own directory.
+    pub task_root: Option<PathBuf>,
 }
 
 impl FunctionConfig {
@@ -71,7 +75,14 @@ impl FunctionConfig {
             timeout_s: profile.timeout_s,
             env: BTreeMap::new(),
             log_dir: None,
+            task_root: None,
         }
+    }
+
+    /// The same function with `dir` as its task root (see [`FunctionConfig::task_root`]).
+    pub fn with_task_root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.task_root = Some(dir.into());
+        self
     }
 
     /// The function's ARN on the emulator.
@@ -752,8 +763,22 @@ impl LambdaPlatform {
             kill: Notify::new(),
         });
 
-        let mut cmd = tokio::process::Command::new(&cfg.bootstrap);
+        let runtime_dir = cfg.bootstrap.parent().unwrap_or(Path::new("/"));
+        let task_root = match &cfg.task_root {
+            // Absolute, because the instance and its tasks run in other directories.
+            Some(dir) => std::path::absolute(dir)
+                .map_err(|e| spawn_err(format!("task root {}: {e}", dir.display())))?,
+            None => runtime_dir.to_owned(),
+        };
+        // An absolute program path, since the working directory changes below.
+        let bootstrap =
+            std::path::absolute(&cfg.bootstrap).unwrap_or_else(|_| cfg.bootstrap.clone());
+        let mut cmd = tokio::process::Command::new(&bootstrap);
         cmd.env_clear();
+        if cfg.task_root.is_some() {
+            // Lambda starts the runtime in /var/task.
+            cmd.current_dir(&task_root);
+        }
         // Lambda injects the execution role's credentials into every instance; the emulator
         // forwards the caller's (and its S3 endpoint, e.g. moto) so s3:// tasks work offline.
         for key in [
@@ -774,7 +799,6 @@ impl LambdaPlatform {
                 cmd.env(key, v);
             }
         }
-        let task_root = cfg.bootstrap.parent().unwrap_or(Path::new("/"));
         let stream = format!("{}/[$LATEST]{}", chrono_date(), id);
         cmd.env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
             .env("AWS_LAMBDA_FUNCTION_NAME", &cfg.name)
@@ -793,8 +817,8 @@ impl LambdaPlatform {
             .env("AWS_REGION", LOCAL_REGION)
             .env("AWS_DEFAULT_REGION", LOCAL_REGION)
             .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
-            .env("LAMBDA_TASK_ROOT", task_root)
-            .env("LAMBDA_RUNTIME_DIR", task_root)
+            .env("LAMBDA_TASK_ROOT", &task_root)
+            .env("LAMBDA_RUNTIME_DIR", runtime_dir)
             .env("_HANDLER", "bootstrap")
             .env("TZ", ":UTC")
             .envs(&cfg.env)

@@ -178,6 +178,9 @@ pub struct LocalBackend {
     pub env: BTreeMap<String, String>,
     /// Seed of the cold-start samples.
     pub seed: u64,
+    /// The function's code directory (`launch --function-dir`): every instance's
+    /// `LAMBDA_TASK_ROOT`, where relative exec programs are found. `None`: the bootstrap's directory.
+    pub task_root: Option<PathBuf>,
     current: Arc<Mutex<Option<LambdaPlatform>>>,
 }
 
@@ -188,6 +191,7 @@ impl LocalBackend {
             bootstrap: bootstrap.into(),
             env: BTreeMap::new(),
             seed: 0x5eed,
+            task_root: None,
             current: Arc::new(Mutex::new(None)),
         }
     }
@@ -277,6 +281,7 @@ impl Backend for LocalBackend {
                 let name = name.split(':').next().unwrap_or(name);
                 let mut f = FunctionConfig::new(name, &self.bootstrap, &job.platform);
                 f.env = self.env.clone();
+                f.task_root = self.task_root.clone();
                 f.log_dir = Some(job.run_dir.join("logs"));
                 f
             })

@@ -12,15 +12,15 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
+use crate::deadline::MISSING_DEADLINE_SENTINEL;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use propack_runtime::deadline::MISSING_DEADLINE_SENTINEL;
 
-const DEADLINE: &str = propack_runtime::contract::headers::DEADLINE_MS;
+const DEADLINE: &str = crate::contract::headers::DEADLINE_MS;
 
 /// Headers that describe one connection, not the message, so each hop sets its own.
 /// `transfer-encoding` is re-derived by hyper from the body it forwards; `trailer` is
@@ -191,10 +191,10 @@ mod tests {
         h.insert("host", HeaderValue::from_static("127.0.0.1:1"));
         h.insert(
             "trailer",
-            HeaderValue::from_static(propack_runtime::contract::headers::FUNCTION_ERROR_TYPE),
+            HeaderValue::from_static(crate::contract::headers::FUNCTION_ERROR_TYPE),
         );
         h.insert(
-            propack_runtime::contract::headers::REQUEST_ID,
+            crate::contract::headers::REQUEST_ID,
             HeaderValue::from_static("r1"),
         );
         h.insert("content-length", HeaderValue::from_static("3"));
@@ -205,7 +205,7 @@ mod tests {
             left,
             [
                 "content-length",
-                propack_runtime::contract::headers::REQUEST_ID,
+                crate::contract::headers::REQUEST_ID,
                 "trailer"
             ]
         );

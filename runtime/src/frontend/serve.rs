@@ -1,0 +1,220 @@
+//! The plain-HTTP front-end: `POST /invoke` with a batch returns its result, `GET /health` answers ok.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+
+use super::{Runtime, RuntimeError, init_tracing};
+use crate::contract::{ErrorPayload, headers};
+use crate::deadline::DeadlineResolver;
+use crate::handler::Instance;
+
+/// Lambda's synchronous request payload limit (6 MiB) plus 64 KiB of slack, so that
+/// whatever Lambda accepts, `serve` accepts too.
+const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024 + 64 * 1024;
+
+/// `PROPACK_MAX_BODY_BYTES`, else [`DEFAULT_MAX_BODY_BYTES`].
+fn max_body_bytes() -> Result<usize, RuntimeError> {
+    match std::env::var("PROPACK_MAX_BODY_BYTES") {
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or(RuntimeError::Setting {
+                    name: "PROPACK_MAX_BODY_BYTES",
+                    value: v,
+                    expected: "expected a positive integer",
+                })
+        }
+        _ => Ok(DEFAULT_MAX_BODY_BYTES),
+    }
+}
+
+pub(super) fn main(runtime: Runtime, addr: SocketAddr) -> Result<ExitCode, RuntimeError> {
+    init_tracing("info");
+    let max_body = max_body_bytes()?;
+    let instance = Arc::new(
+        runtime
+            .instance()?
+            .with_resolver(DeadlineResolver::from_env().missing_header_expected()),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(RuntimeError::io("starting the tokio runtime"))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(RuntimeError::io(format!("binding {addr}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(RuntimeError::io("reading the bound address"))?;
+        instance.mark_ready(runtime.started);
+        println!("listening on http://{local}");
+        std::io::stdout()
+            .flush()
+            .map_err(RuntimeError::io("writing to standard output"))?;
+        loop {
+            let (stream, _) = listener
+                .accept()
+                .await
+                .map_err(RuntimeError::io("accepting a connection"))?;
+            let instance = Arc::clone(&instance);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    serve_request(Arc::clone(&instance), req, max_body)
+                });
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await
+                {
+                    tracing::debug!("connection ended: {e}");
+                }
+            });
+        }
+    })
+}
+fn json_response(status: http::StatusCode, body: Vec<u8>) -> http::Response<Full<Bytes>> {
+    let mut resp = http::Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn error_response(
+    status: http::StatusCode,
+    error_type: &str,
+    message: String,
+) -> http::Response<Full<Bytes>> {
+    let body = serde_json::to_vec(&ErrorPayload::new(error_type, message)).unwrap_or_default();
+    json_response(status, body)
+}
+
+/// Why a request body was not read whole.
+enum BodyError {
+    /// Over the cap (declared by `Content-Length` or seen while reading): bytes known so far.
+    TooLarge(u64),
+    /// The connection failed mid-body.
+    Read(hyper::Error),
+}
+
+/// Reads a body frame by frame, giving up as soon as it passes `cap`, so an oversized
+/// request costs at most `cap` bytes of memory however large it is.
+async fn read_capped(
+    headers: &http::HeaderMap,
+    mut body: hyper::body::Incoming,
+    cap: usize,
+) -> Result<Bytes, BodyError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared
+        && n > cap as u64
+    {
+        return Err(BodyError::TooLarge(n));
+    }
+    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Read)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > cap {
+                return Err(BodyError::TooLarge((buf.len() + data.len()) as u64));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+async fn serve_request(
+    instance: Arc<Instance>,
+    req: http::Request<hyper::body::Incoming>,
+    max_body: usize,
+) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
+    use http::{Method, StatusCode};
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/health") => Ok(json_response(
+            StatusCode::OK,
+            b"{\"status\":\"ok\"}".to_vec(),
+        )),
+        (&Method::POST, "/invoke") => {
+            let deadline = req
+                .headers()
+                .get(headers::DEADLINE_MS)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let request_id = req
+                .headers()
+                .get(headers::REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let (parts, body) = req.into_parts();
+            let body = match read_capped(&parts.headers, body, max_body).await {
+                Ok(b) => b,
+                Err(BodyError::TooLarge(seen)) => {
+                    // Lambda's answer to an oversized synchronous payload.
+                    let mut resp = error_response(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "RequestEntityTooLargeException",
+                        format!(
+                            "request body of at least {seen} bytes is over the limit of \
+                             {max_body} bytes (PROPACK_MAX_BODY_BYTES)"
+                        ),
+                    );
+                    // The rest of the body is never read, so this connection cannot carry another request.
+                    resp.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                    return Ok(resp);
+                }
+                Err(BodyError::Read(e)) => {
+                    return Ok(error_response(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidRequest",
+                        format!("reading the request body: {e}"),
+                    ));
+                }
+            };
+            let joined = tokio::task::spawn_blocking(move || {
+                instance.handle_bytes(&body, deadline.as_deref(), request_id)
+            })
+            .await;
+            Ok(match joined {
+                Ok(Ok(result)) => json_response(
+                    StatusCode::OK,
+                    serde_json::to_vec(&result).unwrap_or_default(),
+                ),
+                Ok(Err(payload)) => json_response(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::to_vec(&payload).unwrap_or_default(),
+                ),
+                Err(e) => error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Runtime.HandlerFailed",
+                    format!("batch handler did not complete: {e}"),
+                ),
+            })
+        }
+        (_, "/invoke") => Ok(error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "use POST /invoke with a batch JSON body".into(),
+        )),
+        (_, path) => Ok(error_response(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no route {path:?}: use POST /invoke"),
+        )),
+    }
+}
