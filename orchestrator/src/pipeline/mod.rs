@@ -51,7 +51,7 @@ pub enum BackendSpec {
         bootstrap: PathBuf,
         /// Seed of the platform's cold-start samples.
         seed: u64,
-        /// Extra environment of the function.
+        /// Extra environment of the function (`LAMBDA_TASK_ROOT` here sets its task root).
         env: BTreeMap<String, String>,
     },
     /// AWS Lambda (+ Step Functions).
@@ -89,6 +89,9 @@ impl BackendSpec {
                 let mut b = LocalBackend::new(bootstrap);
                 b.seed = *seed;
                 b.env = env.clone();
+                // A LAMBDA_TASK_ROOT in the function's environment (`--function-dir`) is
+                // its task root: the instances also start there, as on Lambda.
+                b.task_root = b.env.remove("LAMBDA_TASK_ROOT").map(PathBuf::from);
                 AnyBackend::Local(b)
             }
             #[cfg(feature = "aws")]
