@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use propack_orchestrator::backend::BackendKind;
+use propack_orchestrator::pipeline::events::EventsSpec;
 use propack_orchestrator::pipeline::map::{MapOver, MapSpec};
 use propack_orchestrator::pipeline::{
     self, BackendSpec, JobSource, LaunchRequest, Packing, PlanSpec, Ui,
 };
 use propack_orchestrator::platform::PlatformProfile;
 use propack_orchestrator::report::{RunReport, pct_error};
-use propack_runtime::Task;
+use propack_runtime::{HandlerRuntime, Task};
 use propack_workloads::Workload;
 
 use super::UsageError;
@@ -27,6 +28,15 @@ pub enum BackendArg {
     Aws,
 }
 
+/// A packed handler's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HandlerRuntimeArg {
+    /// CPython 3.
+    Python3,
+    /// Node.js.
+    Node,
+}
+
 /// Arguments of `orchestrator launch`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,13 +44,26 @@ pub struct Args {
     #[arg(
         long,
         value_parser = super::args::workload_parser(),
-        conflicts_with_all = ["tasks_file", "exec"],
-        required_unless_present_any = ["tasks_file", "exec"]
+        conflicts_with_all = ["tasks_file", "exec", "events"],
+        required_unless_present_any = ["tasks_file", "exec", "events"]
     )]
     pub benchmark: Option<Workload>,
     /// A JSON list of task specs (the runtime's Task: {id, exec|builtin, inputs, outputs}) to run instead of a benchmark.
-    #[arg(long, conflicts_with = "exec")]
+    #[arg(long, conflicts_with_all = ["exec", "events"])]
     pub tasks_file: Option<PathBuf>,
+    /// Python or Node handler to run on every event of --events, unchanged (module.function).
+    #[arg(long, requires = "events")]
+    pub handler: Option<String>,
+    /// The handler's code directory (the local task root, $LAMBDA_TASK_ROOT; required
+    /// locally, on AWS the deployed function's code is used).
+    #[arg(long, requires = "handler", conflicts_with = "function_dir")]
+    pub code: Option<PathBuf>,
+    /// One JSON event per line; one task per event (the first --tasks C of them).
+    #[arg(long, requires = "handler", conflicts_with = "exec")]
+    pub events: Option<PathBuf>,
+    /// The handler's language (default: the one --code has a module for, Python first).
+    #[arg(long, value_enum, requires = "handler")]
+    pub handler_runtime: Option<HandlerRuntimeArg>,
     /// Your own command, one task per object of --map (or line of --map-args), e.g.
     /// 'convert.sh {input} {output}'; placeholders {input}, {output}, {key}, {id}.
     #[arg(long, requires = "over")]
@@ -151,6 +174,28 @@ fn tasks_file(path: &Path, c: Option<usize>) -> anyhow::Result<JobSource> {
 
 /// What to run, from `--benchmark`/`--tasks-file`/`--exec` and `--tasks`/`--size`.
 fn source(args: &Args) -> anyhow::Result<JobSource> {
+    if let (Some(handler), Some(events)) = (&args.handler, &args.events) {
+        if args.code.is_none() && args.backend != Some(BackendArg::Aws) {
+            return Err(UsageError(
+                "--handler on the local platform needs --code DIR (the handler's code)".into(),
+            )
+            .into());
+        }
+        let spec = EventsSpec {
+            handler: handler.clone(),
+            runtime: args.handler_runtime.map(|r| match r {
+                HandlerRuntimeArg::Python3 => HandlerRuntime::Python3,
+                HandlerRuntimeArg::Node => HandlerRuntime::Node,
+            }),
+            code: args.code.clone(),
+            events: events.clone(),
+        };
+        let mut source = pipeline::events::source(&spec)?;
+        if let (Some(n), JobSource::Tasks { tasks, .. }) = (args.tasks, &mut source) {
+            tasks.truncate(n);
+        }
+        return Ok(source);
+    }
     if let Some(exec) = &args.exec {
         let over = match (&args.map, &args.map_args) {
             (Some(prefix), _) => MapOver::Prefix(prefix.clone()),
@@ -227,7 +272,7 @@ fn backend(args: &Args) -> anyhow::Result<BackendSpec> {
                 None => propack_orchestrator::backend::local::find_bootstrap()?,
             },
             seed: args.seed,
-            env: task_root_env(args.function_dir.as_deref())?,
+            env: task_root_env(args.function_dir.as_deref().or(args.code.as_deref()))?,
         }),
         other => Err(UsageError(format!(
             "--backend {other} is not available in this build (rebuild with `--features aws`)"

@@ -2,7 +2,8 @@
 //! stage → (profile) → plan → definition → run → verify → bill → report.
 //!
 //! - [`stage`]: what to run ([`JobSource`]) → the job's contract tasks ([`StagedJob`]);
-//!   [`map`] builds the tasks of `--exec ... --map|--map-args`;
+//!   [`map`] builds the tasks of `--exec ... --map|--map-args`, [`events`] those of
+//!   `--handler ... --events` (and writes their `outputs.jsonl`);
 //! - [`profile`]: the one [`Profiler`] (packing curve and scaling runs on any backend);
 //! - [`plan`]: k from a stored plan, a fixed `--packing K`, or the model on a local profile;
 //! - [`definition_for`]: the typed Step Functions definition for (tasks, k);
@@ -14,6 +15,7 @@
 //!   (from `launch.json` and the [`crate::journal`]).
 
 mod error;
+pub mod events;
 pub mod map;
 pub mod plan;
 pub mod profile;
@@ -208,6 +210,7 @@ pub async fn run_job(
     let outcome = backend.run(&job, &run_progress).await;
     progress.bar.finish_and_clear();
     let outcome = outcome?;
+    events::write_outputs(dir, &staged.tasks, &outcome.results)?;
     let v = verify::verify(&staged.tasks, &outcome);
     let distinct: std::collections::BTreeSet<&str> = outcome
         .records
