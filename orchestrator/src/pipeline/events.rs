@@ -103,7 +103,11 @@ fn read_events(path: &Path) -> Result<Vec<Value>, PipelineError> {
             continue;
         }
         let v = serde_json::from_str(line).map_err(|e| {
-            usage(format!("{}:{}: not a JSON event: {e}", path.display(), n + 1))
+            usage(format!(
+                "{}:{}: not a JSON event: {e}",
+                path.display(),
+                n + 1
+            ))
         })?;
         events.push(v);
     }
@@ -164,9 +168,9 @@ pub fn source(spec: &EventsSpec) -> Result<JobSource, PipelineError> {
 pub fn output_lines(tasks: &[Task], results: &[BatchResult]) -> Vec<Value> {
     let mut by_id: BTreeMap<&str, &propack_runtime::TaskResult> = BTreeMap::new();
     for r in results.iter().flat_map(|b| &b.tasks) {
-        let better = by_id.get(r.id.as_str()).is_none_or(|old| {
-            old.status != propack_runtime::TaskStatus::Succeeded
-        });
+        let better = by_id
+            .get(r.id.as_str())
+            .is_none_or(|old| old.status != propack_runtime::TaskStatus::Succeeded);
         if better {
             by_id.insert(r.id.as_str(), r);
         }
@@ -189,7 +193,11 @@ pub fn output_lines(tasks: &[Task], results: &[BatchResult]) -> Vec<Value> {
 }
 
 /// Writes `outputs.jsonl` into `dir` when the job has handler tasks.
-pub fn write_outputs(dir: &Path, tasks: &[Task], results: &[BatchResult]) -> Result<(), PipelineError> {
+pub fn write_outputs(
+    dir: &Path,
+    tasks: &[Task],
+    results: &[BatchResult],
+) -> Result<(), PipelineError> {
     let lines = output_lines(tasks, results);
     if lines.is_empty() {
         return Ok(());
@@ -224,8 +232,11 @@ mod tests {
     fn each_event_becomes_a_handler_task_of_the_detected_language() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("app.js"), "exports.handler = async e => e;").unwrap();
-        let JobSource::Tasks { name, tasks, origin } =
-            source(&spec(dir.path(), "app.handler", "{\"n\": 1}\n\n[2]\n")).unwrap()
+        let JobSource::Tasks {
+            name,
+            tasks,
+            origin,
+        } = source(&spec(dir.path(), "app.handler", "{\"n\": 1}\n\n[2]\n")).unwrap()
         else {
             panic!("events are tasks")
         };
@@ -244,8 +255,14 @@ mod tests {
         std::fs::write(dir.path().join("app.py"), "def handler(e, c): return e\n").unwrap();
         let cases = [
             (spec(dir.path(), "apphandler", "{}"), "not module.function"),
-            (spec(dir.path(), "other.handler", "{}"), "looked for other.py"),
-            (spec(dir.path(), "app.handler", "{}\nnot json\n"), "events.jsonl:2: not a JSON event"),
+            (
+                spec(dir.path(), "other.handler", "{}"),
+                "looked for other.py",
+            ),
+            (
+                spec(dir.path(), "app.handler", "{}\nnot json\n"),
+                "events.jsonl:2: not a JSON event",
+            ),
             (spec(dir.path(), "app.handler", "\n"), "no events"),
         ];
         for (s, want) in cases {
