@@ -254,19 +254,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("app.py"), "def handler(e, c): return e\n").unwrap();
         let cases = [
-            (spec(dir.path(), "apphandler", "{}"), "not module.function"),
+            ("apphandler", "{}", "not module.function"),
+            ("other.handler", "{}", "looked for other.py"),
             (
-                spec(dir.path(), "other.handler", "{}"),
-                "looked for other.py",
-            ),
-            (
-                spec(dir.path(), "app.handler", "{}\nnot json\n"),
+                "app.handler",
+                "{}\nnot json\n",
                 "events.jsonl:2: not a JSON event",
             ),
-            (spec(dir.path(), "app.handler", "\n"), "no events"),
+            ("app.handler", "\n", "no events"),
         ];
-        for (s, want) in cases {
-            let e = source(&s).unwrap_err();
+        for (handler, events, want) in cases {
+            // Each case writes its own events file before it is read.
+            let e = source(&spec(dir.path(), handler, events)).unwrap_err();
             assert!(e.is_usage(), "{want}");
             assert!(e.to_string().contains(want), "{e}");
         }
