@@ -3,19 +3,14 @@
 mod launch_support;
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
 const APP: &str = "def handler(event, context):\n    if event.get('fail'):\n        raise ValueError('bad event %d' % event['n'])\n    return {'double': event['n'] * 2, 'request': context.aws_request_id}\n";
 
 fn orchestrator(args: &[&str], cwd: &Path) -> std::process::Output {
-    let (orchestrator, bootstrap) = launch_support::binaries();
-    Command::new(orchestrator)
+    launch_support::orchestrator_in(cwd)
         .args(args)
-        .current_dir(cwd)
-        .env("PROPACK_BOOTSTRAP", bootstrap)
-        .env("PROPACK_PLANS", cwd.join("plans.json"))
         .output()
         .expect("running orchestrator")
 }

@@ -3,7 +3,6 @@
 mod launch_support;
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -11,12 +10,8 @@ use serde_json::Value;
 const UPPER: &str = "#!/bin/sh\nset -e\ntr a-z A-Z < \"$1\" > \"$2\"\necho \"task=$PROPACK_TASK_ID root=$LAMBDA_TASK_ROOT\" >> \"$2\"\n";
 
 fn orchestrator(args: &[&str], cwd: &Path) -> std::process::Output {
-    let (orchestrator, bootstrap) = launch_support::binaries();
-    Command::new(orchestrator)
+    launch_support::orchestrator_in(cwd)
         .args(args)
-        .current_dir(cwd)
-        .env("PROPACK_BOOTSTRAP", bootstrap)
-        .env("PROPACK_PLANS", cwd.join("plans.json"))
         .output()
         .expect("running orchestrator")
 }

@@ -10,12 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 fn orchestrator(cwd: &Path) -> Command {
-    let (orchestrator, bootstrap) = launch_support::binaries();
-    let mut cmd = Command::new(orchestrator);
-    cmd.current_dir(cwd)
-        .env("PROPACK_BOOTSTRAP", bootstrap)
-        .env("PROPACK_PLANS", cwd.join("plans.json"));
-    cmd
+    launch_support::orchestrator_in(cwd)
 }
 
 fn run(cwd: &Path, args: &[&str]) -> Output {

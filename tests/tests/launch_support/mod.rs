@@ -1,6 +1,7 @@
 //! Shared by the launch_* tests: builds the `orchestrator` and `bootstrap` binaries once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 
 /// `(orchestrator, bootstrap)` from this workspace's debug build.
@@ -34,4 +35,19 @@ pub fn binaries() -> &'static (PathBuf, PathBuf) {
         let dir = root.join("target").join("debug");
         (dir.join("orchestrator"), dir.join("bootstrap"))
     })
+}
+
+/// `orchestrator` to run in `cwd`, with this build's `bootstrap` and a plan store of its own
+/// in `cwd` (so no test reuses another's plan).
+#[allow(
+    dead_code,
+    reason = "only the launch_* tests that run in a directory use it"
+)]
+pub fn orchestrator_in(cwd: &Path) -> Command {
+    let (orchestrator, bootstrap) = binaries();
+    let mut cmd = Command::new(orchestrator);
+    cmd.current_dir(cwd)
+        .env("PROPACK_BOOTSTRAP", bootstrap)
+        .env("PROPACK_PLANS", cwd.join("plans.json"));
+    cmd
 }
