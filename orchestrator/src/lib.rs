@@ -19,6 +19,7 @@
 pub mod backend;
 pub mod billing;
 pub mod evaluate;
+pub mod function;
 pub mod journal;
 pub mod model;
 pub mod pipeline;

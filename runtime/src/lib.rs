@@ -85,3 +85,8 @@ pub use frontend::{Runtime, RuntimeBuilder, RuntimeError};
 #[cfg(feature = "executor")]
 pub use storage::{Storage, StorageError};
 pub use uri::{ObjectUri, S3Uri, UriError};
+
+/// The exec wrapper that ProPack's layer carries for Lambda's managed runtimes
+/// (`runtime/wrapper/propack-exec-wrapper`): run as `AWS_LAMBDA_EXEC_WRAPPER` with the language
+/// runtime's start command as its arguments, it starts `bootstrap` instead (see the script).
+pub const EXEC_WRAPPER_SCRIPT: &str = include_str!("../wrapper/propack-exec-wrapper");

@@ -36,6 +36,7 @@ fn launch(tasks: usize, k: usize) -> (RunReport, tempfile::TempDir) {
             bootstrap: bootstrap.clone(),
             seed: 1,
             env: BTreeMap::new(),
+            managed: None,
         },
         baseline: false,
         run_dir: dir.path().join("run"),

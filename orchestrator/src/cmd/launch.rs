@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use propack_orchestrator::backend::BackendKind;
+use propack_orchestrator::function::{LambdaRuntime, ManagedFunction};
 use propack_orchestrator::pipeline::events::EventsSpec;
 use propack_orchestrator::pipeline::map::{MapOver, MapSpec};
 use propack_orchestrator::pipeline::{
@@ -64,6 +65,11 @@ pub struct Args {
     /// The handler's language (default: the one --code has a module for, Python first).
     #[arg(long, value_enum, requires = "handler")]
     pub handler_runtime: Option<HandlerRuntimeArg>,
+    /// The local function's Lambda runtime: on python3.13 or nodejs22.x the platform starts
+    /// instances through ProPack's exec wrapper (AWS_LAMBDA_EXEC_WRAPPER, as `deploy --runtime`
+    /// sets it) and the handler comes from the function's configuration (_HANDLER).
+    #[arg(long, value_enum, requires = "handler")]
+    pub runtime: Option<LambdaRuntime>,
     /// Your own command, one task per object of --map (or line of --map-args), e.g.
     /// 'convert.sh {input} {output}'; placeholders {input}, {output}, {key}, {id}.
     #[arg(long, requires = "over")]
@@ -172,6 +178,14 @@ fn tasks_file(path: &Path, c: Option<usize>) -> anyhow::Result<JobSource> {
     })
 }
 
+/// The first `--tasks C` tasks of a task list (all without `--tasks`).
+fn first(mut source: JobSource, c: Option<usize>) -> JobSource {
+    if let (Some(n), JobSource::Tasks { tasks, .. }) = (c, &mut source) {
+        tasks.truncate(n);
+    }
+    source
+}
+
 /// What to run, from `--benchmark`/`--tasks-file`/`--exec` and `--tasks`/`--size`.
 fn source(args: &Args) -> anyhow::Result<JobSource> {
     if let (Some(handler), Some(events)) = (&args.handler, &args.events) {
@@ -181,20 +195,30 @@ fn source(args: &Args) -> anyhow::Result<JobSource> {
             )
             .into());
         }
+        let mut runtime = args.handler_runtime.map(|r| match r {
+            HandlerRuntimeArg::Python3 => HandlerRuntime::Python3,
+            HandlerRuntimeArg::Node => HandlerRuntime::Node,
+        });
+        let managed = args.runtime.and_then(LambdaRuntime::handler_language);
+        if let Some(lang) = managed {
+            if runtime.is_some_and(|r| r != lang) {
+                return Err(UsageError(format!(
+                    "--handler-runtime {} does not match --runtime {}",
+                    runtime.map_or("", HandlerRuntime::as_str),
+                    args.runtime.map_or("", LambdaRuntime::as_str)
+                ))
+                .into());
+            }
+            runtime = Some(lang);
+        }
         let spec = EventsSpec {
             handler: handler.clone(),
-            runtime: args.handler_runtime.map(|r| match r {
-                HandlerRuntimeArg::Python3 => HandlerRuntime::Python3,
-                HandlerRuntimeArg::Node => HandlerRuntime::Node,
-            }),
+            runtime,
             code: args.code.clone(),
             events: events.clone(),
+            from_function: managed.is_some(),
         };
-        let mut source = pipeline::events::source(&spec)?;
-        if let (Some(n), JobSource::Tasks { tasks, .. }) = (args.tasks, &mut source) {
-            tasks.truncate(n);
-        }
-        return Ok(source);
+        return Ok(first(pipeline::events::source(&spec)?, args.tasks));
     }
     if let Some(exec) = &args.exec {
         let over = match (&args.map, &args.map_args) {
@@ -207,11 +231,7 @@ fn source(args: &Args) -> anyhow::Result<JobSource> {
             over,
             output_prefix: args.output_prefix.clone(),
         };
-        let mut source = pipeline::map::source(&spec)?;
-        if let (Some(n), JobSource::Tasks { tasks, .. }) = (args.tasks, &mut source) {
-            tasks.truncate(n);
-        }
-        return Ok(source);
+        return Ok(first(pipeline::map::source(&spec)?, args.tasks));
     }
     match (&args.tasks_file, args.benchmark) {
         (Some(path), _) => tasks_file(path, args.tasks),
@@ -255,6 +275,13 @@ fn backend(args: &Args) -> anyhow::Result<BackendSpec> {
     match kind {
         #[cfg(feature = "aws")]
         BackendKind::Aws => {
+            if let Some(rt) = args.runtime {
+                return Err(UsageError(format!(
+                    "--runtime {} emulates a runtime on the local platform; on AWS the deployed function's runtime is used (`orchestrator deploy --runtime`)",
+                    rt.as_str()
+                ))
+                .into());
+            }
             if args.function_dir.is_some() {
                 return Err(UsageError(
                     "--function-dir is the local platform's task root; on AWS, ship the files with `orchestrator package --include` and `deploy --code`".into(),
@@ -273,6 +300,13 @@ fn backend(args: &Args) -> anyhow::Result<BackendSpec> {
             },
             seed: args.seed,
             env: task_root_env(args.function_dir.as_deref().or(args.code.as_deref()))?,
+            managed: match (args.runtime, &args.handler) {
+                (Some(runtime), Some(handler)) if runtime.is_managed() => Some(ManagedFunction {
+                    runtime,
+                    handler: handler.clone(),
+                }),
+                _ => None,
+            },
         }),
         other => Err(UsageError(format!(
             "--backend {other} is not available in this build (rebuild with `--features aws`)"

@@ -113,6 +113,7 @@ impl CommonArgs {
                 bootstrap: find_bootstrap()?,
                 seed: 1,
                 env: Default::default(),
+                managed: None,
             }),
             #[cfg(feature = "aws")]
             ProfileBackend::Aws => {

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::JobSource;
 use super::error::PipelineError;
+use crate::function::{handler_module_files, parse_handler};
 
 /// A handler job as the user asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,49 +23,13 @@ pub struct EventsSpec {
     pub code: Option<PathBuf>,
     /// One JSON event per line.
     pub events: PathBuf,
+    /// The function's configuration (`_HANDLER`, `AWS_EXECUTION_ENV`) names the handler, as
+    /// on a managed runtime behind ProPack's exec wrapper: tasks carry only their events.
+    pub from_function: bool,
 }
 
 fn usage(message: impl Into<String>) -> PipelineError {
     PipelineError::Usage(message.into())
-}
-
-/// The module files `handler` can be imported from, per language (Python's resolve
-/// `pkg.mod.func` to `pkg/mod.py` or a package, Node's `dir/app.func` to `dir/app.{js,mjs,cjs}`).
-fn module_files(runtime: HandlerRuntime, handler: &str) -> Vec<String> {
-    match runtime {
-        HandlerRuntime::Python3 => {
-            let module = handler.rsplit_once('.').map_or(handler, |(m, _)| m);
-            let path = module.replace('.', "/");
-            vec![format!("{path}.py"), format!("{path}/__init__.py")]
-        }
-        HandlerRuntime::Node => {
-            let (dir, base) = match handler.rsplit_once('/') {
-                Some((d, b)) => (format!("{d}/"), b),
-                None => (String::new(), handler),
-            };
-            let module = base.split_once('.').map_or(base, |(m, _)| m);
-            ["js", "mjs", "cjs"]
-                .iter()
-                .map(|ext| format!("{dir}{module}.{ext}"))
-                .collect()
-        }
-    }
-}
-
-/// Checks `module.function`: one dot at least, no empty part, no whitespace.
-fn check_handler(handler: &str) -> Result<(), PipelineError> {
-    let base = handler.rsplit('/').next().unwrap_or(handler);
-    let ok = !handler.chars().any(char::is_whitespace)
-        && base
-            .split_once('.')
-            .is_some_and(|(m, f)| !m.is_empty() && !f.is_empty() && !f.ends_with('.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(usage(format!(
-            "--handler {handler:?} is not module.function (e.g. app.handler: function handler in app.py or app.js)"
-        )))
-    }
 }
 
 /// The language whose module file for `handler` is in `code`.
@@ -74,7 +39,7 @@ fn runtime_of(spec: &EventsSpec, code: &Path) -> Result<HandlerRuntime, Pipeline
         None => vec![HandlerRuntime::Python3, HandlerRuntime::Node],
     };
     for r in &candidates {
-        if module_files(*r, &spec.handler)
+        if handler_module_files(Some(*r), &spec.handler)
             .iter()
             .any(|f| code.join(f).is_file())
         {
@@ -83,7 +48,7 @@ fn runtime_of(spec: &EventsSpec, code: &Path) -> Result<HandlerRuntime, Pipeline
     }
     let looked: Vec<String> = candidates
         .iter()
-        .flat_map(|r| module_files(*r, &spec.handler))
+        .flat_map(|r| handler_module_files(Some(*r), &spec.handler))
         .collect();
     Err(usage(format!(
         "--code {} has no module for --handler {}: looked for {}",
@@ -119,7 +84,7 @@ fn read_events(path: &Path) -> Result<Vec<Value>, PipelineError> {
 
 /// The job of an events spec: one handler task per event, named `events`.
 pub fn source(spec: &EventsSpec) -> Result<JobSource, PipelineError> {
-    check_handler(&spec.handler)?;
+    parse_handler(&spec.handler).map_err(|e| usage(format!("--handler {e}")))?;
     let runtime = match &spec.code {
         Some(code) if !code.is_dir() => {
             return Err(usage(format!("--code {}: not a directory", code.display())));
@@ -130,10 +95,12 @@ pub fn source(spec: &EventsSpec) -> Result<JobSource, PipelineError> {
     let events = read_events(&spec.events)?;
     let width = events.len().to_string().len().max(4);
     // Without a language the function's own configuration (_HANDLER, AWS_EXECUTION_ENV) decides.
-    let handler = runtime.map(|runtime| HandlerRef {
-        runtime,
-        name: spec.handler.clone(),
-    });
+    let handler = runtime
+        .filter(|_| !spec.from_function)
+        .map(|runtime| HandlerRef {
+            runtime,
+            name: spec.handler.clone(),
+        });
     let tasks = events
         .into_iter()
         .enumerate()
@@ -225,6 +192,7 @@ mod tests {
             runtime: None,
             code: Some(dir.to_owned()),
             events: path,
+            from_function: false,
         }
     }
 
@@ -247,6 +215,26 @@ mod tests {
         let h = tasks[1].handler().unwrap();
         assert_eq!(h.event, json!([2]));
         assert_eq!(h.handler.as_ref().unwrap().runtime, HandlerRuntime::Node);
+    }
+
+    #[test]
+    fn a_function_configured_handler_leaves_tasks_without_one_but_still_checks_the_code() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.py"), "def handler(e, c): return e\n").unwrap();
+        let mut s = spec(dir.path(), "app.handler", "{}\n");
+        s.from_function = true;
+        s.runtime = Some(HandlerRuntime::Python3);
+        let JobSource::Tasks { tasks, origin, .. } = source(&s).unwrap() else {
+            panic!("events are tasks")
+        };
+        assert!(
+            origin.starts_with("events:python3:app.handler@"),
+            "{origin}"
+        );
+        assert_eq!(tasks[0].handler().unwrap().handler, None);
+        s.runtime = Some(HandlerRuntime::Node);
+        let e = source(&s).unwrap_err();
+        assert!(e.to_string().contains("looked for app.js"), "{e}");
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub enum BackendSpec {
         seed: u64,
         /// Extra environment of the function (`LAMBDA_TASK_ROOT` here sets its task root).
         env: BTreeMap<String, String>,
+        /// A managed runtime emulated through ProPack's exec wrapper (`launch --runtime`).
+        managed: Option<crate::function::ManagedFunction>,
     },
     /// AWS Lambda (+ Step Functions).
     #[cfg(feature = "aws")]
@@ -87,10 +89,12 @@ impl BackendSpec {
                 bootstrap,
                 seed,
                 env,
+                managed,
             } => {
                 let mut b = LocalBackend::new(bootstrap);
                 b.seed = *seed;
                 b.env = env.clone();
+                b.managed = managed.clone();
                 // A LAMBDA_TASK_ROOT in the function's environment (`--function-dir`) is
                 // its task root: the instances also start there, as on Lambda.
                 b.task_root = b.env.remove("LAMBDA_TASK_ROOT").map(PathBuf::from);

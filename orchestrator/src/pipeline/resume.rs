@@ -55,6 +55,9 @@ pub enum BackendRecord {
         seed: u64,
         /// The function's extra environment (e.g. `LAMBDA_TASK_ROOT` from `--function-dir`).
         env: BTreeMap<String, String>,
+        /// The emulated managed runtime (`launch --runtime`), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        managed: Option<crate::function::ManagedFunction>,
     },
     /// AWS.
     Aws {
@@ -79,10 +82,12 @@ impl BackendRecord {
                 bootstrap,
                 seed,
                 env,
+                managed,
             } => Self::Local {
                 bootstrap: bootstrap.clone(),
                 seed: *seed,
                 env: env.clone(),
+                managed: managed.clone(),
             },
             #[cfg(feature = "aws")]
             BackendSpec::Aws(o) => Self::Aws {
@@ -102,10 +107,12 @@ impl BackendRecord {
                 bootstrap,
                 seed,
                 env,
+                managed,
             } => Ok(BackendSpec::Local {
                 bootstrap: bootstrap.clone(),
                 seed: *seed,
                 env: env.clone(),
+                managed: managed.clone(),
             }),
             #[cfg(feature = "aws")]
             Self::Aws {
@@ -336,12 +343,16 @@ mod tests {
             bootstrap: "/x/bootstrap".into(),
             seed: 3,
             env: [("LAMBDA_TASK_ROOT".to_owned(), "/fn".to_owned())].into(),
+            managed: Some(crate::function::ManagedFunction {
+                runtime: crate::function::LambdaRuntime::Nodejs22,
+                handler: "app.handler".into(),
+            }),
         };
         let rec = BackendRecord::of(&local);
         let text = serde_json::to_string(&rec).unwrap();
         assert_eq!(
             text,
-            r#"{"kind":"local","bootstrap":"/x/bootstrap","seed":3,"env":{"LAMBDA_TASK_ROOT":"/fn"}}"#
+            r#"{"kind":"local","bootstrap":"/x/bootstrap","seed":3,"env":{"LAMBDA_TASK_ROOT":"/fn"},"managed":{"runtime":"nodejs22.x","handler":"app.handler"}}"#
         );
         let back: BackendRecord = serde_json::from_str(&text).unwrap();
         assert_eq!(BackendRecord::of(&back.spec().unwrap()), rec);

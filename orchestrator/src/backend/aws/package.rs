@@ -13,61 +13,17 @@ use super::zip::{self, ZipEntry};
 
 mod include;
 
+pub use crate::function::{EXEC_WRAPPER_PATH, LambdaRuntime};
 pub use include::{
-    EXEC_WRAPPER_PATH, Include, IncludeError, LAYER_EXTRAS, LayerExtra, ZipSource,
-    collect_includes, find_layer_extras,
+    Include, IncludeError, LAYER_EXTRAS, LayerExtra, ZipSource, collect_includes, find_layer_extras,
 };
 
-/// A Lambda runtime: OS-only (`provided.*`, ProPack's `bootstrap` is the runtime) or managed
-/// (the language's own runtime starts ProPack's through the layer's exec wrapper).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum LambdaRuntime {
-    /// Amazon Linux 2023 (glibc 2.34).
-    #[default]
-    #[value(name = "provided.al2023")]
-    ProvidedAl2023,
-    /// Amazon Linux 2 (glibc 2.26).
-    #[value(name = "provided.al2")]
-    ProvidedAl2,
-    /// Python 3.13 (managed, Amazon Linux 2023).
-    #[value(name = "python3.13")]
-    Python313,
-    /// Node.js 22 (managed, Amazon Linux 2023).
-    #[value(name = "nodejs22.x")]
-    Nodejs22,
-}
-
 impl LambdaRuntime {
-    /// The runtime identifier Lambda uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ProvidedAl2023 => "provided.al2023",
-            Self::ProvidedAl2 => "provided.al2",
-            Self::Python313 => "python3.13",
-            Self::Nodejs22 => "nodejs22.x",
-        }
-    }
-
     /// The newest glibc the runtime ships: no binary may need a newer symbol version.
     pub fn max_glibc(self) -> GlibcVersion {
         match self {
             Self::ProvidedAl2023 | Self::Python313 | Self::Nodejs22 => GlibcVersion(2, 34, 0),
             Self::ProvidedAl2 => GlibcVersion(2, 26, 0),
-        }
-    }
-
-    /// Whether Lambda supplies the language runtime (so ProPack's must come in through
-    /// the layer's exec wrapper rather than as `bootstrap`).
-    pub fn is_managed(self) -> bool {
-        matches!(self, Self::Python313 | Self::Nodejs22)
-    }
-
-    /// The handler language of a managed runtime, as `PROPACK_HANDLER_RUNTIME` names it.
-    pub fn handler_language(self) -> Option<&'static str> {
-        match self {
-            Self::Python313 => Some("python3"),
-            Self::Nodejs22 => Some("node"),
-            Self::ProvidedAl2023 | Self::ProvidedAl2 => None,
         }
     }
 }

@@ -29,6 +29,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use propack_runtime::contract::headers;
 
+use crate::function::{EXEC_WRAPPER_PATH, EXEC_WRAPPER_SCRIPT, EXEC_WRAPPER_VAR, LambdaRuntime};
 use crate::platform::PlatformProfile;
 
 /// Region reported to functions and used in ARNs.
@@ -59,6 +60,17 @@ pub struct FunctionConfig {
     /// `LAMBDA_TASK_ROOT` and working directory, so relative exec programs and handler
     /// modules resolve in it. `None`: the bootstrap's own directory.
     pub task_root: Option<PathBuf>,
+    /// The function's runtime: on `provided.*` the instance is `bootstrap`; on a managed
+    /// runtime it is the exec wrapper that the environment's `AWS_LAMBDA_EXEC_WRAPPER` names,
+    /// given the runtime's start command, as Lambda runs it (the emulator has no
+    /// language runtime client of its own).
+    pub runtime: LambdaRuntime,
+    /// The function's Handler, as `_HANDLER`.
+    pub handler: String,
+    /// The emulated `/opt` (the function's layer): `/opt/...` paths in
+    /// `AWS_LAMBDA_EXEC_WRAPPER` resolve in it, and its `bootstrap` is the one the wrapper
+    /// starts (see [`write_layer`]).
+    pub layer: Option<PathBuf>,
 }
 
 impl FunctionConfig {
@@ -76,7 +88,27 @@ impl FunctionConfig {
             env: BTreeMap::new(),
             log_dir: None,
             task_root: None,
+            runtime: LambdaRuntime::ProvidedAl2023,
+            handler: "bootstrap".into(),
+            layer: None,
         }
+    }
+
+    /// The same function on a managed runtime with ProPack's layer at `layer` (see
+    /// [`write_layer`]) and `AWS_LAMBDA_EXEC_WRAPPER` set as `deploy` sets it.
+    pub fn with_managed_runtime(
+        mut self,
+        runtime: LambdaRuntime,
+        handler: impl Into<String>,
+        layer: impl Into<PathBuf>,
+    ) -> Self {
+        self.runtime = runtime;
+        self.handler = handler.into();
+        self.layer = Some(layer.into());
+        self.env
+            .entry(EXEC_WRAPPER_VAR.to_owned())
+            .or_insert_with(|| EXEC_WRAPPER_PATH.to_owned());
+        self
     }
 
     /// The same function with `dir` as its task root (see [`FunctionConfig::task_root`]).
@@ -92,6 +124,79 @@ impl FunctionConfig {
             self.name
         )
     }
+}
+
+/// How an instance process starts: its program, arguments and the environment it adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StartCommand {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+/// `bootstrap` on `provided.*`; on a managed runtime the exec wrapper with the interpreter
+/// and the runtime's start arguments, as Lambda runs `AWS_LAMBDA_EXEC_WRAPPER`.
+fn start_command(cfg: &FunctionConfig) -> Result<StartCommand, String> {
+    // Absolute programs, since instances start in their task root.
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    if !cfg.runtime.is_managed() {
+        return Ok(StartCommand {
+            program: absolute(&cfg.bootstrap),
+            args: Vec::new(),
+            env: Vec::new(),
+        });
+    }
+    let rt = cfg.runtime.as_str();
+    let wrapper = cfg.env.get(EXEC_WRAPPER_VAR).ok_or_else(|| {
+        format!(
+            "runtime {rt} without {EXEC_WRAPPER_VAR}: the local platform has no {rt} runtime \
+             client of its own and runs managed runtimes only through ProPack's exec wrapper"
+        )
+    })?;
+    let mut env = Vec::new();
+    let program = match (wrapper.strip_prefix("/opt/"), &cfg.layer) {
+        (Some(rest), Some(layer)) => {
+            // The wrapper's default /opt/bootstrap is the emulated layer's.
+            env.push((
+                "PROPACK_BOOTSTRAP".to_owned(),
+                absolute(&layer.join("bootstrap")).display().to_string(),
+            ));
+            absolute(&layer.join(rest))
+        }
+        _ => PathBuf::from(wrapper),
+    };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let interpreter = cfg
+        .runtime
+        .interpreters()
+        .iter()
+        .find_map(|name| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+        .ok_or_else(|| {
+            format!(
+                "runtime {rt}: none of {:?} is on PATH (the emulator starts the wrapper with it)",
+                cfg.runtime.interpreters()
+            )
+        })?;
+    let mut args = vec![interpreter.display().to_string()];
+    args.extend(cfg.runtime.start_args().iter().map(|a| (*a).to_owned()));
+    Ok(StartCommand { program, args, env })
+}
+
+/// Writes ProPack's layer as the emulated `/opt` into `dir`: `bootstrap` (a link to
+/// `bootstrap`) and the exec wrapper, as `orchestrator package --layer` lays them out.
+pub fn write_layer(dir: &Path, bootstrap: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    let link = dir.join("bootstrap");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(std::path::absolute(bootstrap)?, &link)?;
+    let wrapper = dir.join("propack-exec-wrapper");
+    std::fs::write(&wrapper, EXEC_WRAPPER_SCRIPT)?;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
 }
 
 /// What to do with an invocation when the account concurrency limit is reached.
@@ -770,10 +875,9 @@ impl LambdaPlatform {
                 .map_err(|e| spawn_err(format!("task root {}: {e}", dir.display())))?,
             None => runtime_dir.to_owned(),
         };
-        // An absolute program path, since the working directory changes below.
-        let bootstrap =
-            std::path::absolute(&cfg.bootstrap).unwrap_or_else(|_| cfg.bootstrap.clone());
-        let mut cmd = tokio::process::Command::new(&bootstrap);
+        let start = start_command(cfg).map_err(spawn_err)?;
+        let mut cmd = tokio::process::Command::new(&start.program);
+        cmd.args(&start.args);
         cmd.env_clear();
         if cfg.task_root.is_some() {
             // Lambda starts the runtime in /var/task.
@@ -816,12 +920,13 @@ impl LambdaPlatform {
             .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
             .env("AWS_REGION", LOCAL_REGION)
             .env("AWS_DEFAULT_REGION", LOCAL_REGION)
-            .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+            .env("AWS_EXECUTION_ENV", cfg.runtime.execution_env())
             .env("LAMBDA_TASK_ROOT", &task_root)
             .env("LAMBDA_RUNTIME_DIR", runtime_dir)
-            .env("_HANDLER", "bootstrap")
+            .env("_HANDLER", &cfg.handler)
             .env("TZ", ":UTC")
             .envs(&cfg.env)
+            .envs(start.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
         match &cfg.log_dir {
@@ -1047,6 +1152,36 @@ fn parse_error_body(body: &[u8], header: Option<&str>) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn managed_runtimes_start_through_the_exec_wrapper_of_the_emulated_layer() {
+        let p = PlatformProfile::unlimited();
+        let f = FunctionConfig::new("f", "/b/bootstrap", &p);
+        let provided = start_command(&f).unwrap();
+        assert_eq!(
+            (provided.program, provided.args.len(), provided.env.len()),
+            (PathBuf::from("/b/bootstrap"), 0, 0)
+        );
+
+        let mut bare = f.clone();
+        bare.runtime = LambdaRuntime::Python313;
+        let e = start_command(&bare).unwrap_err();
+        assert!(e.contains("without AWS_LAMBDA_EXEC_WRAPPER"), "{e}");
+
+        let m = f.with_managed_runtime(LambdaRuntime::Nodejs22, "app.handler", "/run/opt");
+        assert_eq!(m.env[EXEC_WRAPPER_VAR], EXEC_WRAPPER_PATH);
+        let c = start_command(&m).unwrap();
+        assert_eq!(c.program, PathBuf::from("/run/opt/propack-exec-wrapper"));
+        assert!(c.args[0].ends_with("/node"), "{:?}", c.args);
+        assert_eq!(&c.args[1..], LambdaRuntime::Nodejs22.start_args());
+        assert_eq!(
+            c.env,
+            [(
+                "PROPACK_BOOTSTRAP".to_owned(),
+                "/run/opt/bootstrap".to_owned()
+            )]
+        );
+    }
 
     #[test]
     fn cold_start_samples_follow_the_profile() {

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use self::lambda::{FunctionConfig, LambdaPlatform};
 use self::sfn::{Interpreter, ItemDone};
 use super::{Backend, BackendError, Job, Progress, RunOutcome};
+use crate::function::ManagedFunction;
 use crate::records::{InstanceRecord, RunRecords, TaskRecord};
 
 /// The bucket name local runs use (any name works: buckets are directories).
@@ -181,6 +182,9 @@ pub struct LocalBackend {
     /// The function's code directory (`launch --function-dir`): every instance's
     /// `LAMBDA_TASK_ROOT`, where relative exec programs are found. `None`: the bootstrap's directory.
     pub task_root: Option<PathBuf>,
+    /// A managed runtime to emulate (`launch --runtime`): instances start through ProPack's
+    /// exec wrapper from a layer written into the run directory (`opt/`). `None`: `provided.al2023`.
+    pub managed: Option<ManagedFunction>,
     current: Arc<Mutex<Option<LambdaPlatform>>>,
 }
 
@@ -192,6 +196,7 @@ impl LocalBackend {
             env: BTreeMap::new(),
             seed: 0x5eed,
             task_root: None,
+            managed: None,
             current: Arc::new(Mutex::new(None)),
         }
     }
@@ -271,6 +276,13 @@ impl Backend for LocalBackend {
         std::fs::create_dir_all(&storage)
             .map_err(BackendError::io(format!("creating {}", storage.display())))?;
         let input = self.stage(job, &storage)?;
+        let layer = job.run_dir.join("opt");
+        if self.managed.is_some() {
+            lambda::write_layer(&layer, &self.bootstrap).map_err(BackendError::io(format!(
+                "writing the layer {}",
+                layer.display()
+            )))?;
+        }
 
         let mut names = BTreeSet::new();
         find_functions(&definition.states, &mut names);
@@ -283,7 +295,10 @@ impl Backend for LocalBackend {
                 f.env = self.env.clone();
                 f.task_root = self.task_root.clone();
                 f.log_dir = Some(job.run_dir.join("logs"));
-                f
+                match &self.managed {
+                    Some(m) => f.with_managed_runtime(m.runtime, &m.handler, &layer),
+                    None => f,
+                }
             })
             .collect();
 

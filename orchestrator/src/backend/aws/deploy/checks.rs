@@ -9,8 +9,7 @@ use super::super::zip::Listed;
 /// Lambda attaches at most this many layers to a function.
 pub const MAX_LAYERS: usize = 5;
 
-/// The environment variable that makes a managed runtime start a wrapper script first.
-pub const EXEC_WRAPPER_VAR: &str = "AWS_LAMBDA_EXEC_WRAPPER";
+pub use crate::function::{EXEC_WRAPPER_VAR, handler_module_files, parse_handler};
 
 /// Names Lambda sets itself and refuses in a function's configuration.
 const RESERVED: &[&str] = &[
@@ -126,50 +125,6 @@ pub fn parse_layer_version_arn(s: &str) -> Result<String, String> {
     }
 }
 
-/// Checks a `--handler`: `module.function` (a path before the module is allowed:
-/// `src/app.handler`), as Lambda's Handler field takes it.
-pub fn parse_handler(s: &str) -> Result<String, String> {
-    let base = s.rsplit('/').next().unwrap_or(s);
-    let ok = s.len() <= 128
-        && !s.chars().any(char::is_whitespace)
-        && base
-            .split_once('.')
-            .is_some_and(|(m, f)| !m.is_empty() && !f.is_empty() && !f.ends_with('.'));
-    if ok {
-        Ok(s.to_owned())
-    } else {
-        Err(format!(
-            "{s:?} is not module.function (e.g. app.handler: function handler in app.py or app.js)"
-        ))
-    }
-}
-
-/// The files one of which the code must hold for `handler` to import: Python resolves
-/// `pkg.mod.func` to `pkg/mod.py` (or a package), Node `dir/app.a.b` to `dir/app.{js,mjs,cjs}`.
-/// `language` is `python3` or `node`; `None` (unknown) allows either.
-pub fn handler_module_files(language: Option<&str>, handler: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    if language != Some("node")
-        && let Some((module, _)) = handler.rsplit_once('.')
-    {
-        let path = module.replace('.', "/");
-        out.push(format!("{path}.py"));
-        out.push(format!("{path}/__init__.py"));
-    }
-    if language != Some("python3") {
-        let (dir, base) = match handler.rsplit_once('/') {
-            Some((d, b)) => (format!("{d}/"), b),
-            None => (String::new(), handler),
-        };
-        if let Some((module, _)) = base.split_once('.') {
-            for ext in ["js", "mjs", "cjs"] {
-                out.push(format!("{dir}{module}.{ext}"));
-            }
-        }
-    }
-    out
-}
-
 /// A deploy whose inputs do not fit together (exit status 2: nothing was changed).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeployInputError {
@@ -256,7 +211,9 @@ pub fn check_inputs(i: &DeployInputs<'_>) -> Result<(), DeployInputError> {
     if let Some(handler) = i.handler
         && i.other_layers == 0
     {
-        let language = i.runtime.handler_language().or(i.handler_language);
+        let language = i.runtime.handler_language().or(i
+            .handler_language
+            .and_then(propack_runtime::HandlerRuntime::from_runtime_id));
         let candidates = handler_module_files(language, handler);
         let found = i.function.iter().any(|f| candidates.contains(&f.name));
         if !found {
@@ -322,34 +279,6 @@ mod tests {
         ] {
             assert!(parse_layer_version_arn(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn handlers_are_module_dot_function() {
-        for ok in [
-            "app.handler",
-            "src/app.handler",
-            "pkg.mod.handler",
-            "index.a.b",
-        ] {
-            assert_eq!(parse_handler(ok).as_deref(), Ok(ok));
-        }
-        for bad in ["handler", ".handler", "app.", "a b.c", "dir.x/app", ""] {
-            assert!(parse_handler(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn module_files_follow_each_language() {
-        assert_eq!(
-            handler_module_files(Some("python3"), "pkg.mod.handler"),
-            ["pkg/mod.py", "pkg/mod/__init__.py"]
-        );
-        assert_eq!(
-            handler_module_files(Some("node"), "src/app.handlers.main"),
-            ["src/app.js", "src/app.mjs", "src/app.cjs"]
-        );
-        assert_eq!(handler_module_files(None, "app.handler").len(), 5);
     }
 
     #[test]

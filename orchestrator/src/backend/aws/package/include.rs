@@ -214,9 +214,6 @@ pub const LAYER_EXTRAS: &[LayerExtra] = &[LayerExtra {
     mode: 0o755,
 }];
 
-/// Where `deploy` points `AWS_LAMBDA_EXEC_WRAPPER` for a managed runtime.
-pub const EXEC_WRAPPER_PATH: &str = "/opt/propack-exec-wrapper";
-
 /// The [`LAYER_EXTRAS`] found: first in `prebuilt` (by file name), then under the workspace
 /// `root`. Returns the found files and the zip paths of those not found.
 pub fn find_layer_extras(
