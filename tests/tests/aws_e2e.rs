@@ -41,6 +41,7 @@ fn start_platform(
     orchestrator: &std::path::Path,
     bootstrap: &std::path::Path,
     moto: &str,
+    extra: &[&str],
 ) -> (Server, String) {
     let mut cmd = Command::new(orchestrator);
     cmd.args([
@@ -53,6 +54,7 @@ fn start_platform(
         "--function",
     ])
     .arg(format!("propack={}", bootstrap.display()))
+    .args(extra)
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
     // The instances inherit this environment: that is how the runtime finds moto's S3.
@@ -84,7 +86,7 @@ fn launch_direct_runs_offline_against_moto_s3_and_the_local_invoke_api() {
     let store = S3Store::new(AwsClients::from_conf(&static_conf(&moto, "us-east-1"), true).s3);
     rt.block_on(store.ensure_bucket(&bucket)).unwrap();
 
-    let (_server, lambda_url) = start_platform(orchestrator, bootstrap, &moto);
+    let (_server, lambda_url) = start_platform(orchestrator, bootstrap, &moto, &[]);
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(orchestrator);
     cmd.args([
@@ -221,7 +223,7 @@ fn launch_maps_a_command_over_an_s3_prefix_offline() {
         }
     });
 
-    let (_server, lambda_url) = start_platform(orchestrator, bootstrap, &moto);
+    let (_server, lambda_url) = start_platform(orchestrator, bootstrap, &moto, &[]);
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(orchestrator);
     cmd.args([
@@ -274,4 +276,98 @@ fn launch_maps_a_command_over_an_s3_prefix_offline() {
             assert_eq!(String::from_utf8(data).unwrap(), format!("OBJECT {i}\n"));
         }
     });
+}
+
+/// `launch --backend aws --handler --events` offline: Lambda is `platform serve` with the
+/// function on python3.13 behind ProPack's exec wrapper (what `deploy --runtime python3.13
+/// --handler app.handler --layer` makes), so the events carry no handler: the function's
+/// `_HANDLER` and `AWS_EXECUTION_ENV` decide, and `outputs.jsonl` keeps event order.
+#[test]
+fn launch_runs_handler_events_on_a_managed_runtime_function_offline() {
+    let Some(moto) = moto_url() else { return };
+    let (orchestrator, bootstrap) = launch_support::binaries();
+    let bucket = format!("events-{}", std::process::id());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = S3Store::new(AwsClients::from_conf(&static_conf(&moto, "us-east-1"), true).s3);
+    rt.block_on(store.ensure_bucket(&bucket)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("app.py"),
+        "import os\ndef handler(event, context):\n    return {'sq': event['n'] ** 2, 'env': os.environ['AWS_EXECUTION_ENV']}\n",
+    )
+    .unwrap();
+    let events: String = (0..7).map(|n| format!("{{\"n\": {n}}}\n")).collect();
+    std::fs::write(dir.path().join("events.jsonl"), events).unwrap();
+    let code_arg = code.display().to_string();
+    let (_server, lambda_url) = start_platform(
+        orchestrator,
+        bootstrap,
+        &moto,
+        &[
+            "--runtime",
+            "python3.13",
+            "--handler",
+            "app.handler",
+            "--function-dir",
+            &code_arg,
+        ],
+    );
+    let mut cmd = Command::new(orchestrator);
+    cmd.args([
+        "launch",
+        "--backend",
+        "aws",
+        "--mode",
+        "direct",
+        "--bucket",
+        &bucket,
+        "--function",
+        "propack",
+        "--handler",
+        "app.handler",
+        "--events",
+        "events.jsonl",
+        "--packing",
+        "3",
+        "--platform",
+        "unlimited",
+        "--json",
+        "--out",
+        "run",
+    ])
+    .current_dir(dir.path())
+    .env("AWS_ENDPOINT_URL_LAMBDA", &lambda_url);
+    aws_env(&mut cmd, &moto);
+    let out = cmd.output().expect("running orchestrator launch");
+    assert!(
+        out.status.success(),
+        "launch failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            &summary["backend"],
+            &summary["tasks"],
+            &summary["instances"]
+        ),
+        (&Value::from("aws"), &Value::from(7), &Value::from(3)),
+        "{summary}"
+    );
+    let text = std::fs::read_to_string(dir.path().join("run/outputs.jsonl")).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 7);
+    for (n, l) in lines.iter().enumerate() {
+        assert_eq!(
+            l,
+            &serde_json::json!({"id": format!("event-{n:04}"), "status": "succeeded",
+                "output": {"sq": n * n, "env": "AWS_Lambda_python3.13"}}),
+        );
+    }
 }

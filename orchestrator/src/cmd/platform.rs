@@ -6,10 +6,12 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
+use propack_orchestrator::backend::local::lambda::write_layer;
 use propack_orchestrator::backend::local::lambda::{
     AtLimit, FunctionConfig, InvokeStatus, LambdaPlatform,
 };
 use propack_orchestrator::backend::local::{find_bootstrap, invoke_api};
+use propack_orchestrator::function::{LambdaRuntime, parse_handler};
 use propack_orchestrator::platform::PlatformProfile;
 
 /// Subcommands of `orchestrator platform`.
@@ -43,6 +45,13 @@ pub struct ServeArgs {
     /// LAMBDA_TASK_ROOT and working directory, and relative exec programs are found in it.
     #[arg(long, value_name = "DIR")]
     pub function_dir: Option<PathBuf>,
+    /// The functions' Lambda runtime: on python3.13 or nodejs22.x instances start through
+    /// ProPack's exec wrapper (as `deploy --runtime` sets them up) and run --handler.
+    #[arg(long, value_enum, requires = "handler")]
+    pub runtime: Option<LambdaRuntime>,
+    /// The functions' Handler (module.function) on a managed --runtime.
+    #[arg(long, value_parser = parse_handler, requires = "runtime")]
+    pub handler: Option<String>,
 }
 
 fn parse_function(s: &str) -> Result<(String, PathBuf), String> {
@@ -97,6 +106,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
+    // The emulated /opt of managed-runtime functions, one per function (its bootstrap).
+    let layers = std::env::temp_dir().join(format!("propack-layers-{}", std::process::id()));
     let mut functions = Vec::new();
     for (name, path) in &a.functions {
         if !path.is_file() {
@@ -111,6 +122,12 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         }
         f.log_dir = a.log_dir.clone();
         f.task_root = a.function_dir.clone();
+        if let (Some(rt), Some(handler)) = (a.runtime.filter(|r| r.is_managed()), &a.handler) {
+            let layer = layers.join(name);
+            write_layer(&layer, path)
+                .with_context(|| format!("writing the layer {}", layer.display()))?;
+            f = f.with_managed_runtime(rt, handler, layer);
+        }
         functions.push(f);
     }
     let platform = LambdaPlatform::new(profile.clone(), functions, 1);
@@ -131,6 +148,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         _ = server => {}
     }
     platform.shutdown();
+    let _ = std::fs::remove_dir_all(&layers);
     Ok(())
 }
 
