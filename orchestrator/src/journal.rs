@@ -68,6 +68,7 @@ impl Journal {
         tasks: Vec<String>,
     ) -> std::io::Result<Self> {
         let path = dir.join(JOURNAL_FILE);
+        drop_torn_tail(&path)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -122,6 +123,24 @@ impl Journal {
             error: error.to_owned(),
         })
     }
+}
+
+/// Cuts a last line that a killed writer left without its newline, so that appending after
+/// it cannot turn it into a malformed line in the middle of the journal.
+fn drop_torn_tail(path: &Path) -> std::io::Result<()> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if text.is_empty() || text.ends_with(b"\n") {
+        return Ok(());
+    }
+    let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .set_len(keep as u64)
 }
 
 /// Every complete entry of a journal file; a torn last line (a write cut short) is skipped,
@@ -372,5 +391,20 @@ mod tests {
         std::fs::write(&path, format!("garbage\n{text}\n")).unwrap();
         let e = read(&path).unwrap_err();
         assert!(e.to_string().contains(":1: not a journal entry"), "{e}");
+    }
+
+    #[test]
+    fn the_next_attempt_cuts_a_torn_tail_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), 1, "r", 1, vec!["a".into()]).unwrap();
+        let path = j.path().to_owned();
+        drop(j);
+        let whole = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{whole}{{\"kind\":\"res")).unwrap();
+        let j = Journal::open(dir.path(), 2, "r", 1, vec!["a".into()]).unwrap();
+        j.result(&result(&[("a", "succeeded")])).unwrap();
+        let entries = read(&path).unwrap();
+        assert_eq!(entries.len(), 3, "attempt 1, attempt 2, its result");
+        assert!(std::fs::read_to_string(&path).unwrap().starts_with(&whole));
     }
 }

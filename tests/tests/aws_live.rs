@@ -89,6 +89,7 @@ fn job(run_id: &str, tasks: Vec<Task>, k: usize, definition: propack_step_functi
         definition,
         run_dir: std::env::temp_dir().join("propack-live").join(run_id),
         platform: PlatformProfile::aws_today(),
+        stop: Default::default(),
     }
 }
 

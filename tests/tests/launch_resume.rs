@@ -207,3 +207,115 @@ fn a_sigkilled_launch_keeps_every_returned_batch_and_resume_finishes_it() {
         assert_eq!(out, format!("done {i}\n"));
     }
 }
+
+/// The first Ctrl-C stops starting invocations, lets the ones in flight finish into the
+/// journal, and ends with the `resume` command; `resume` then runs exactly the rest.
+#[test]
+fn ctrl_c_drains_in_flight_batches_and_resume_runs_the_rest_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("in")).unwrap();
+    for i in 0..12 {
+        std::fs::write(root.join(format!("in/{i:02}")), format!("{i}\n")).unwrap();
+    }
+    // Two instances at a time, so most invocations are still waiting when Ctrl-C comes.
+    let mut platform = propack_orchestrator::platform::PlatformProfile::unlimited();
+    platform.name = "two-at-a-time".into();
+    platform.account_concurrency_limit = Some(2);
+    std::fs::write(
+        root.join("two.json"),
+        serde_json::to_vec(&platform).unwrap(),
+    )
+    .unwrap();
+    // Every start of the run is counted (profiling, before launch.json exists, is not).
+    script(
+        &root.join("slow.sh"),
+        &format!(
+            "#!/bin/sh\n[ -e {launch} ] && echo \"$PROPACK_TASK_ID\" >> {count}\nsleep 0.4\ncat \"$1\" > \"$2\"\n",
+            launch = root.join("run/launch.json").display(),
+            count = root.join("count").display()
+        ),
+    );
+    let exec = format!("{} {{input}} {{output}}", root.join("slow.sh").display());
+    let child = orchestrator(root)
+        .args([
+            "launch",
+            "--exec",
+            &exec,
+            "--map",
+            "in",
+            "--output-prefix",
+            "out",
+            "--packing",
+            "1",
+            "--kmax",
+            "1",
+            "--platform",
+            "two.json",
+            "--json",
+            "--out",
+            "run",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let journal = root.join("run/journal.jsonl");
+    let t0 = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        if text.contains("\"attempt\":1") && text.matches("\"kind\":\"result\"").count() >= 2 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "no batch returned");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        stderr.contains("run the rest with: orchestrator resume /"),
+        "{stderr}"
+    );
+
+    let started = |root: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(root.join("count")).unwrap_or_default();
+        let mut v: Vec<String> = text.lines().map(str::to_owned).collect();
+        v.sort();
+        v
+    };
+    let before = started(root);
+    let status = json(&run(root, &["status", "run", "--json"]));
+    assert_eq!(
+        status["done"].as_u64().unwrap() as usize,
+        before.len(),
+        "every started task finished into the journal: {status}"
+    );
+    assert!(before.len() < 12, "the interrupt stopped the run: {status}");
+
+    let resumed = run(root, &["resume", "run", "--json"]);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let r = json(&resumed);
+    assert_eq!(
+        r["ran"].as_u64().unwrap() as usize,
+        12 - before.len(),
+        "{r}"
+    );
+    let all = started(root);
+    let mut distinct = all.clone();
+    distinct.dedup();
+    assert_eq!(all.len(), 12, "each task started once in all: {all:?}");
+    assert_eq!(distinct.len(), 12);
+    for i in 0..12 {
+        let out = std::fs::read_to_string(root.join(format!("out/{i:02}"))).unwrap();
+        assert_eq!(out, format!("{i}\n"));
+    }
+}

@@ -42,6 +42,7 @@ fn a_killed_instance_is_retried_without_losing_or_duplicating_tasks() {
         definition: built,
         run_dir: dir.path().to_owned(),
         platform: PlatformProfile::unlimited(),
+        stop: Default::default(),
     };
     let mut backend = LocalBackend::new(bootstrap);
     let handle = backend.platform_handle();

@@ -35,6 +35,31 @@ pub struct Job {
     pub run_dir: PathBuf,
     /// The platform the job runs on (or is simulated on).
     pub platform: PlatformProfile,
+    /// Set by the first Ctrl-C: start no more invocations, finish those in flight.
+    pub stop: Stop,
+}
+
+/// A request to stop starting invocations (the first Ctrl-C), readable by every backend.
+///
+/// A signal is process-wide, so the flag is a `'static` the binary owns; `Stop::NEVER`
+/// (the default) is never set.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stop(Option<&'static std::sync::atomic::AtomicBool>);
+
+impl Stop {
+    /// A stop that is never requested.
+    pub const NEVER: Stop = Stop(None);
+
+    /// A stop requested when `flag` is set.
+    pub const fn new(flag: &'static std::sync::atomic::AtomicBool) -> Self {
+        Stop(Some(flag))
+    }
+
+    /// Whether the stop was requested.
+    pub fn requested(self) -> bool {
+        self.0
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+    }
 }
 
 /// What a backend measured.

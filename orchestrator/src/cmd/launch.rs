@@ -363,6 +363,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let req = request(&args)?;
     let ui = Ui {
         quiet: args.json || !std::io::stderr().is_terminal(),
+        stop: super::interrupt::install(&req.run_dir),
     };
     let report = pipeline::launch(&req, ui)?;
     report
@@ -373,6 +374,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         print_human(&report);
     }
+    super::interrupt::check(ui.stop, &req.run_dir)?;
     let verified = report.run.verified && report.baseline.as_ref().is_none_or(|b| b.verified);
     anyhow::ensure!(
         verified,

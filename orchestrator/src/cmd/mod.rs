@@ -19,6 +19,7 @@ pub mod args;
 pub mod definition;
 pub mod deploy;
 pub mod evaluate;
+pub mod interrupt;
 pub mod launch;
 pub mod model;
 pub mod package;

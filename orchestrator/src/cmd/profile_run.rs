@@ -157,7 +157,10 @@ impl CommonArgs {
     }
 
     fn ui(&self) -> Ui {
-        Ui { quiet: self.json }
+        Ui {
+            quiet: self.json,
+            ..Ui::default()
+        }
     }
 }
 

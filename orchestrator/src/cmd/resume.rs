@@ -36,6 +36,7 @@ pub fn resume(a: ResumeArgs) -> anyhow::Result<()> {
     }
     let ui = Ui {
         quiet: a.json || !std::io::stderr().is_terminal(),
+        stop: super::interrupt::install(&a.run_dir),
     };
     let s = resume::resume(&a.run_dir, a.packing, ui)?;
     if a.json {

@@ -206,6 +206,7 @@ pub async fn run_job(
         definition,
         run_dir: dir.to_owned(),
         platform: platform.clone(),
+        stop: target.ui.stop,
     };
     let run_progress = RunProgress {
         bar: &progress,
@@ -348,7 +349,8 @@ pub fn launch(req: &LaunchRequest, ui: Ui) -> Result<RunReport, PipelineError> {
         )
         .await?;
         packed.predicted = planned.predicted(k);
-        let baseline = if req.baseline {
+        // After a Ctrl-C the baseline would run nothing: the user asked to stop.
+        let baseline = if req.baseline && !ui.stop.requested() {
             let id = format!("{}-k1", req.run_id);
             let dir = req.run_dir.join("baseline");
             let own = Attempt {

@@ -110,6 +110,7 @@ impl Profiler {
             definition: build_definition(&opts)?,
             run_dir: run_dir.clone(),
             platform: self.platform.clone(),
+            stop: crate::backend::Stop::NEVER,
         };
         let outcome = self.backend.run(&job, &NoProgress).await?;
         // Best effort: a profiling run's files are of no use once measured.

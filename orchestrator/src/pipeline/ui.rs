@@ -8,15 +8,20 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::backend::Progress;
 
 /// Whether the pipeline draws progress bars (on stderr).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Ui {
     /// Draw nothing.
     pub quiet: bool,
+    /// The user's request to stop starting invocations (Ctrl-C), passed to every job.
+    pub stop: crate::backend::Stop,
 }
 
 impl Ui {
     /// No bars (tests, `--json`).
-    pub const QUIET: Ui = Ui { quiet: true };
+    pub const QUIET: Ui = Ui {
+        quiet: true,
+        stop: crate::backend::Stop::NEVER,
+    };
 
     /// A bar of `len` steps drawn with `template` (indicatif syntax), hidden when quiet.
     pub fn bar(&self, len: u64, template: &str) -> ProgressBar {

@@ -24,6 +24,8 @@ pub struct FanoutOptions {
     pub base_backoff: Duration,
     /// Ceiling of the backoff.
     pub max_backoff: Duration,
+    /// Once requested, no further batch is sent (those in flight finish).
+    pub stop: crate::backend::Stop,
 }
 
 impl Default for FanoutOptions {
@@ -33,6 +35,7 @@ impl Default for FanoutOptions {
             max_attempts: 12,
             base_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(20),
+            stop: crate::backend::Stop::NEVER,
         }
     }
 }
@@ -153,7 +156,7 @@ async fn invoke_one(
 ///
 /// Throttling and 5xx are retried per batch; a denied or otherwise permanent error
 /// (missing permission, unknown function) cancels everything in flight and is returned.
-/// Records come back in batch order.
+/// Records come back in batch order; after a stop, batches not yet sent have none (not run).
 pub async fn fan_out(
     client: &aws_sdk_lambda::Client,
     function: &str,
@@ -170,7 +173,7 @@ pub async fn fan_out(
     let mut set = JoinSet::new();
     let mut records = Vec::with_capacity(total);
     loop {
-        while set.len() < opts.max_in_flight.max(1) {
+        while set.len() < opts.max_in_flight.max(1) && !opts.stop.requested() {
             let Some((i, payload)) = pending.next() else {
                 break;
             };

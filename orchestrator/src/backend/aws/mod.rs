@@ -321,6 +321,7 @@ impl AwsBackend {
         batches: &[Batch],
         progress: &dyn Progress,
         info: &mut AwsRunInfo,
+        stop: crate::backend::Stop,
     ) -> Result<RunOutcome, AwsError> {
         let payloads: Vec<Vec<u8>> = batches
             .iter()
@@ -334,7 +335,10 @@ impl AwsBackend {
             &self.opts.function,
             payloads,
             &sizes,
-            &self.opts.fanout,
+            &invoke::FanoutOptions {
+                stop,
+                ..self.opts.fanout.clone()
+            },
             launch,
             progress,
         )
@@ -497,7 +501,10 @@ impl AwsBackend {
             downloaded: 0,
         };
         let outcome = match self.opts.mode {
-            AwsMode::Direct => self.run_direct(&batches, progress, &mut info).await?,
+            AwsMode::Direct => {
+                self.run_direct(&batches, progress, &mut info, job.stop)
+                    .await?
+            }
             AwsMode::Sfn => {
                 self.run_sfn(job, &staged, &batches, progress, &mut info)
                     .await?

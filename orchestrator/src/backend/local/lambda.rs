@@ -230,6 +230,9 @@ pub enum InvokeError {
     /// The platform was shut down.
     #[error("the local platform is shut down")]
     Shutdown,
+    /// The run was stopped before this invocation got an instance (see [`LambdaPlatform::set_stop`]).
+    #[error("not started: the run was interrupted")]
+    NotStarted,
 }
 
 /// How an invocation that reached the function ended.
@@ -374,6 +377,7 @@ struct Inner {
     seed: u64,
     idle_ttl_ms: AtomicU64,
     reaper_started: AtomicBool,
+    stop: Mutex<crate::backend::Stop>,
 }
 
 /// The emulated Lambda service. Cheap to clone; all clones share one pool of instances.
@@ -448,8 +452,19 @@ impl LambdaPlatform {
                 seed,
                 idle_ttl_ms: AtomicU64::new(DEFAULT_IDLE_TTL.as_millis() as u64),
                 reaper_started: AtomicBool::new(false),
+                stop: Mutex::new(crate::backend::Stop::NEVER),
             }),
         }
+    }
+
+    /// Once `stop` is requested, invocations not yet given an instance end at once with
+    /// [`InvokeError::NotStarted`]; those already running finish (the first Ctrl-C).
+    pub fn set_stop(&self, stop: crate::backend::Stop) {
+        *self.inner.stop.lock().expect("stop lock") = stop;
+    }
+
+    fn stopping(&self) -> bool {
+        self.inner.stop.lock().expect("stop lock").requested()
     }
 
     /// Sets how long idle instances stay warm. A launch of C tasks at k = 1 creates C
@@ -668,6 +683,9 @@ impl LambdaPlatform {
             if pool.shutdown {
                 return Err(InvokeError::Shutdown);
             }
+            if self.stopping() {
+                return Err(InvokeError::NotStarted);
+            }
             while let Some(i) = pool.idle.get_mut(&cfg.name).and_then(Vec::pop) {
                 if !i.dead.load(Ordering::SeqCst) {
                     pool.busy += 1;
@@ -692,9 +710,17 @@ impl LambdaPlatform {
         };
         if let Some(rx) = rx {
             match rx.await {
+                Ok(Grant::Warm(i)) if self.stopping() => {
+                    self.release(i, true);
+                    return Err(InvokeError::NotStarted);
+                }
                 Ok(Grant::Warm(i)) => {
                     i.busy.store(true, Ordering::SeqCst);
                     return Ok(Ok((i, None)));
+                }
+                Ok(Grant::Slot) if self.stopping() => {
+                    self.release_slot();
+                    return Err(InvokeError::NotStarted);
                 }
                 Ok(Grant::Slot) => {}
                 Err(_) => return Err(InvokeError::Shutdown),
@@ -797,6 +823,9 @@ impl LambdaPlatform {
         self.start_reaper();
         let (n, at) = self.reserve_arrival();
         tokio::time::sleep_until(at.into()).await;
+        if self.stopping() {
+            return Err(InvokeError::NotStarted);
+        }
         let allowed = Instant::now();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.inner.seed.wrapping_add(n));
         let cold_ms = sample_cold_start_ms(&self.inner.profile, &mut rng);

@@ -338,6 +338,8 @@ impl Backend for LocalBackend {
             });
         });
         let interp = Interpreter::new(platform.clone(), &storage, Some(on_item));
+        interp.set_stop(job.stop);
+        platform.set_stop(job.stop);
         let exec = interp.execute(definition, &job.run_id, input);
         tokio::pin!(exec);
         let mut batch_tasks: HashMap<usize, Vec<String>> = HashMap::new();

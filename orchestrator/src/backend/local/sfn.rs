@@ -35,7 +35,7 @@ use serde_json::{Map, Value, json};
 use propack_step_functions::build::{EXPRESS_MAX_SECONDS, MAX_PAYLOAD_BYTES};
 
 use super::lambda::{AtLimit, Invocation, InvokeError, InvokeStatus, LambdaPlatform, epoch_ms};
-use crate::backend::BackendError;
+use crate::backend::{BackendError, Stop};
 use crate::billing::OrchestrationUsage;
 
 /// A Step Functions runtime error (`Error`, `Cause`).
@@ -60,6 +60,9 @@ impl From<BackendError> for Fail {
 
 /// The error of a child execution that ran out of time (status `TIMED_OUT`).
 const TIMED_OUT_ERROR: &str = "States.Timeout";
+/// How an item not started after a stop ends: never reported as a batch's end, so its
+/// tasks count as not run (and `resume` runs them).
+const NOT_STARTED_ERROR: &str = "ProPack.NotStarted";
 
 fn states_err(error: &str, cause: impl Into<String>) -> Fail {
     Fail::States(StatesError {
@@ -127,6 +130,8 @@ struct InterpInner {
     map_runs: AtomicU64,
     /// How long an EXPRESS child may run, milliseconds (300 s; tests scale it down).
     express_limit_ms: AtomicU64,
+    /// Once requested, Map items not yet started are left unrun (see [`Interpreter::set_stop`]).
+    stop: Mutex<Stop>,
 }
 
 impl std::fmt::Debug for Interpreter {
@@ -501,8 +506,19 @@ impl Interpreter {
                 on_item,
                 map_runs: AtomicU64::new(0),
                 express_limit_ms: AtomicU64::new((EXPRESS_MAX_SECONDS * 1000.0) as u64),
+                stop: Mutex::new(Stop::NEVER),
             }),
         }
+    }
+
+    /// After `stop` is requested, Map items that have not started are not started (those
+    /// in flight finish), as the first Ctrl-C of a local run asks.
+    pub fn set_stop(&self, stop: Stop) {
+        *self.inner.stop.lock().expect("stop lock") = stop;
+    }
+
+    fn stopping(&self) -> bool {
+        self.inner.stop.lock().expect("stop lock").requested()
     }
 
     /// Changes how long an EXPRESS child may run before it ends `TIMED_OUT` (default 5 minutes),
@@ -760,6 +776,12 @@ impl Interpreter {
                     "Rate Exceeded.",
                 ));
             }
+            Err(InvokeError::NotStarted) => {
+                return Err(states_err(
+                    NOT_STARTED_ERROR,
+                    "not started: the run was interrupted",
+                ));
+            }
             Err(InvokeError::NotFound(f)) => {
                 return Err(states_err(
                     "Lambda.ResourceNotFoundException",
@@ -970,6 +992,12 @@ impl Interpreter {
             let parent = ctx.clone();
             futs.push(async move {
                 let _permit = sem.acquire().await.expect("never closed");
+                if self.stopping() {
+                    return Err(states_err(
+                        NOT_STARTED_ERROR,
+                        "not started: the run was interrupted",
+                    ));
+                }
                 if distributed {
                     // A Distributed Map bills one transition per child execution it starts.
                     self.transition(&parent);
@@ -1001,6 +1029,7 @@ impl Interpreter {
                 }
                 if let Some(cb) = &self.inner.on_item {
                     match &r {
+                        Err(Fail::States(e)) if e.error == NOT_STARTED_ERROR => {}
                         Ok(v) => cb(ItemDone {
                             index: i,
                             input: item,

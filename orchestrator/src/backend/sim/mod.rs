@@ -596,6 +596,7 @@ mod tests {
             definition,
             run_dir: std::env::temp_dir(),
             platform: p,
+            stop: crate::backend::Stop::NEVER,
         };
         let mut backend = SimBackend::new(Box::new(fixed(&[(1, 1.0), (3, 2.0)])), 5);
         assert_eq!(backend.name(), "sim");
