@@ -125,6 +125,7 @@ async fn a_throttling_storm_is_retried_until_every_batch_completes() {
         max_attempts: 100,
         base_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(5),
+        ..FanoutOptions::default()
     };
     let progress = Count::default();
     let records = fan_out(
@@ -201,6 +202,7 @@ async fn retries_are_bounded_and_the_batch_is_recorded_as_failed() {
         max_attempts: 4,
         base_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(2),
+        ..FanoutOptions::default()
     };
     let progress = Count::default();
     let records = fan_out(
