@@ -181,10 +181,11 @@ fn assert_counts(job: &Job, k: usize, batch: usize, twice: &str) {
 
 #[test]
 fn an_instance_sigkilled_mid_batch_is_retried_by_the_map() {
-    // task-0005 (batch 1 of 3) SIGKILLs its instance's runtime the first time it runs.
+    // task-0005 (batch 1 of 3) SIGKILLs its instance's runtime the first time it runs, then
+    // waits for as long as the test lives: as on Lambda, it must die with its instance.
     let job = Job::new(
         12,
-        r#"[ "$id" = task-0005 ] && fire kill && kill -9 $PPID && sleep 1"#,
+        r#"[ "$id" = task-0005 ] && fire kill && echo $$ > "$root/victim.pid" && kill -9 $PPID && while [ -d "$root" ]; do sleep 0.1; done"#,
     );
     let out = job.launch(4, "unlimited", &[]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -204,6 +205,14 @@ fn an_instance_sigkilled_mid_batch_is_retried_by_the_map() {
     );
     job.assert_complete();
     assert_counts(&job, 4, 1, "task-0005");
+    // The killed instance's task died with it (before the retry, so before the launch ended).
+    let pid = std::fs::read_to_string(job.root.join("victim.pid")).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
+    assert!(
+        matches!(state, None | Some('Z' | 'X')),
+        "the task of a killed instance is still running: {stat}"
+    );
 }
 
 #[test]
