@@ -327,9 +327,11 @@ fn run_cases<S: Strategy>(
 #[test]
 fn mutated_batches_parse_or_are_rejected_naming_the_field() {
     let opts = ParseOptions { max_tasks: 8 };
+    let accepted = AtomicUsize::new(0);
     let n = run_cases("mutated batches", PARSER_CASES, arb_payload(), |v| {
         match Batch::from_value(&v, &opts) {
             Ok(b) => {
+                accepted.fetch_add(1, Ordering::Relaxed);
                 // What parsed is stable: its own wire form parses to the same batch.
                 let again = Batch::from_value(&b.to_value(), &opts);
                 prop_assert_eq!(again.as_ref(), Ok(&b));
@@ -339,6 +341,13 @@ fn mutated_batches_parse_or_are_rejected_naming_the_field() {
         }
         Ok(())
     });
+    let accepted = accepted.load(Ordering::Relaxed);
+    eprintln!(
+        "mutated batches: {accepted} accepted, {} rejected",
+        n - accepted
+    );
+    // Both sides are exercised: the mutations neither always break nor never break a batch.
+    assert!(accepted > 0 && accepted < n, "{accepted} of {n}");
     assert!(n >= PARSER_CASES as usize, "{n}");
 }
 
@@ -397,9 +406,11 @@ fn the_handler_answers_every_mutated_payload_with_a_result_or_invalid_batch() {
         cap_sleeps(&mut v);
         v
     });
+    let ran = AtomicUsize::new(0);
     let n = run_cases("handler", HANDLER_CASES, strategy, |v| {
         match inst.handle_value(&v, None, Some("req".into())) {
             Ok(r) => {
+                ran.fetch_add(1, Ordering::Relaxed);
                 let batch = Batch::from_value(&v, &inst.config().parse_options())
                     .expect("a batch the handler ran parses");
                 // One record per task, in the batch's order, each with a status.
@@ -430,6 +441,12 @@ fn the_handler_answers_every_mutated_payload_with_a_result_or_invalid_batch() {
         }
         Ok(())
     });
+    let ran = ran.load(Ordering::Relaxed);
+    eprintln!(
+        "handler: {ran} batches ran, {} answered InvalidBatch",
+        n - ran
+    );
+    assert!(ran > 0 && ran < n, "{ran} of {n}");
     assert!(n >= HANDLER_CASES as usize, "{n}");
 }
 
