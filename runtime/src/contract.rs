@@ -301,6 +301,12 @@ impl HandlerRef {
 
     /// Parses a JSON handler object; `path` names it in errors.
     fn from_value_at(v: &Value, path: &str) -> Result<Self, ContractError> {
+        let obj = expect_object(v, path)?;
+        for key in ["runtime", "name"] {
+            if let Some(x) = obj.get(key) {
+                expect_string(x, &format!("{path}.{key}"))?;
+            }
+        }
         let w: HandlerRefWire =
             serde_json::from_value(v.clone()).map_err(|e| field_error(path.to_owned(), e))?;
         Self::from_wire(w, path)
@@ -595,6 +601,86 @@ fn field_error(field: impl Into<String>, e: serde_json::Error) -> ContractError 
     }
 }
 
+fn wrong_type(field: &str, want: &str, got: &Value) -> ContractError {
+    ContractError::InvalidField {
+        field: field.to_owned(),
+        message: format!("must be {want}, got {}", type_name(got)),
+    }
+}
+
+fn expect_object<'a>(
+    v: &'a Value,
+    field: &str,
+) -> Result<&'a serde_json::Map<String, Value>, ContractError> {
+    v.as_object()
+        .ok_or_else(|| wrong_type(field, "an object", v))
+}
+
+fn expect_string(v: &Value, field: &str) -> Result<(), ContractError> {
+    if v.is_string() {
+        Ok(())
+    } else {
+        Err(wrong_type(field, "a string", v))
+    }
+}
+
+/// An object whose values are all strings (`env`, `inputs`, `outputs`).
+fn expect_string_map(v: &Value, field: &str) -> Result<(), ContractError> {
+    for (k, x) in expect_object(v, field)? {
+        expect_string(x, &format!("{field}.{k}"))?;
+    }
+    Ok(())
+}
+
+/// Checks the types of a task's fields one by one before serde reads the whole task, so
+/// that a wrong type names its field (`tasks[2].exec.args[0]`), not just the task, and
+/// no error names a Rust type.
+fn check_task_fields(raw: &Value, path: &str) -> Result<(), ContractError> {
+    let obj = raw
+        .as_object()
+        .ok_or_else(|| wrong_type(path, "a task object", raw))?;
+    for (name, v) in obj {
+        let field = format!("{path}.{name}");
+        match name.as_str() {
+            "id" => expect_string(v, &field)?,
+            "timeout_ms" if !v.is_null() && v.as_u64().is_none() => {
+                return Err(wrong_type(
+                    &field,
+                    "a non-negative integer (milliseconds)",
+                    v,
+                ));
+            }
+            "inputs" | "outputs" => expect_string_map(v, &field)?,
+            "exec" => {
+                let exec = expect_object(v, &field)?;
+                if let Some(p) = exec.get("program") {
+                    expect_string(p, &format!("{field}.program"))?;
+                }
+                if let Some(args) = exec.get("args") {
+                    let at = format!("{field}.args");
+                    let list = args
+                        .as_array()
+                        .ok_or_else(|| wrong_type(&at, "an array of strings", args))?;
+                    for (i, a) in list.iter().enumerate() {
+                        expect_string(a, &format!("{at}[{i}]"))?;
+                    }
+                }
+                if let Some(env) = exec.get("env") {
+                    expect_string_map(env, &format!("{field}.env"))?;
+                }
+            }
+            "builtin" => {
+                let b = expect_object(v, &field)?;
+                if let Some(n) = b.get("name") {
+                    expect_string(n, &format!("{field}.name"))?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Checks the types of the [`BatchInput`] fields present in `obj` (`handler` is checked apart).
 fn check_input_fields(
     obj: &serde_json::Map<String, Value>,
@@ -677,15 +763,27 @@ impl Batch {
             input.max_result_bytes = nested.max_result_bytes.or(input.max_result_bytes);
             input.logs_prefix = nested.logs_prefix.or(input.logs_prefix);
         }
+        // A merged value is named where it came from (nested values win).
+        let origin = |name: &str| {
+            if obj
+                .get("BatchInput")
+                .and_then(|bi| bi.get(name))
+                .is_some_and(|v| !v.is_null())
+            {
+                format!("BatchInput.{name}")
+            } else {
+                name.to_owned()
+            }
+        };
         if input.parallelism == Some(0) {
             return Err(ContractError::InvalidField {
-                field: "parallelism".into(),
+                field: origin("parallelism"),
                 message: "must be at least 1".into(),
             });
         }
         if input.max_result_bytes == Some(0) {
             return Err(ContractError::InvalidField {
-                field: "max_result_bytes".into(),
+                field: origin("max_result_bytes"),
                 message: "must be positive".into(),
             });
         }
@@ -693,7 +791,7 @@ impl Batch {
             && let Err(e) = crate::uri::ObjectUri::parse(prefix)
         {
             return Err(ContractError::InvalidField {
-                field: "logs_prefix".into(),
+                field: origin("logs_prefix"),
                 message: e.to_string(),
             });
         }
@@ -702,6 +800,7 @@ impl Batch {
         let mut seen = BTreeSet::new();
         for (index, raw) in list.iter().enumerate() {
             let path = format!("{field}[{index}]");
+            check_task_fields(raw, &path)?;
             let wire: TaskWire =
                 serde_json::from_value(raw.clone()).map_err(|e| field_error(path.clone(), e))?;
             let task = wire.into_task(&path)?;
@@ -1045,6 +1144,48 @@ mod tests {
             json!({"runtime": "python3", "name": "app.handler"})
         );
         assert_eq!(parse(v).unwrap(), b);
+    }
+
+    /// Found by `tests/batch_fuzz.rs`: a wrong type inside a task named only the task, and a
+    /// task that was not an object named a Rust type (`expected struct TaskWire`).
+    #[test]
+    fn wrong_types_inside_a_task_name_the_field_not_the_task() {
+        let err = |v: Value| parse(v).unwrap_err().to_string();
+        let noop = json!({"id": "a", "builtin": {"name": "noop"}});
+        assert_eq!(
+            err(json!({"Items": [noop, null]})),
+            "field `Items[1]`: must be a task object, got null"
+        );
+        assert_eq!(
+            err(json!({"tasks": [{"id": 7, "builtin": {"name": "noop"}}]})),
+            "field `tasks[0].id`: must be a string, got a number"
+        );
+        assert_eq!(
+            err(
+                json!({"tasks": [noop, {"id": "b", "exec": {"program": "/bin/true", "args": ["x", 1]}}]})
+            ),
+            "field `tasks[1].exec.args[1]`: must be a string, got a number"
+        );
+        assert_eq!(
+            err(json!({"tasks": [{"id": "b", "builtin": {"name": "noop"}, "timeout_ms": "5s"}]})),
+            "field `tasks[0].timeout_ms`: must be a non-negative integer (milliseconds), got a string"
+        );
+        assert_eq!(
+            err(
+                json!({"tasks": [{"id": "b", "builtin": {"name": "noop"}, "outputs": {"o": false}}]})
+            ),
+            "field `tasks[0].outputs.o`: must be a string, got a boolean"
+        );
+        assert_eq!(
+            err(
+                json!({"tasks": [{"id": "b", "event": 1, "handler": {"runtime": "node", "name": []}}]})
+            ),
+            "field `tasks[0].handler.name`: must be a string, got an array"
+        );
+        assert_eq!(
+            err(json!({"tasks": [noop], "BatchInput": {"logs_prefix": ""}})),
+            "field `BatchInput.logs_prefix`: unsupported URI \"\": expected s3://bucket/key or file:///absolute/path"
+        );
     }
 
     #[test]

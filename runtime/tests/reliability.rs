@@ -192,7 +192,7 @@ fn batch_fields_are_checked() {
         .unwrap_err();
     assert!(
         err.error_message
-            .starts_with("field `logs_prefix`: unsupported URI"),
+            .starts_with("field `BatchInput.logs_prefix`: unsupported URI"),
         "{}",
         err.error_message
     );

@@ -1,7 +1,10 @@
 //! Cross-crate integration tests for ProPack-rs live in `tests/tests/`; this
 //! library only holds helpers they share.
 
-use std::path::PathBuf;
+pub mod fault_proxy;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -85,4 +88,64 @@ pub fn http_request(
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// Writes an executable script.
+pub fn write_script(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod the script");
+}
+
+/// How often each line occurs in a file (a count file tasks append their id to); empty when
+/// the file does not exist.
+pub fn line_counts(path: &Path) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        if !line.is_empty() {
+            *out.entry(line.to_owned()).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// The lines of a run's `journal.jsonl` (every complete JSON line).
+pub fn journal(run_dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run_dir.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// For every task id in the journal's batch results: how many times some attempt returned
+/// it `succeeded` (across the launch and every resume).
+pub fn journal_successes(run_dir: &Path) -> BTreeMap<String, usize> {
+    let mut out: BTreeMap<String, usize> = BTreeMap::new();
+    for e in journal(run_dir).iter().filter(|e| e["kind"] == "result") {
+        for t in e["result"]["tasks"].as_array().into_iter().flatten() {
+            if t["status"] == "succeeded" {
+                *out.entry(t["id"].as_str().unwrap_or_default().to_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Asserts the acceptance check of every fault: each of `ids` was returned `succeeded`
+/// exactly once over all attempts of the run (none lost, none duplicated, no stranger).
+pub fn assert_each_succeeded_once(run_dir: &Path, ids: &[String]) {
+    let got = journal_successes(run_dir);
+    let want: BTreeMap<String, usize> = ids.iter().map(|i| (i.clone(), 1)).collect();
+    if got != want {
+        let lost: Vec<&String> = ids.iter().filter(|i| !got.contains_key(*i)).collect();
+        let twice: Vec<(&String, &usize)> = got.iter().filter(|(_, n)| **n > 1).collect();
+        panic!(
+            "{}: every task must succeed exactly once: lost {lost:?}, duplicated {twice:?}, {} successes for {} tasks",
+            run_dir.display(),
+            got.values().sum::<usize>(),
+            ids.len()
+        );
+    }
 }

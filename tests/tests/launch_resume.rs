@@ -124,36 +124,29 @@ fn resume_reruns_only_failed_tasks_and_merges_the_report() {
 }
 
 #[test]
-fn a_sigkilled_launch_keeps_every_returned_batch_and_resume_finishes_it() {
+fn a_sigkilled_launch_of_400_tasks_keeps_every_returned_batch_and_resume_runs_only_the_rest() {
+    const C: usize = 400;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    std::fs::create_dir_all(root.join("in")).unwrap();
-    // Task i sleeps i × 0.25 s, so the run spans seconds and batches return one by one.
-    for i in 0..16 {
-        std::fs::write(root.join(format!("in/{i:02}")), format!("{i}\n")).unwrap();
-    }
+    let args: String = (0..C).map(|i| format!("[\"{i}\"]\n")).collect();
+    std::fs::write(root.join("args.jsonl"), args).unwrap();
+    // Each run of a task appends its id to `count`; only in the run proper (once launch.json
+    // exists), since a local launch first profiles a few of the job's own tasks.
     script(
-        &root.join("sleepy.sh"),
-        "#!/bin/sh\nn=$(cat \"$1\")\nsleep $((n / 4)).$((n % 4 * 25))\necho \"done $n\" > \"$2\"\n",
+        &root.join("tiny.sh"),
+        &format!(
+            "#!/bin/sh\n[ -e {run}/launch.json ] && echo \"$1\" >> {count}\necho \"done $3\" > \"$2\"\n",
+            run = root.join("run").display(),
+            count = root.join("count").display()
+        ),
     );
-    let exec = format!("{} {{input}} {{output}}", root.join("sleepy.sh").display());
+    let exec = format!("{} {{id}} {{output}}", root.join("tiny.sh").display());
+    // 100 batches of 4 on aws-2021, whose scaling rule starts an instance every ~47 ms: the
+    // batches return one by one over a few seconds.
     let mut child = orchestrator(root)
-        .args([
-            "launch",
-            "--exec",
-            &exec,
-            "--map",
-            "in",
-            "--output-prefix",
-            "out",
-            "--packing",
-            "1",
-            "--kmax",
-            "1",
-            "--json",
-            "--out",
-            "run",
-        ])
+        .args(["launch", "--exec", &exec, "--map-args", "args.jsonl"])
+        .args(["--output-prefix", "out", "--packing", "4", "--kmax", "1"])
+        .args(["--platform", "aws-2021", "--json", "--out", "run"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -167,30 +160,34 @@ fn a_sigkilled_launch_keeps_every_returned_batch_and_resume_finishes_it() {
     let t0 = Instant::now();
     loop {
         let text = std::fs::read_to_string(&journal).unwrap_or_default();
-        // The launch's own attempt line comes after profiling; wait for two returned batches.
-        if text.contains("\"attempt\":1") && results(&text) >= 2 {
+        if text.contains("\"attempt\":1") && results(&text) >= 50 {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(120), "no batch returned");
+        assert!(t0.elapsed() < Duration::from_secs(300), "no batch returned");
         assert!(
             child.try_wait().unwrap().is_none(),
             "launch ended before the kill"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
     // SIGKILL: no chance to flush anything more.
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let text = std::fs::read_to_string(&journal).unwrap();
-    let returned = results(&text);
+    // The tasks whose results were journalled before the kill.
+    let journalled = propack_tests::journal_successes(&root.join("run"));
+    assert!(journalled.values().all(|&n| n == 1), "{journalled:?}");
+    let returned = journalled.len();
     let status = json(&run(root, &["status", "run", "--json"]));
     assert_eq!(
         status["done"].as_u64().unwrap() as usize,
         returned,
         "every journalled success counts as done: {status}"
     );
-    assert!(returned < 16, "the kill came before the end: {status}");
+    assert!(
+        (200..C).contains(&returned),
+        "the kill came after 50 batches and before the end: {status}"
+    );
     assert_eq!(status["complete"], false);
 
     let resumed = run(root, &["resume", "run", "--json"]);
@@ -200,12 +197,31 @@ fn a_sigkilled_launch_keeps_every_returned_batch_and_resume_finishes_it() {
         String::from_utf8_lossy(&resumed.stderr)
     );
     let r = json(&resumed);
-    assert_eq!(r["ran"].as_u64().unwrap() as usize, 16 - returned, "{r}");
+    assert_eq!(r["ran"].as_u64().unwrap() as usize, C - returned, "{r}");
     assert_eq!(r["status"]["complete"], true, "{r}");
-    for i in 0..16 {
-        let out = std::fs::read_to_string(root.join(format!("out/{i:02}"))).unwrap();
+    assert_eq!(r["status"]["done"], C, "{r}");
+    let ids: Vec<String> = (0..C).map(|i| format!("task-{i:04}")).collect();
+    propack_tests::assert_each_succeeded_once(&root.join("run"), &ids);
+    // Per-task run counts: a task journalled before the kill never ran again; any other ran
+    // once in the resume, after at most one start in a batch the kill cut off.
+    let counts = propack_tests::line_counts(&root.join("count"));
+    let mut rerun = 0;
+    for (i, id) in ids.iter().enumerate() {
+        let n = counts.get(id).copied().unwrap_or(0);
+        if journalled.contains_key(id) {
+            assert_eq!(n, 1, "{id} was journalled before the kill: {counts:?}");
+        } else {
+            assert!((1..=2).contains(&n), "{id} ran {n} times: {counts:?}");
+            rerun += n - 1;
+        }
+        let out = std::fs::read_to_string(root.join(format!("out/{id}"))).unwrap();
         assert_eq!(out, format!("done {i}\n"));
     }
+    eprintln!(
+        "400 tasks: {returned} journalled before the SIGKILL (run once), {} run by resume, \
+         {rerun} of those had started in a batch the kill cut off",
+        C - returned
+    );
 }
 
 /// The first Ctrl-C stops starting invocations, lets the ones in flight finish into the

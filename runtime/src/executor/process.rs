@@ -262,6 +262,22 @@ pub fn run_process_logged(
         .stderr(Stdio::piped())
         // Own process group, so a timeout kills the task's children too.
         .process_group(0);
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
+    // (prctl, getppid, _exit) on plain integers it captured.
+    unsafe {
+        cmd.pre_exec(move || {
+            // A task must not outlive its runtime. On Lambda an instance that dies (killed at
+            // the function timeout, out of memory, crashed) takes its whole sandbox with it;
+            // without this a local instance's task would run on, orphaned, beside the retry of
+            // its batch. (The spawning thread waits for the task, so it outlives it.)
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            if libc::getppid() != parent {
+                libc::_exit(0);
+            }
+            Ok(())
+        });
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

@@ -326,6 +326,9 @@ impl Backend for LocalBackend {
                 }),
             };
             let outcome = match d.output {
+                // The definition's Catch turns a failed batch into a failure record
+                // `{"failed": true, "error": {"Error", "Cause"}}`: journal its reason.
+                Ok(v) if v["failed"] == true => Err(failure_reason(v)),
                 Ok(v) => serde_json::from_value::<BatchResult>(v.clone())
                     .map_err(|e| format!("an unreadable batch result: {e}")),
                 Err(e) => Err(format!("{}: {}", e.error, e.cause)),
@@ -367,6 +370,21 @@ impl Backend for LocalBackend {
             .map_err(BackendError::io(format!("writing {}", path.display())))?;
         }
         Ok(outcome(job, &platform, &execution, &batch_tasks))
+    }
+}
+
+/// `Error: Cause` of a caught batch's failure record (Lambda's error type and message).
+fn failure_reason(record: &Value) -> String {
+    let error = &record["error"];
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    match (text(&error["Error"]), text(&error["Cause"])) {
+        (e, c) if e.is_empty() && c.is_empty() => format!("the batch failed: {record}"),
+        (e, c) if c.is_empty() => e,
+        (e, c) => format!("{e}: {c}"),
     }
 }
 
@@ -497,6 +515,20 @@ mod tests {
             "file:///runs/r1/storage/b/p/out/"
         );
         assert_eq!(localize_uri(s, "file:///x"), "file:///x");
+    }
+
+    #[test]
+    fn a_caught_failure_record_is_journalled_with_its_error_and_cause() {
+        let record = json!({"failed": true, "task_ids": ["a"], "error": {
+            "Error": "Sandbox.Timedout",
+            "Cause": "{\"errorType\":\"Sandbox.Timedout\",\"errorMessage\":\"r1 Task timed out after 4.00 seconds\"}"}});
+        let why = failure_reason(&record);
+        assert!(why.starts_with("Sandbox.Timedout: {"), "{why}");
+        assert!(why.contains("Task timed out after 4.00 seconds"), "{why}");
+        assert_eq!(
+            failure_reason(&json!({"failed": true, "error": {"Error": "States.TaskFailed"}})),
+            "States.TaskFailed"
+        );
     }
 
     #[test]
