@@ -950,6 +950,30 @@ mod tests {
         assert!(matches!(&b.tasks[1].action, TaskAction::Builtin(s) if s.name == "sort"));
     }
 
+    /// `bootstrap bench` sets `max_tasks` to the batch's own size, so exactly `max_tasks`
+    /// tasks must parse; one more is refused, naming the field, count and limit.
+    #[test]
+    fn max_tasks_is_inclusive() {
+        let four: Vec<Value> = (0..4).map(|i| exec_task(&format!("t{i}"))).collect();
+        let opts = ParseOptions { max_tasks: 4 };
+        assert_eq!(
+            Batch::from_value(&json!({"tasks": four}), &opts)
+                .unwrap()
+                .tasks
+                .len(),
+            4
+        );
+        let five: Vec<Value> = (0..5).map(|i| exec_task(&format!("t{i}"))).collect();
+        assert_eq!(
+            Batch::from_value(&json!({"Items": five}), &opts).unwrap_err(),
+            ContractError::TooManyTasks {
+                field: "Items",
+                count: 5,
+                max: 4
+            }
+        );
+    }
+
     #[test]
     fn shape_item_batcher_merged() {
         let b = parse(json!({"Items": [exec_task("a")], "run_id": "r2", "extra": 1})).unwrap();

@@ -1145,4 +1145,79 @@ mod tests {
         assert_eq!(c.mode, ProcessorMode::Distributed);
         assert!(c.reason.contains("share is 6451 bytes"), "{}", c.reason);
     }
+
+    /// The retriers are pinned by name here, not only by the committed definitions (which a
+    /// regeneration would silently follow): throttles and service errors up to 6 times with
+    /// backoff, a crashed instance's batch twice, everything else caught and recorded.
+    #[test]
+    fn retriers_name_the_errors_they_retry() {
+        let b = build_definition(&opts(1000, 10)).unwrap();
+        let t = task_of(&b);
+        assert_eq!(t.retry.len(), 2);
+        assert_eq!(
+            t.retry[0].error_equals,
+            [
+                "Lambda.TooManyRequestsException",
+                "Lambda.ServiceException",
+                "Lambda.AWSLambdaException",
+                "Lambda.SdkClientException",
+            ]
+        );
+        let r = &t.retry[0];
+        assert_eq!(
+            (
+                r.interval_seconds,
+                r.max_attempts,
+                r.backoff_rate,
+                r.max_delay_seconds,
+                r.jitter_strategy
+            ),
+            (Some(1), Some(6), Some(2.0), Some(30), Some(JitterStrategy::Full))
+        );
+        assert_eq!(t.retry[1].error_equals, ["Runtime.ExitError"]);
+        assert_eq!(t.retry[1].max_attempts, Some(2));
+        assert_eq!(t.catch.len(), 1);
+        assert_eq!(t.catch[0].error_equals, ["States.ALL"]);
+        assert_eq!(t.catch[0].next, FAILURE_STATE);
+        assert_eq!(t.catch[0].result_path, Some(Some("$.error".to_owned())));
+        // crash_retries = 0 drops the crash retrier, not the throttle one.
+        let mut o = opts(1000, 10);
+        o.retry.crash_retries = 0;
+        let b = build_definition(&o).unwrap();
+        let t = task_of(&b);
+        assert_eq!(t.retry.len(), 1);
+        assert_eq!(t.retry[0].error_equals.len(), 4);
+    }
+
+    /// The result budget of a distributed batch is 256 KiB less the envelope (258,048 bytes);
+    /// the warning starts at the k whose *worst-case* result (k full tails of 8,704 bytes plus
+    /// 1,024) passes it: k = 29 is 253,440 bytes (none), k = 30 is 262,144 (warned).
+    #[test]
+    fn result_budget_warning_starts_at_the_worst_case_k() {
+        let at = |k: u64| {
+            let mut o = opts(3000, k);
+            o.mode = ModeRequest::Distributed;
+            build_definition(&o).unwrap()
+        };
+        let b = at(29);
+        assert_eq!(b.max_result_bytes, 258_048);
+        assert!(
+            !b.warnings
+                .iter()
+                .any(|w| matches!(w, BuildWarning::ResultMayExceedLimit { .. })),
+            "{:?}",
+            b.warnings
+        );
+        let b = at(30);
+        assert_eq!(b.max_result_bytes, 258_048);
+        assert!(b.warnings.contains(&BuildWarning::ResultMayExceedLimit {
+            worst_case_bytes: 262_144,
+            budget_bytes: 258_048
+        }));
+        assert_eq!(
+            map_of(&b).item_batcher.as_ref().unwrap().batch_input.as_ref().unwrap()
+                ["max_result_bytes"],
+            json!(258_048)
+        );
+    }
 }
