@@ -283,3 +283,27 @@ fn custom_builtins_run_packed_with_panics_isolated_and_outputs_uploaded() {
     assert_eq!(r.tasks[6].status, TaskStatus::Succeeded);
     assert!(r.tasks[6].summary["iterations"].as_u64().unwrap() > 0);
 }
+
+/// Inputs of queued tasks are fetched while earlier tasks run: with one worker, the first
+/// task removes the second task's source after 500 ms, which only a prefetched input survives.
+#[test]
+fn queued_inputs_are_prefetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("second.txt");
+    std::fs::write(&src, "fetched early\n").unwrap();
+    let b = batch(json!({"parallelism": 1, "tasks": [
+        sh("first", &format!("sleep 0.5; rm {}", src.display())),
+        {"id": "second", "exec": {"program": "/bin/cat", "args": ["in.txt"]},
+         "inputs": {"in.txt": format!("file://{}", src.display())}},
+    ]}));
+    let cfg = ExecutorConfig {
+        parallelism: Some(1),
+        prefetch_depth: 1,
+        ..ExecutorConfig::default()
+    };
+    let r = run_batch(&b, &cfg, &Storage::from_env().unwrap());
+    assert_eq!(r.tasks[0].status, TaskStatus::Succeeded, "{:?}", r.tasks[0]);
+    assert!(!src.exists());
+    assert_eq!(r.tasks[1].status, TaskStatus::Succeeded, "{:?}", r.tasks[1]);
+    assert_eq!(r.tasks[1].stdout_tail, "fetched early\n");
+}

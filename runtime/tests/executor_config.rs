@@ -1,15 +1,19 @@
-//! `ExecutorConfig::from_env`: every variable it reads, its default, trimming and the refusals.
+//! `ExecutorConfig::from_env` (every variable it reads, its default, trimming and the
+//! refusals) and the executor's small public helpers: instance ids and log-name segments.
 //!
-//! One test in its own binary: it sets process environment variables, which no other
-//! test may read concurrently.
+//! Its own binary: `from_env_reads_every_variable` sets process environment variables,
+//! which no other test here reads.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use propack_runtime::ExecutorConfig;
-use propack_runtime::executor::DEFAULT_SAFETY_MARGIN;
+use propack_runtime::executor::{
+    DEFAULT_SAFETY_MARGIN, instance_id, memory_mb_from_env, uri_segment,
+};
 
-const VARS: [&str; 11] = [
+const VARS: [&str; 12] = [
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
     "PROPACK_PARALLELISM",
     "PROPACK_SAFETY_MARGIN_MS",
     "PROPACK_MAX_TASKS",
@@ -102,5 +106,39 @@ fn from_env_reads_every_variable() {
         let e = ExecutorConfig::from_env().unwrap_err();
         assert_eq!((e.var, e.value.as_str(), e.message), (var, value, message));
     }
+
+    // The function's memory, as Lambda sets it.
     set(&[]);
+    assert_eq!(memory_mb_from_env(), None);
+    set(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", " 2048 ")]);
+    assert_eq!(memory_mb_from_env(), Some(2048));
+    set(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots")]);
+    assert_eq!(memory_mb_from_env(), None);
+    set(&[]);
+}
+
+/// `i-<epoch ms, hex>-<pid>-<8 hex digits>`, the same for the whole process.
+#[test]
+fn instance_id_names_this_process() {
+    let id = instance_id();
+    assert_eq!(instance_id(), id);
+    let parts: Vec<&str> = id.split('-').collect();
+    assert_eq!(parts.len(), 4, "{id}");
+    assert_eq!(parts[0], "i");
+    let ms = u64::from_str_radix(parts[1], 16).unwrap();
+    assert!(ms > 1_700_000_000_000 && ms <= propack_runtime::deadline::epoch_ms(), "{id}");
+    assert_eq!(parts[2], std::process::id().to_string());
+    assert_eq!(parts[3].len(), 8);
+    assert!(u32::from_str_radix(parts[3], 16).is_ok(), "{id}");
+}
+
+/// Letters, digits, `_`, `-` and a non-leading `.` stay; everything else is percent-encoded.
+#[test]
+fn uri_segments_keep_only_safe_bytes() {
+    assert_eq!(uri_segment("Az09_-.x"), "Az09_-.x");
+    assert_eq!(uri_segment(".."), "%2E.");
+    assert_eq!(uri_segment(".hidden"), "%2Ehidden");
+    assert_eq!(uri_segment("a/b c"), "a%2Fb%20c");
+    assert_eq!(uri_segment("é"), "%C3%A9");
+    assert_eq!(uri_segment(""), "");
 }
