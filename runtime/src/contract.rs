@@ -988,6 +988,19 @@ mod tests {
             let e = err(json!({"id": "a", "exec": {"program": "x"}, "inputs": {name: "file:///x"}}));
             assert!(e.contains("plain file name"), "{name:?}: {e}");
         }
+        // Task::validate itself (public, for tasks built in code) checks a handler's name.
+        let t = Task::new(
+            "h",
+            TaskAction::Handler(HandlerTask {
+                event: Value::Null,
+                handler: Some(HandlerRef {
+                    runtime: HandlerRuntime::Python3,
+                    name: "nodot".into(),
+                }),
+            }),
+        );
+        let e = t.validate("tasks[3]").unwrap_err().to_string();
+        assert!(e.contains("tasks[3].handler.name"), "{e}");
         // Names that only look odd are fine.
         let b = parse(json!({"tasks": [{"id": "a", "exec": {"program": "x"},
             "inputs": {"..a": "file:///x", ".hidden": "file:///y"}}]}))

@@ -1258,6 +1258,11 @@ mod tests {
         let s = shape(200, 10, 1_200);
         assert_eq!(s.inline_input_bytes(), 261_704);
         assert_eq!(mode(&s), ProcessorMode::Distributed);
+        // Exactly 90 % (235,929 bytes: one 233,880-byte task) is still inline; a byte more is not.
+        let s = shape(1, 1, 233_880);
+        assert_eq!(s.inline_input_bytes(), MAX_PAYLOAD_BYTES * 9 / 10);
+        assert_eq!(mode(&s), ProcessorMode::Inline);
+        assert_eq!(mode(&shape(1, 1, 233_881)), ProcessorMode::Distributed);
         // 8 batches of 61 tasks: each batch's share (32,256 bytes) equals a typical result
         // (61 × 512 + 1,024), which fits; a ninth batch shrinks the share below it.
         let s = shape(488, 61, 10);
