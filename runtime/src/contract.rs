@@ -982,10 +982,13 @@ mod tests {
         assert!(e.contains("tasks[0].exec.program"), "{e}");
         let e = err(json!({"id": "a", "builtin": {"name": ""}}));
         assert!(e.contains("tasks[0].builtin.name"), "{e}");
-        let e = err(json!({"id": "a", "event": {}, "handler": {"runtime": "python3", "name": "nodot"}}));
+        let e = err(
+            json!({"id": "a", "event": {}, "handler": {"runtime": "python3", "name": "nodot"}}),
+        );
         assert!(e.contains("tasks[0].handler.name"), "{e}");
         for name in ["", "a/b", ".", ".."] {
-            let e = err(json!({"id": "a", "exec": {"program": "x"}, "inputs": {name: "file:///x"}}));
+            let e =
+                err(json!({"id": "a", "exec": {"program": "x"}, "inputs": {name: "file:///x"}}));
             assert!(e.contains("plain file name"), "{name:?}: {e}");
         }
         // Task::validate itself (public, for tasks built in code) checks a handler's name.
@@ -1017,7 +1020,13 @@ mod tests {
             {"id": "h", "event": 1},
         ]}))
         .unwrap();
-        let kinds = |t: &Task| (t.exec().is_some(), t.builtin().is_some(), t.handler().is_some());
+        let kinds = |t: &Task| {
+            (
+                t.exec().is_some(),
+                t.builtin().is_some(),
+                t.handler().is_some(),
+            )
+        };
         assert_eq!(kinds(&b.tasks[0]), (true, false, false));
         assert_eq!(kinds(&b.tasks[1]), (false, true, false));
         assert_eq!(kinds(&b.tasks[2]), (false, false, true));

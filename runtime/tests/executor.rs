@@ -73,7 +73,10 @@ fn failures_are_isolated() {
     let cpu = t.cpu_ms.unwrap();
     assert!((300..3_000).contains(&cpu), "cpu_ms {cpu}");
     let rss = t.max_rss_kb.unwrap();
-    assert!((65_536..65_536 + 100_000).contains(&rss), "max_rss_kb {rss}");
+    assert!(
+        (65_536..65_536 + 100_000).contains(&rss),
+        "max_rss_kb {rss}"
+    );
 
     assert_eq!(r.parallelism, 5);
     assert_eq!(r.run_id.as_deref(), Some("iso"));

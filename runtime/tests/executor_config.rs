@@ -98,8 +98,16 @@ fn from_env_reads_every_variable() {
     // Refusals name the variable and the value.
     for (var, value, message) in [
         ("PROPACK_PARALLELISM", "0", "must be at least 1"),
-        ("PROPACK_PARALLELISM", "two", "expected a non-negative integer"),
-        ("PROPACK_SAFETY_MARGIN_MS", "-5", "expected a non-negative integer"),
+        (
+            "PROPACK_PARALLELISM",
+            "two",
+            "expected a non-negative integer",
+        ),
+        (
+            "PROPACK_SAFETY_MARGIN_MS",
+            "-5",
+            "expected a non-negative integer",
+        ),
         ("PROPACK_MAX_RESULT_BYTES", "0", "must be positive"),
     ] {
         set(&[(var, value)]);
@@ -126,7 +134,10 @@ fn instance_id_names_this_process() {
     assert_eq!(parts.len(), 4, "{id}");
     assert_eq!(parts[0], "i");
     let ms = u64::from_str_radix(parts[1], 16).unwrap();
-    assert!(ms > 1_700_000_000_000 && ms <= propack_runtime::deadline::epoch_ms(), "{id}");
+    assert!(
+        ms > 1_700_000_000_000 && ms <= propack_runtime::deadline::epoch_ms(),
+        "{id}"
+    );
     assert_eq!(parts[2], std::process::id().to_string());
     assert_eq!(parts[3].len(), 8);
     assert!(u32::from_str_radix(parts[3], 16).is_ok(), "{id}");

@@ -1172,7 +1172,13 @@ mod tests {
                 r.max_delay_seconds,
                 r.jitter_strategy
             ),
-            (Some(1), Some(6), Some(2.0), Some(30), Some(JitterStrategy::Full))
+            (
+                Some(1),
+                Some(6),
+                Some(2.0),
+                Some(30),
+                Some(JitterStrategy::Full)
+            )
         );
         assert_eq!(t.retry[1].error_equals, ["Runtime.ExitError"]);
         assert_eq!(t.retry[1].max_attempts, Some(2));
@@ -1215,8 +1221,13 @@ mod tests {
             budget_bytes: 258_048
         }));
         assert_eq!(
-            map_of(&b).item_batcher.as_ref().unwrap().batch_input.as_ref().unwrap()
-                ["max_result_bytes"],
+            map_of(&b)
+                .item_batcher
+                .as_ref()
+                .unwrap()
+                .batch_input
+                .as_ref()
+                .unwrap()["max_result_bytes"],
             json!(258_048)
         );
     }
@@ -1294,12 +1305,22 @@ mod tests {
                 ..
             })
         ));
-        for (bucket, ok) in [("my-bucket", true), ("", false), ("a/b", false), ("s3:b", false)] {
+        for (bucket, ok) in [
+            ("my-bucket", true),
+            ("", false),
+            ("a/b", false),
+            ("s3:b", false),
+        ] {
             let mut o = opts(10, 1);
             o.bucket = Some(bucket.into());
             assert_eq!(err(&o).is_none(), ok, "bucket {bucket:?}");
         }
-        for (t, ok) in [(0.0, true), (-1.0, false), (f64::INFINITY, false), (f64::NAN, false)] {
+        for (t, ok) in [
+            (0.0, true),
+            (-1.0, false),
+            (f64::INFINITY, false),
+            (f64::NAN, false),
+        ] {
             let mut o = opts(10, 1);
             o.shape.task_seconds = Some(t);
             assert_eq!(err(&o).is_none(), ok, "task_seconds {t}");
@@ -1393,7 +1414,13 @@ mod tests {
         let reader = m.item_reader.as_ref().unwrap().parameters.as_ref().unwrap();
         assert_eq!(reader["Bucket.$"], "$.bucket");
         assert_eq!(reader["Key.$"], "$.manifest_key");
-        let writer = m.result_writer.as_ref().unwrap().parameters.as_ref().unwrap();
+        let writer = m
+            .result_writer
+            .as_ref()
+            .unwrap()
+            .parameters
+            .as_ref()
+            .unwrap();
         assert_eq!(writer["Bucket.$"], "$.bucket");
         let mut o = opts(1000, 10);
         o.bucket = Some("fixed".into());
@@ -1402,7 +1429,13 @@ mod tests {
         let reader = m.item_reader.as_ref().unwrap().parameters.as_ref().unwrap();
         assert_eq!(reader["Bucket"], "fixed");
         assert!(!reader.contains_key("Bucket.$"));
-        let writer = m.result_writer.as_ref().unwrap().parameters.as_ref().unwrap();
+        let writer = m
+            .result_writer
+            .as_ref()
+            .unwrap()
+            .parameters
+            .as_ref()
+            .unwrap();
         assert_eq!(writer["Bucket"], "fixed");
     }
 
@@ -1417,7 +1450,12 @@ mod tests {
         assert_eq!(m.items_path.as_deref(), Some("$.batches"));
         assert_eq!(m.max_concurrency, Some(6));
         assert_eq!(m.end, Some(true));
-        assert!(m.comment.as_deref().unwrap().contains("6 pre-packed batches"));
+        assert!(
+            m.comment
+                .as_deref()
+                .unwrap()
+                .contains("6 pre-packed batches")
+        );
         assert_eq!(m.item_processor.start_at, TASK_STATE);
         assert!(m.item_reader.is_none() && m.result_writer.is_none());
 

@@ -161,3 +161,86 @@ fn both_objective_weights_by_hand() {
 /// The k the default `both` weights choose for the synthetic app: the minimum of the
 /// scores above (between the fastest k = 6 and the cheapest k = 16).
 const BOTH_K: u64 = 8;
+
+/// The short names are plan-store keys and table labels.
+#[test]
+fn objective_and_metric_names() {
+    let both = Objective::Both {
+        w_cost: 0.5,
+        w_time: 0.5,
+    };
+    assert_eq!(
+        [Objective::Time.name(), Objective::Cost.name(), both.name()],
+        ["time", "cost", "both"]
+    );
+    assert_eq!(
+        [
+            Metric::Total.name(),
+            Metric::Tail.name(),
+            Metric::Median.name()
+        ],
+        ["total", "tail", "median"]
+    );
+}
+
+/// Every constraint admits a k that needs exactly the limit and refuses the next one.
+#[test]
+fn constraints_are_inclusive_at_their_limits() {
+    let base = model();
+    let mut plat = base.platform.clone();
+    // Timeout: exactly D(7) (predicted with the same arithmetic the planner uses).
+    plat.timeout_s = base.instance_duration_s(7);
+    let m = Model::new(&synthetic_profile(), plat.clone(), ModelKind::Propack).unwrap();
+    let mut r = req(Objective::Cost);
+    // Memory: 2,048 MB × 5 is exactly the instance's 10,240 MB.
+    r.memory_mb_per_task = f64::from(plat.memory_mb) / 5.0;
+    let p = plan(&m, &r).unwrap();
+    assert!(p.curve[4].feasible, "{:?}", p.curve[4].infeasible);
+    assert!(matches!(
+        p.curve[5].infeasible[..],
+        [Infeasibility::Memory { .. }]
+    ));
+
+    let mut r = req(Objective::Cost);
+    r.tmp_mb_per_task = f64::from(plat.tmp_mb) / 4.0;
+    let p = plan(&m, &r).unwrap();
+    assert!(p.curve[3].feasible, "{:?}", p.curve[3].infeasible);
+    assert!(matches!(
+        p.curve[4].infeasible[..],
+        [Infeasibility::Tmp { .. }]
+    ));
+
+    let mut r = req(Objective::Cost);
+    r.payload_bytes_per_task = plat.max_payload_bytes / 4;
+    assert_eq!(r.payload_bytes_per_task * 4, plat.max_payload_bytes);
+    let p = plan(&m, &r).unwrap();
+    assert!(p.curve[3].feasible, "{:?}", p.curve[3].infeasible);
+    assert!(matches!(
+        p.curve[4].infeasible[..],
+        [Infeasibility::Payload { .. }]
+    ));
+
+    let p = plan(&m, &req(Objective::Cost)).unwrap();
+    assert!(p.curve[6].feasible, "{:?}", p.curve[6].infeasible);
+    assert!(matches!(
+        p.curve[7].infeasible[..],
+        [Infeasibility::Timeout { .. }]
+    ));
+    assert_eq!(p.k, 7);
+}
+
+/// Weights must be non-negative and not both zero; C must be at least 1.
+#[test]
+fn invalid_requests_are_refused() {
+    let m = model();
+    for (w_cost, w_time) in [(-0.1, 1.0), (1.0, -0.1), (0.0, 0.0)] {
+        let e = plan(&m, &req(Objective::Both { w_cost, w_time })).unwrap_err();
+        assert!(
+            e.to_string().contains("non-negative"),
+            "{w_cost}/{w_time}: {e}"
+        );
+    }
+    let mut r = req(Objective::Time);
+    r.tasks = 0;
+    assert!(plan(&m, &r).unwrap_err().to_string().contains("at least 1"));
+}

@@ -865,7 +865,8 @@ mod tests {
 
     #[test]
     fn workers_are_the_batch_s_then_the_config_s_and_at_most_k() {
-        let batch = |parallelism: Option<usize>, k: usize| Batch {
+        let batch = |parallelism: Option<usize>, k: usize| {
+            Batch {
             parallelism,
             ..Batch::from_value(
                 &serde_json::json!({"tasks": (0..k)
@@ -874,6 +875,7 @@ mod tests {
                 &ParseOptions::default(),
             )
             .unwrap()
+        }
         };
         let cfg = ExecutorConfig {
             parallelism: Some(3),

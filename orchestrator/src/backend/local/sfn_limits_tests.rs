@@ -387,7 +387,10 @@ async fn defect7_tolerated_failure_counts_items() {
 #[tokio::test]
 async fn retried_error_runs_exactly_max_attempts_plus_one() {
     let built = build_definition(&opts(2, 1, ModeRequest::Inline)).unwrap();
-    assert_eq!(task_mut(&mut built.definition.clone()).retry[1].max_attempts, Some(2));
+    assert_eq!(
+        task_mut(&mut built.definition.clone()).retry[1].max_attempts,
+        Some(2)
+    );
     let mut items: Vec<Value> = (0..2).map(item).collect();
     items[1]["error"] = json!("Runtime.ExitError");
     let attempts = |r: &Run, i: usize| {
