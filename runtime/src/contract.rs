@@ -1049,6 +1049,140 @@ mod tests {
         assert!(matches!(&b.tasks[1].action, TaskAction::Builtin(s) if s.name == "sort"));
     }
 
+    /// `bootstrap bench` sets `max_tasks` to the batch's own size, so exactly `max_tasks`
+    /// tasks must parse; one more is refused, naming the field, count and limit.
+    #[test]
+    fn max_tasks_is_inclusive() {
+        let four: Vec<Value> = (0..4).map(|i| exec_task(&format!("t{i}"))).collect();
+        let opts = ParseOptions { max_tasks: 4 };
+        assert_eq!(
+            Batch::from_value(&json!({"tasks": four}), &opts)
+                .unwrap()
+                .tasks
+                .len(),
+            4
+        );
+        let five: Vec<Value> = (0..5).map(|i| exec_task(&format!("t{i}"))).collect();
+        assert_eq!(
+            Batch::from_value(&json!({"Items": five}), &opts).unwrap_err(),
+            ContractError::TooManyTasks {
+                field: "Items",
+                count: 5,
+                max: 4
+            }
+        );
+    }
+
+    /// The per-task checks serde cannot express, each naming the task and field.
+    #[test]
+    fn task_validation_names_the_field() {
+        let err = |task: Value| parse(json!({"tasks": [task]})).unwrap_err().to_string();
+        let e = err(json!({"id": "a", "exec": {"program": ""}}));
+        assert!(e.contains("tasks[0].exec.program"), "{e}");
+        let e = err(json!({"id": "a", "builtin": {"name": ""}}));
+        assert!(e.contains("tasks[0].builtin.name"), "{e}");
+        let e = err(
+            json!({"id": "a", "event": {}, "handler": {"runtime": "python3", "name": "nodot"}}),
+        );
+        assert!(e.contains("tasks[0].handler.name"), "{e}");
+        for name in ["", "a/b", ".", ".."] {
+            let e =
+                err(json!({"id": "a", "exec": {"program": "x"}, "inputs": {name: "file:///x"}}));
+            assert!(e.contains("plain file name"), "{name:?}: {e}");
+        }
+        // Task::validate itself (public, for tasks built in code) checks a handler's name.
+        let t = Task::new(
+            "h",
+            TaskAction::Handler(HandlerTask {
+                event: Value::Null,
+                handler: Some(HandlerRef {
+                    runtime: HandlerRuntime::Python3,
+                    name: "nodot".into(),
+                }),
+            }),
+        );
+        let e = t.validate("tasks[3]").unwrap_err().to_string();
+        assert!(e.contains("tasks[3].handler.name"), "{e}");
+        // Names that only look odd are fine.
+        let b = parse(json!({"tasks": [{"id": "a", "exec": {"program": "x"},
+            "inputs": {"..a": "file:///x", ".hidden": "file:///y"}}]}))
+        .unwrap();
+        assert_eq!(b.tasks[0].inputs.len(), 2);
+    }
+
+    /// Each kind of task answers only its own accessor.
+    #[test]
+    fn task_accessors_match_the_action() {
+        let b = parse(json!({"tasks": [
+            exec_task("e"),
+            {"id": "b", "builtin": {"name": "noop"}},
+            {"id": "h", "event": 1},
+        ]}))
+        .unwrap();
+        let kinds = |t: &Task| {
+            (
+                t.exec().is_some(),
+                t.builtin().is_some(),
+                t.handler().is_some(),
+            )
+        };
+        assert_eq!(kinds(&b.tasks[0]), (true, false, false));
+        assert_eq!(kinds(&b.tasks[1]), (false, true, false));
+        assert_eq!(kinds(&b.tasks[2]), (false, false, true));
+        assert_eq!(b.tasks[0].exec().unwrap().program, "/bin/true");
+        assert_eq!(b.tasks[1].builtin().unwrap().name, "noop");
+    }
+
+    /// BatchInput fields of the wrong type are refused before serde, naming the field.
+    #[test]
+    fn batch_input_field_types_are_checked_by_name() {
+        let tasks = json!([exec_task("a")]);
+        for (field, value) in [
+            ("run_id", json!(5)),
+            ("batch_id", json!([1])),
+            ("output_prefix", json!(true)),
+            ("logs_prefix", json!(1.5)),
+            ("parallelism", json!("x")),
+            ("max_result_bytes", json!(-1)),
+        ] {
+            let top = parse(json!({"tasks": tasks, field: value})).unwrap_err();
+            assert!(
+                matches!(&top, ContractError::InvalidField { field: f, .. } if f == field),
+                "{field}: {top:?}"
+            );
+            let nested = parse(json!({"Items": tasks, "BatchInput": {field: value}})).unwrap_err();
+            let want = format!("BatchInput.{field}");
+            assert!(
+                matches!(&nested, ContractError::InvalidField { field: f, .. } if *f == want),
+                "{field}: {nested:?}"
+            );
+        }
+    }
+
+    /// `truncated` is written only when true; `count` counts one status.
+    #[test]
+    fn truncated_flags_and_status_counts() {
+        let mut t = TaskResult::not_run("a", "why");
+        assert!(serde_json::to_value(&t).unwrap().get("truncated").is_none());
+        t.truncated = true;
+        assert_eq!(serde_json::to_value(&t).unwrap()["truncated"], true);
+        let mut ok = TaskResult::not_run("b", "");
+        ok.status = TaskStatus::Succeeded;
+        let mut r: BatchResult = serde_json::from_value(json!({
+            "schema_version": SCHEMA_VERSION, "instance_id": "i", "cold_start": false,
+            "init_ms": 0, "received_at": 0, "started_at": 0, "ended_at": 0, "vcpus": 1,
+            "parallelism": 1, "tasks": []
+        }))
+        .unwrap();
+        r.tasks = vec![t.clone(), ok.clone(), t];
+        assert_eq!(r.count(TaskStatus::NotRun), 2);
+        assert_eq!(r.count(TaskStatus::Succeeded), 1);
+        assert_eq!(r.count(TaskStatus::Failed), 0);
+        assert!(serde_json::to_value(&r).unwrap().get("truncated").is_none());
+        r.truncated = true;
+        assert_eq!(serde_json::to_value(&r).unwrap()["truncated"], true);
+    }
+
     #[test]
     fn shape_item_batcher_merged() {
         let b = parse(json!({"Items": [exec_task("a")], "run_id": "r2", "extra": 1})).unwrap();

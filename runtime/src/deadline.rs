@@ -95,8 +95,12 @@ pub fn resolve(
 
 /// `AWS_LAMBDA_FUNCTION_TIMEOUT` (seconds), if set to a positive number.
 pub fn function_timeout_from_env() -> Option<Duration> {
-    std::env::var("AWS_LAMBDA_FUNCTION_TIMEOUT")
-        .ok()
+    parse_function_timeout(std::env::var("AWS_LAMBDA_FUNCTION_TIMEOUT").ok().as_deref())
+}
+
+/// A function timeout in seconds (`AWS_LAMBDA_FUNCTION_TIMEOUT`'s value), if a positive finite number.
+fn parse_function_timeout(value: Option<&str>) -> Option<Duration> {
+    value
         .and_then(|s| s.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(Duration::from_secs_f64)
@@ -190,6 +194,53 @@ mod tests {
             assert_eq!(r.at, Some(now + Duration::from_secs(30)));
             assert!(r.rejected.is_some());
         }
+    }
+
+    /// A day ahead is the plausibility bound: exactly 24 h is used, 1 ms more is not, and
+    /// 2 h (a platform with hour-long functions) is used; `now` itself is not the future.
+    #[test]
+    fn plausible_headers_reach_exactly_one_day_ahead() {
+        let now = Instant::now();
+        let day = 24 * 3_600 * 1_000;
+        for ahead in [1, 2 * 3_600 * 1_000, day] {
+            let r = resolve(Some(&(NOW + ahead).to_string()), NOW, now, None);
+            assert_eq!(r.source, DeadlineSource::Header, "{ahead} ms ahead");
+            assert_eq!(r.at, Some(now + Duration::from_millis(ahead)));
+        }
+        let r = resolve(Some(&(NOW + day + 1).to_string()), NOW, now, None);
+        assert_eq!(r.source, DeadlineSource::None);
+        assert!(r.rejected.unwrap().contains("implausibly far"));
+        let r = resolve(Some(&NOW.to_string()), NOW, now, None);
+        assert!(r.rejected.unwrap().contains("not a future epoch"));
+    }
+
+    #[test]
+    fn function_timeout_is_a_positive_number_of_seconds() {
+        assert_eq!(
+            parse_function_timeout(Some(" 900 ")),
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(
+            parse_function_timeout(Some("0.5")),
+            Some(Duration::from_millis(500))
+        );
+        for bad in ["0", "-3", "inf", "NaN", "abc", ""] {
+            assert_eq!(parse_function_timeout(Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(parse_function_timeout(None), None);
+    }
+
+    #[test]
+    fn epoch_ms_is_the_system_clock() {
+        let ms = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+        };
+        let before = ms();
+        let e = epoch_ms();
+        assert!((before..=ms()).contains(&e), "{before} {e}");
     }
 
     #[test]

@@ -14,6 +14,9 @@ fn sh(id: &str, script: &str) -> Value {
     json!({"id": id, "exec": {"program": "/bin/sh", "args": ["-c", script]}})
 }
 
+/// Holds 64 MiB (every page touched) and spins until 300 ms of its own CPU time have passed.
+const USAGE_SCRIPT: &str = "import time\nb = bytearray(64 << 20)\nfor i in range(0, len(b), 4096):\n    b[i] = 1\nt = time.process_time()\nwhile time.process_time() - t < 0.3:\n    pass\n";
+
 fn cfg() -> ExecutorConfig {
     ExecutorConfig {
         parallelism: Some(5),
@@ -32,13 +35,15 @@ fn failures_are_isolated() {
         timeout,
         sh("flood", "head -c 100000000 /dev/zero"),
         sh("normal", "echo hello; echo done"),
+        // Touches 64 MiB and burns 300 ms of CPU: the measured usage must be this process's.
+        {"id": "usage", "exec": {"program": "python3", "args": ["-c", USAGE_SCRIPT]}},
     ]}));
     let cfg = ExecutorConfig {
         scratch_root: scratch.path().to_path_buf(),
         ..cfg()
     };
     let r = run_batch(&b, &cfg, &Storage::from_env().unwrap());
-    assert_eq!(r.tasks.len(), 5);
+    assert_eq!(r.tasks.len(), 6);
     let by_id = |id: &str| r.tasks.iter().find(|t| t.id == id).unwrap();
 
     let t = by_id("exit1");
@@ -59,8 +64,19 @@ fn failures_are_isolated() {
     let t = by_id("normal");
     assert_eq!(t.status, TaskStatus::Succeeded);
     assert_eq!(t.stdout_tail, "hello\ndone\n");
-    assert!(t.cpu_ms.is_some() && t.max_rss_kb.unwrap() > 0);
     assert!(t.started_at.unwrap() <= t.ended_at.unwrap());
+
+    // cpu_ms and max_rss_kb are the task process's own (wait4), not the executor's or a
+    // sibling's: ≥ 300 ms of CPU and ≥ 64 MiB resident, and not wildly more.
+    let t = by_id("usage");
+    assert_eq!(t.status, TaskStatus::Succeeded, "{t:?}");
+    let cpu = t.cpu_ms.unwrap();
+    assert!((300..3_000).contains(&cpu), "cpu_ms {cpu}");
+    let rss = t.max_rss_kb.unwrap();
+    assert!(
+        (65_536..65_536 + 100_000).contains(&rss),
+        "max_rss_kb {rss}"
+    );
 
     assert_eq!(r.parallelism, 5);
     assert_eq!(r.run_id.as_deref(), Some("iso"));
@@ -81,32 +97,46 @@ fn builtin_panic_is_a_failed_result() {
     assert!(r.tasks[0].error.as_deref().unwrap().contains("boom"));
     assert_eq!(r.tasks[1].status, TaskStatus::Succeeded);
     assert_eq!(r.tasks[2].status, TaskStatus::Succeeded);
-    assert!(r.tasks[2].summary["iterations"].as_u64().unwrap() > 0);
+    // 1 ms of spinning at the calibrated rate (the same process, so the same calibration).
+    assert_eq!(
+        r.tasks[2].summary["iterations"].as_u64(),
+        Some(propack_runtime::executor::builtin::spin_iterations_per_ms())
+    );
     assert_eq!(r.tasks[3].status, TaskStatus::Failed);
 }
 
 #[test]
 fn deadline_stops_starting_and_kills_running_tasks() {
-    // One worker: the first task runs into the cutoff, the rest never start.
+    // One worker: the first task runs into the cutoff, the rest never start. The deadline
+    // is 2.5 s away and the margin 2 s, so the cutoff is at 0.5 s: the running task must
+    // end there (plus the executor's grace of at most 500 ms, and a kill), well before the
+    // deadline itself; an executor that ignored the margin would end it at 2.5 s or later.
     let b = batch(json!({"parallelism": 1, "tasks": [
         sh("long", "sleep 30"),
         sh("queued1", "true"),
         {"id": "queued2", "builtin": {"name": "noop"}},
     ]}));
+    let epoch0 = propack_runtime::deadline::epoch_ms();
     let cfg = ExecutorConfig {
-        deadline: Some(Instant::now() + Duration::from_millis(400)),
-        safety_margin: Duration::from_millis(200),
+        deadline: Some(Instant::now() + Duration::from_millis(2_500)),
+        safety_margin: Duration::from_millis(2_000),
         ..cfg()
     };
-    let t0 = Instant::now();
     let r = run_batch(&b, &cfg, &Storage::from_env().unwrap());
+    let (cutoff, deadline) = (epoch0 + 500, epoch0 + 2_500);
+    let long = &r.tasks[0];
+    assert_eq!(long.status, TaskStatus::TimedOut, "{long:?}");
+    let ended = long.ended_at.unwrap();
     assert!(
-        t0.elapsed() < Duration::from_secs(20),
-        "returned long after the deadline"
+        (cutoff..deadline - 500).contains(&ended),
+        "ended {} ms after the start; cutoff at 500, deadline at 2500",
+        ended - epoch0
     );
-    assert_eq!(r.tasks[0].status, TaskStatus::TimedOut, "{:?}", r.tasks[0]);
-    assert_eq!(r.tasks[1].status, TaskStatus::NotRun);
-    assert_eq!(r.tasks[2].status, TaskStatus::NotRun);
+    assert!(r.ended_at < deadline - 500, "{}", r.ended_at - epoch0);
+    for t in &r.tasks[1..] {
+        assert_eq!(t.status, TaskStatus::NotRun, "{t:?}");
+        assert_eq!(t.started_at, None);
+    }
 }
 
 #[test]
@@ -255,4 +285,28 @@ fn custom_builtins_run_packed_with_panics_isolated_and_outputs_uploaded() {
     // Names not registered still reach the shipped built-ins.
     assert_eq!(r.tasks[6].status, TaskStatus::Succeeded);
     assert!(r.tasks[6].summary["iterations"].as_u64().unwrap() > 0);
+}
+
+/// Inputs of queued tasks are fetched while earlier tasks run: with one worker, the first
+/// task removes the second task's source after 500 ms, which only a prefetched input survives.
+#[test]
+fn queued_inputs_are_prefetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("second.txt");
+    std::fs::write(&src, "fetched early\n").unwrap();
+    let b = batch(json!({"parallelism": 1, "tasks": [
+        sh("first", &format!("sleep 0.5; rm {}", src.display())),
+        {"id": "second", "exec": {"program": "/bin/cat", "args": ["in.txt"]},
+         "inputs": {"in.txt": format!("file://{}", src.display())}},
+    ]}));
+    let cfg = ExecutorConfig {
+        parallelism: Some(1),
+        prefetch_depth: 1,
+        ..ExecutorConfig::default()
+    };
+    let r = run_batch(&b, &cfg, &Storage::from_env().unwrap());
+    assert_eq!(r.tasks[0].status, TaskStatus::Succeeded, "{:?}", r.tasks[0]);
+    assert!(!src.exists());
+    assert_eq!(r.tasks[1].status, TaskStatus::Succeeded, "{:?}", r.tasks[1]);
+    assert_eq!(r.tasks[1].stdout_tail, "fetched early\n");
 }

@@ -1145,4 +1145,356 @@ mod tests {
         assert_eq!(c.mode, ProcessorMode::Distributed);
         assert!(c.reason.contains("share is 6451 bytes"), "{}", c.reason);
     }
+
+    /// The retriers are pinned by name here, not only by the committed definitions (which a
+    /// regeneration would silently follow): throttles and service errors up to 6 times with
+    /// backoff, a crashed instance's batch twice, everything else caught and recorded.
+    #[test]
+    fn retriers_name_the_errors_they_retry() {
+        let b = build_definition(&opts(1000, 10)).unwrap();
+        let t = task_of(&b);
+        assert_eq!(t.retry.len(), 2);
+        assert_eq!(
+            t.retry[0].error_equals,
+            [
+                "Lambda.TooManyRequestsException",
+                "Lambda.ServiceException",
+                "Lambda.AWSLambdaException",
+                "Lambda.SdkClientException",
+            ]
+        );
+        let r = &t.retry[0];
+        assert_eq!(
+            (
+                r.interval_seconds,
+                r.max_attempts,
+                r.backoff_rate,
+                r.max_delay_seconds,
+                r.jitter_strategy
+            ),
+            (
+                Some(1),
+                Some(6),
+                Some(2.0),
+                Some(30),
+                Some(JitterStrategy::Full)
+            )
+        );
+        assert_eq!(t.retry[1].error_equals, ["Runtime.ExitError"]);
+        assert_eq!(t.retry[1].max_attempts, Some(2));
+        assert_eq!(t.catch.len(), 1);
+        assert_eq!(t.catch[0].error_equals, ["States.ALL"]);
+        assert_eq!(t.catch[0].next, FAILURE_STATE);
+        assert_eq!(t.catch[0].result_path, Some(Some("$.error".to_owned())));
+        // crash_retries = 0 drops the crash retrier, not the throttle one.
+        let mut o = opts(1000, 10);
+        o.retry.crash_retries = 0;
+        let b = build_definition(&o).unwrap();
+        let t = task_of(&b);
+        assert_eq!(t.retry.len(), 1);
+        assert_eq!(t.retry[0].error_equals.len(), 4);
+    }
+
+    /// The result budget of a distributed batch is 256 KiB less the envelope (258,048 bytes);
+    /// the warning starts at the k whose *worst-case* result (k full tails of 8,704 bytes plus
+    /// 1,024) passes it: k = 29 is 253,440 bytes (none), k = 30 is 262,144 (warned).
+    #[test]
+    fn result_budget_warning_starts_at_the_worst_case_k() {
+        let at = |k: u64| {
+            let mut o = opts(3000, k);
+            o.mode = ModeRequest::Distributed;
+            build_definition(&o).unwrap()
+        };
+        let b = at(29);
+        assert_eq!(b.max_result_bytes, 258_048);
+        assert!(
+            !b.warnings
+                .iter()
+                .any(|w| matches!(w, BuildWarning::ResultMayExceedLimit { .. })),
+            "{:?}",
+            b.warnings
+        );
+        let b = at(30);
+        assert_eq!(b.max_result_bytes, 258_048);
+        assert!(b.warnings.contains(&BuildWarning::ResultMayExceedLimit {
+            worst_case_bytes: 262_144,
+            budget_bytes: 258_048
+        }));
+        assert_eq!(
+            map_of(&b)
+                .item_batcher
+                .as_ref()
+                .unwrap()
+                .batch_input
+                .as_ref()
+                .unwrap()["max_result_bytes"],
+            json!(258_048)
+        );
+    }
+
+    /// The size estimates by hand: C = 100, k = 8, 200-byte tasks, 3 s tasks on 6 vCPUs.
+    #[test]
+    fn job_shape_estimates_by_hand() {
+        let s = JobShape {
+            tasks: 100,
+            packing: 8,
+            task_bytes: 200,
+            task_seconds: Some(3.0),
+            vcpus: 6,
+        };
+        assert_eq!(s.batches(), 13);
+        assert_eq!(s.batch_bytes(), 8 * 201 + 4_096);
+        assert_eq!(s.inline_input_bytes(), 100 * 201 + 13 * 1_024 + 1_024);
+        assert_eq!(s.typical_result_bytes(), 8 * 512 + 1_024);
+        assert_eq!(s.worst_result_bytes(), 8 * 8_704 + 1_024);
+        assert_eq!(s.inline_result_budget(), (262_144 - 4_096) / 13);
+        // 8 tasks over 6 vCPUs: two waves of 3 s.
+        assert_eq!(s.batch_seconds(), Some(6.0));
+        assert_eq!(s.max_packing(), 258_048 / 201);
+    }
+
+    /// Each bound of the automatic mode choice, on both sides.
+    #[test]
+    fn chooser_bounds_on_both_sides() {
+        let shape = |c: u64, k: u64, task_bytes: u64| {
+            let mut s = opts(c, k).shape;
+            s.task_bytes = task_bytes;
+            s
+        };
+        let mode = |s: &JobShape| choose_mode(s, ModeRequest::Auto).mode;
+        // 40 batches may run inline, 41 may not.
+        assert_eq!(mode(&shape(40, 1, 10)), ProcessorMode::Inline);
+        assert_eq!(mode(&shape(41, 1, 10)), ProcessorMode::Distributed);
+        // An input of 261,704 bytes is under 256 KiB but above 90 % of it (235,929).
+        let s = shape(200, 10, 1_200);
+        assert_eq!(s.inline_input_bytes(), 261_704);
+        assert_eq!(mode(&s), ProcessorMode::Distributed);
+        // Exactly 90 % (235,929 bytes: one 233,880-byte task) is still inline; a byte more is not.
+        let s = shape(1, 1, 233_880);
+        assert_eq!(s.inline_input_bytes(), MAX_PAYLOAD_BYTES * 9 / 10);
+        assert_eq!(mode(&s), ProcessorMode::Inline);
+        assert_eq!(mode(&shape(1, 1, 233_881)), ProcessorMode::Distributed);
+        // 8 batches of 61 tasks: each batch's share (32,256 bytes) equals a typical result
+        // (61 × 512 + 1,024), which fits; a ninth batch shrinks the share below it.
+        let s = shape(488, 61, 10);
+        assert_eq!(s.inline_result_budget(), s.typical_result_bytes());
+        assert_eq!(mode(&s), ProcessorMode::Inline);
+        assert_eq!(mode(&shape(489, 61, 10)), ProcessorMode::Distributed);
+    }
+
+    /// Each option check of the builder, at its bound and one past it.
+    #[test]
+    fn option_checks_at_their_bounds() {
+        let err = |o: &DefinitionOptions| build_definition(o).err();
+        assert_eq!(err(&opts(5, 5)), None);
+        // A batch of exactly 256 KiB (one 258,047-byte task + 1 + the 4,096 wrapper) passes.
+        let mut o = opts(1, 1);
+        o.shape.task_bytes = 258_047;
+        o.mode = ModeRequest::Distributed;
+        assert_eq!(err(&o), None);
+        o.shape.task_bytes = 258_048;
+        assert!(matches!(err(&o), Some(BuildError::BatchTooLarge { .. })));
+        let mut o = opts(10, 1);
+        o.tolerated_failure_percentage = 100;
+        assert_eq!(err(&o), None);
+        o.tolerated_failure_percentage = 101;
+        assert!(matches!(
+            err(&o),
+            Some(BuildError::InvalidOption {
+                option: "tolerated_failure_percentage",
+                ..
+            })
+        ));
+        for (bucket, ok) in [
+            ("my-bucket", true),
+            ("", false),
+            ("a/b", false),
+            ("s3:b", false),
+        ] {
+            let mut o = opts(10, 1);
+            o.bucket = Some(bucket.into());
+            assert_eq!(err(&o).is_none(), ok, "bucket {bucket:?}");
+        }
+        for (t, ok) in [
+            (0.0, true),
+            (-1.0, false),
+            (f64::INFINITY, false),
+            (f64::NAN, false),
+        ] {
+            let mut o = opts(10, 1);
+            o.shape.task_seconds = Some(t);
+            assert_eq!(err(&o).is_none(), ok, "task_seconds {t}");
+        }
+        let retry = |max_attempts: u32, crash_retries: u32, backoff_rate: f64| {
+            let mut o = opts(10, 1);
+            o.retry = RetryPolicy {
+                max_attempts,
+                crash_retries,
+                backoff_rate,
+                ..RetryPolicy::default()
+            };
+            err(&o).is_none()
+        };
+        assert!(retry(10, 10, 1.0));
+        assert!(!retry(11, 0, 2.0));
+        assert!(!retry(0, 11, 2.0));
+        assert!(!retry(6, 2, 0.5));
+        assert!(!retry(6, 2, f64::INFINITY));
+    }
+
+    /// Bounds inside the build: an EXPRESS child whose worst case is exactly 300 s, an inline
+    /// input of exactly 256 KiB, a worst-case result exactly at its share.
+    #[test]
+    fn build_bounds_are_inclusive() {
+        // One 229 s batch without crash retries: 229 + 10 s cold start + 61 s of backoff = 300 s.
+        let mut o = opts(6, 6);
+        o.shape.task_seconds = Some(229.0);
+        o.retry.crash_retries = 0;
+        o.execution_type = Some(ExecutionType::Express);
+        o.mode = ModeRequest::Distributed;
+        assert_eq!(
+            build_definition(&o).unwrap().execution_type,
+            Some(ExecutionType::Express)
+        );
+        o.shape.task_seconds = Some(229.5);
+        assert!(matches!(
+            build_definition(&o).unwrap_err(),
+            BuildError::ExpressTooLong { .. }
+        ));
+        // Two tasks of 129,535 bytes, one per batch: 2 × 129,536 + 3 × 1,024 = 262,144.
+        let mut o = opts(2, 1);
+        o.mode = ModeRequest::Inline;
+        o.shape.task_bytes = 129_535;
+        assert_eq!(o.shape.inline_input_bytes(), MAX_PAYLOAD_BYTES);
+        assert!(build_definition(&o).is_ok());
+        o.shape.task_bytes = 129_536;
+        assert!(matches!(
+            build_definition(&o).unwrap_err(),
+            BuildError::InlineInputTooLarge { .. }
+        ));
+        // 14 inline batches of 2: each batch's share is 18,432 bytes, the worst case of 2 tasks.
+        let mut o = opts(28, 2);
+        o.mode = ModeRequest::Inline;
+        o.shape.task_bytes = 10;
+        let b = build_definition(&o).unwrap();
+        assert_eq!(b.max_result_bytes, 18_432);
+        assert!(
+            !b.warnings
+                .iter()
+                .any(|w| matches!(w, BuildWarning::ResultMayExceedLimit { .. })),
+            "{:?}",
+            b.warnings
+        );
+    }
+
+    /// The states' own fields, not only through the committed definitions.
+    #[test]
+    fn batch_workflow_states_by_field() {
+        let b = build_definition(&opts(1000, 10)).unwrap();
+        let t = task_of(&b);
+        assert_eq!(t.resource, LAMBDA_INVOKE);
+        assert_eq!(
+            Value::Object(t.parameters.clone().unwrap()),
+            json!({"FunctionName": "propack", "Payload.$": "$"})
+        );
+        assert_eq!(t.end, Some(true));
+        assert!(t.comment.as_deref().unwrap().contains("ResultSelector"));
+        let State::Pass(p) = &map_of(&b).item_processor.states[FAILURE_STATE] else {
+            unreachable!()
+        };
+        assert_eq!(
+            Value::Object(p.parameters.clone().unwrap()),
+            json!({"failed": true, "task_ids.$": "$.Items[*].id",
+                   "batch_input.$": "$.BatchInput", "error.$": "$.error"})
+        );
+        assert_eq!(p.end, Some(true));
+        assert!(p.comment.is_some());
+        // The bucket: from the execution input by default, or fixed by the options.
+        let m = map_of(&b);
+        let reader = m.item_reader.as_ref().unwrap().parameters.as_ref().unwrap();
+        assert_eq!(reader["Bucket.$"], "$.bucket");
+        assert_eq!(reader["Key.$"], "$.manifest_key");
+        let writer = m
+            .result_writer
+            .as_ref()
+            .unwrap()
+            .parameters
+            .as_ref()
+            .unwrap();
+        assert_eq!(writer["Bucket.$"], "$.bucket");
+        let mut o = opts(1000, 10);
+        o.bucket = Some("fixed".into());
+        let b = build_definition(&o).unwrap();
+        let m = map_of(&b);
+        let reader = m.item_reader.as_ref().unwrap().parameters.as_ref().unwrap();
+        assert_eq!(reader["Bucket"], "fixed");
+        assert!(!reader.contains_key("Bucket.$"));
+        let writer = m
+            .result_writer
+            .as_ref()
+            .unwrap()
+            .parameters
+            .as_ref()
+            .unwrap();
+        assert_eq!(writer["Bucket"], "fixed");
+    }
+
+    /// Both Map states by field: the inline one reads `$.batches` with a concurrency of all
+    /// its batches; the distributed one reads the manifest, writes results and tolerates
+    /// the requested share of failed items.
+    #[test]
+    fn map_states_by_field() {
+        let b = build_definition(&opts(60, 10)).unwrap();
+        assert_eq!(b.mode, ProcessorMode::Inline);
+        let m = map_of(&b);
+        assert_eq!(m.items_path.as_deref(), Some("$.batches"));
+        assert_eq!(m.max_concurrency, Some(6));
+        assert_eq!(m.end, Some(true));
+        assert!(
+            m.comment
+                .as_deref()
+                .unwrap()
+                .contains("6 pre-packed batches")
+        );
+        assert_eq!(m.item_processor.start_at, TASK_STATE);
+        assert!(m.item_reader.is_none() && m.result_writer.is_none());
+
+        let mut o = opts(1000, 10);
+        o.tolerated_failure_percentage = 7;
+        let b = build_definition(&o).unwrap();
+        let m = map_of(&b);
+        assert_eq!(m.max_concurrency, Some(100));
+        assert_eq!(m.tolerated_failure_percentage, Some(7));
+        assert_eq!(m.end, Some(true));
+        assert_eq!(m.item_reader.as_ref().unwrap().resource, S3_GET_OBJECT);
+        assert_eq!(m.result_writer.as_ref().unwrap().resource, S3_PUT_OBJECT);
+        assert_eq!(m.item_processor.start_at, TASK_STATE);
+    }
+
+    /// MaxConcurrency 0 means "all at once": an inline Map of more than 40 batches warns
+    /// with the batch count as the request; of 40 or fewer it does not.
+    #[test]
+    fn inline_unbounded_concurrency_warns_only_above_forty() {
+        let mut o = opts(50, 1);
+        o.mode = ModeRequest::Inline;
+        o.shape.task_bytes = 10;
+        o.max_concurrency = Some(0);
+        let b = build_definition(&o).unwrap();
+        assert!(b.warnings.contains(&BuildWarning::InlineConcurrencyCapped {
+            requested: 50,
+            batches: 50
+        }));
+        let mut o = opts(40, 1);
+        o.mode = ModeRequest::Inline;
+        o.shape.task_bytes = 10;
+        o.max_concurrency = Some(0);
+        let b = build_definition(&o).unwrap();
+        assert!(
+            !b.warnings
+                .iter()
+                .any(|w| matches!(w, BuildWarning::InlineConcurrencyCapped { .. })),
+            "{:?}",
+            b.warnings
+        );
+    }
 }

@@ -478,6 +478,9 @@ impl Model {
 }
 
 #[cfg(test)]
+mod strength_tests;
+
+#[cfg(test)]
 pub(crate) mod tests {
     use super::profile::{InstanceSample, PROFILE_SCHEMA_VERSION, ScalingRun};
     use super::*;
@@ -588,10 +591,11 @@ pub(crate) mod tests {
         let p = m.predict(10, 4);
         assert_eq!(p.instances, 3);
         assert!((p.billed_instance_s - (2.0 * 2.5 + 1.5)).abs() < 1e-9);
-        // 100,000 tasks at k = 1 extrapolate linearly, never decrease.
+        // 100,000 tasks at k = 1 extrapolate linearly: the last starts at 2 + 0.05 (n − 1).
         let a = m.predict(50_000, 1);
         let b = m.predict(100_000, 1);
-        assert!(b.scale_s > a.scale_s && b.scale_s.is_finite());
+        assert!((a.scale_s - 2501.95).abs() < 1e-6, "{}", a.scale_s);
+        assert!((b.scale_s - 5001.95).abs() < 1e-6, "{}", b.scale_s);
     }
 
     #[test]

@@ -845,3 +845,45 @@ fn prefetch_loop(shared: &Shared, depth: usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The executor stops at the deadline minus the safety margin, not at the deadline.
+    #[test]
+    fn cutoff_is_the_deadline_minus_the_margin() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let cfg = ExecutorConfig {
+            deadline: Some(deadline),
+            safety_margin: Duration::from_millis(2_500),
+            ..ExecutorConfig::default()
+        };
+        assert_eq!(cfg.cutoff(), Some(deadline - Duration::from_millis(2_500)));
+        assert_eq!(ExecutorConfig::default().cutoff(), None);
+    }
+
+    #[test]
+    fn workers_are_the_batch_s_then_the_config_s_and_at_most_k() {
+        let batch = |parallelism: Option<usize>, k: usize| {
+            Batch {
+            parallelism,
+            ..Batch::from_value(
+                &serde_json::json!({"tasks": (0..k)
+                    .map(|i| serde_json::json!({"id": format!("t{i}"), "builtin": {"name": "noop"}}))
+                    .collect::<Vec<_>>()}),
+                &ParseOptions::default(),
+            )
+            .unwrap()
+        }
+        };
+        let cfg = ExecutorConfig {
+            parallelism: Some(3),
+            ..ExecutorConfig::default()
+        };
+        assert_eq!(cfg.workers_for(&batch(None, 8)), 3);
+        assert_eq!(cfg.workers_for(&batch(Some(5), 8)), 5);
+        assert_eq!(cfg.workers_for(&batch(Some(5), 2)), 2);
+        assert_eq!(cfg.workers_for(&batch(Some(0), 2)), 1);
+    }
+}

@@ -380,3 +380,37 @@ async fn defect7_tolerated_failure_counts_items() {
             .is_ok()
     );
 }
+
+/// A batch whose function always crashes (`Runtime.ExitError`, retried with MaxAttempts 2)
+/// is invoked exactly MaxAttempts + 1 = 3 times, then recorded as failed; with the crash
+/// retrier off, once. Its neighbour runs once.
+#[tokio::test]
+async fn retried_error_runs_exactly_max_attempts_plus_one() {
+    let built = build_definition(&opts(2, 1, ModeRequest::Inline)).unwrap();
+    assert_eq!(
+        task_mut(&mut built.definition.clone()).retry[1].max_attempts,
+        Some(2)
+    );
+    let mut items: Vec<Value> = (0..2).map(item).collect();
+    items[1]["error"] = json!("Runtime.ExitError");
+    let attempts = |r: &Run, i: usize| {
+        r.execution
+            .invocations
+            .iter()
+            .filter(|l| l.item == Some(i))
+            .map(|l| l.attempt)
+            .collect::<Vec<_>>()
+    };
+    let r = run(&built.definition, items.clone(), 1, None).await;
+    assert_eq!(attempts(&r, 0), [0]);
+    assert_eq!(attempts(&r, 1), [0, 1, 2]);
+    let out = r.execution.result.unwrap();
+    assert_eq!(out[1]["failed"], true);
+    assert_eq!(out[1]["error"]["Error"], "Runtime.ExitError");
+
+    let mut o = opts(2, 1, ModeRequest::Inline);
+    o.retry.crash_retries = 0;
+    let built = build_definition(&o).unwrap();
+    let r = run(&built.definition, items, 1, None).await;
+    assert_eq!(attempts(&r, 1), [0]);
+}

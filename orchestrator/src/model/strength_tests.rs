@@ -1,0 +1,246 @@
+//! Tests that pin the model's and planner's computed values by hand (issue 19: each catches a mutation the older tests let through).
+
+use super::planner::{
+    DEFAULT_W_COST, DEFAULT_W_TIME, Infeasibility, Metric, Objective, PlanRequest, plan,
+};
+use super::tests::synthetic_profile;
+use super::{Model, ModelKind, z_of_max};
+use crate::platform::PlatformProfile;
+
+fn model() -> Model {
+    Model::new(
+        &synthetic_profile(),
+        PlatformProfile::aws_2021(),
+        ModelKind::Propack,
+    )
+    .unwrap()
+}
+
+fn req(objective: Objective) -> PlanRequest {
+    PlanRequest {
+        tasks: 400,
+        objective,
+        metric: Metric::Total,
+        kmax: 16,
+        memory_mb_per_task: 100.0,
+        tmp_mb_per_task: 0.0,
+        payload_bytes_per_task: 100,
+    }
+}
+
+fn close(got: f64, want: f64) {
+    assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+}
+
+/// `z_of_max(n) = l − (ln ln n + ln 4π) / 2l` with `l = √(2 ln n)`, 0 below two.
+#[test]
+fn expected_maximum_rank_by_hand() {
+    close(z_of_max(0.0), 0.0);
+    close(z_of_max(1.0), 0.0);
+    // n = 51: ln 51 = 3.931826, l = 2.804220, (ln 3.931826 + ln 12.566371) / 5.608440 = 0.695404.
+    close(z_of_max(51.0), 2.108_816_949_6);
+    close(z_of_max(100.0), 2.366_254_792_9);
+    close(z_of_max(1000.0), 3.116_469_885_3);
+}
+
+/// The straggler allowance on a profile whose k = 1 durations spread (p90 = 2 × median):
+/// σ = ln 2 / z₀.₉ = 0.540866, shrunk by √4 for k = 4 to 0.270433. On aws-2021 (measured
+/// arrivals, 50 ms per instance) an instance of D = 2.5 s competes with the 2.5 / 0.05 + 1
+/// = 51 instances that start within one duration of the end, so the allowance is
+/// 2.5 · (exp(0.270433 · 2.108817) − 1) = 1.921964 s on top of the spread-free 9.45 s.
+#[test]
+fn straggler_allowance_by_hand() {
+    let mut m = model();
+    m.scaling.duration_p90_s = 2.0 * m.scaling.duration_median_s;
+    close(m.scaling.duration_median_s, 1.0);
+    close(m.scaling.slope_s_per_instance, 0.05);
+    let p = m.predict(400, 4);
+    close(p.instance_s, 2.5);
+    close(p.scale_s, 2.0 + 4.95);
+    close(p.total_s, 2.0 + 4.95 + 2.5 + 1.921_964_366_2);
+    // The allowance is only in the total; median and instance ends do not move.
+    close(p.median_s, 2.0 + 2.5 + 2.5);
+    close(m.instance_end_s(100, 99, 4), 2.0 + 4.95 + 2.5);
+    // The paper's model has no allowance.
+    let mut paper = Model::new(
+        &synthetic_profile(),
+        PlatformProfile::aws_2021(),
+        ModelKind::Paper,
+    )
+    .unwrap();
+    paper.scaling.duration_p90_s = 2.0;
+    close(paper.predict(400, 1).total_s, 21.5);
+}
+
+/// Waves are ⌈n / A⌉: 95 instances under a limit of 10 need 10 waves, 100 need 10,
+/// 101 need 11, and fewer instances than the limit run in one.
+#[test]
+fn account_limit_waves_round_up() {
+    let mut plat = PlatformProfile::aws_2021();
+    plat.account_concurrency_limit = Some(10);
+    let m = Model::new(&synthetic_profile(), plat.clone(), ModelKind::Propack).unwrap();
+    for (c, want) in [(95, 10), (100, 10), (101, 11), (5, 1), (10, 1), (1, 1)] {
+        assert_eq!(m.predict(c, 1).waves, want, "C = {c}");
+    }
+    // The paper's model ignores the limit; without a limit there is one wave.
+    let paper = Model::new(&synthetic_profile(), plat, ModelKind::Paper).unwrap();
+    assert_eq!(paper.predict(95, 1).waves, 1);
+    assert_eq!(model().predict(95, 1).waves, 1);
+}
+
+/// Beyond the measured concurrency (400) the arrival curve extrapolates linearly:
+/// the last of n instances starts at T0 + 0.05 (n − 1).
+#[test]
+fn extrapolated_scale_time_by_hand() {
+    let m = model();
+    close(m.predict(50_000, 1).scale_s, 2.0 + 0.05 * 49_999.0);
+    close(m.predict(100_000, 1).scale_s, 2.0 + 0.05 * 99_999.0);
+}
+
+/// /tmp is checked against the instance's /tmp (512 MB on aws-2021), not its memory
+/// (10,240 MB): at 100 MB per task k ≤ 5, and k = 6 is refused for /tmp alone.
+#[test]
+fn tmp_limits_k_against_the_tmp_size() {
+    let m = model();
+    let mut r = req(Objective::Cost);
+    r.tmp_mb_per_task = 100.0;
+    let p = plan(&m, &r).unwrap();
+    assert_eq!(p.k, 5);
+    assert!(p.curve[4].feasible);
+    assert_eq!(
+        p.curve[5].infeasible,
+        [Infeasibility::Tmp {
+            need_mb: 600.0,
+            limit_mb: 512
+        }]
+    );
+    assert_eq!(
+        p.curve[5].infeasible[0].to_string(),
+        "/tmp: needs 600 MB > 512 MB per instance"
+    );
+    assert_eq!(p.pareto.last(), Some(&5));
+}
+
+/// `both` with weights 1/0 is `cost` and 0/1 is `time` (so swapped weights show), and the
+/// default 0.55/0.45 score is the normalised excess over the feasible minima.
+#[test]
+fn both_objective_weights_by_hand() {
+    let m = model();
+    let time = plan(&m, &req(Objective::Time)).unwrap();
+    let cost = plan(&m, &req(Objective::Cost)).unwrap();
+    assert_eq!((time.k, cost.k), (6, 16));
+    let only = |w_cost: f64, w_time: f64| {
+        plan(&m, &req(Objective::Both { w_cost, w_time }))
+            .unwrap()
+            .k
+    };
+    assert_eq!(only(1.0, 0.0), 16);
+    assert_eq!(only(0.0, 1.0), 6);
+
+    let b = plan(
+        &m,
+        &req(Objective::Both {
+            w_cost: DEFAULT_W_COST,
+            w_time: DEFAULT_W_TIME,
+        }),
+    )
+    .unwrap();
+    // Minima: time 8.75 s at k = 6 (see the planner's tests), expense at k = 16.
+    let e_min = cost.prediction.expense_usd;
+    let score = |k: usize| {
+        let p = &b.curve[k - 1].prediction;
+        0.55 * (p.expense_usd / e_min - 1.0) + 0.45 * (p.total_s / 8.75 - 1.0)
+    };
+    for k in 1..=16 {
+        close(b.curve[k - 1].score.unwrap(), score(k));
+    }
+    assert_eq!(b.k, BOTH_K);
+    assert!((1..=16).all(|k| score(BOTH_K as usize) <= score(k)));
+}
+
+/// The k the default `both` weights choose for the synthetic app: the minimum of the
+/// scores above (between the fastest k = 6 and the cheapest k = 16).
+const BOTH_K: u64 = 8;
+
+/// The short names are plan-store keys and table labels.
+#[test]
+fn objective_and_metric_names() {
+    let both = Objective::Both {
+        w_cost: 0.5,
+        w_time: 0.5,
+    };
+    assert_eq!(
+        [Objective::Time.name(), Objective::Cost.name(), both.name()],
+        ["time", "cost", "both"]
+    );
+    assert_eq!(
+        [
+            Metric::Total.name(),
+            Metric::Tail.name(),
+            Metric::Median.name()
+        ],
+        ["total", "tail", "median"]
+    );
+}
+
+/// Every constraint admits a k that needs exactly the limit and refuses the next one.
+#[test]
+fn constraints_are_inclusive_at_their_limits() {
+    let base = model();
+    let mut plat = base.platform.clone();
+    // Timeout: exactly D(7) (predicted with the same arithmetic the planner uses).
+    plat.timeout_s = base.instance_duration_s(7);
+    let m = Model::new(&synthetic_profile(), plat.clone(), ModelKind::Propack).unwrap();
+    let mut r = req(Objective::Cost);
+    // Memory: 2,048 MB × 5 is exactly the instance's 10,240 MB.
+    r.memory_mb_per_task = f64::from(plat.memory_mb) / 5.0;
+    let p = plan(&m, &r).unwrap();
+    assert!(p.curve[4].feasible, "{:?}", p.curve[4].infeasible);
+    assert!(matches!(
+        p.curve[5].infeasible[..],
+        [Infeasibility::Memory { .. }]
+    ));
+
+    let mut r = req(Objective::Cost);
+    r.tmp_mb_per_task = f64::from(plat.tmp_mb) / 4.0;
+    let p = plan(&m, &r).unwrap();
+    assert!(p.curve[3].feasible, "{:?}", p.curve[3].infeasible);
+    assert!(matches!(
+        p.curve[4].infeasible[..],
+        [Infeasibility::Tmp { .. }]
+    ));
+
+    let mut r = req(Objective::Cost);
+    r.payload_bytes_per_task = plat.max_payload_bytes / 4;
+    assert_eq!(r.payload_bytes_per_task * 4, plat.max_payload_bytes);
+    let p = plan(&m, &r).unwrap();
+    assert!(p.curve[3].feasible, "{:?}", p.curve[3].infeasible);
+    assert!(matches!(
+        p.curve[4].infeasible[..],
+        [Infeasibility::Payload { .. }]
+    ));
+
+    let p = plan(&m, &req(Objective::Cost)).unwrap();
+    assert!(p.curve[6].feasible, "{:?}", p.curve[6].infeasible);
+    assert!(matches!(
+        p.curve[7].infeasible[..],
+        [Infeasibility::Timeout { .. }]
+    ));
+    assert_eq!(p.k, 7);
+}
+
+/// Weights must be non-negative and not both zero; C must be at least 1.
+#[test]
+fn invalid_requests_are_refused() {
+    let m = model();
+    for (w_cost, w_time) in [(-0.1, 1.0), (1.0, -0.1), (0.0, 0.0)] {
+        let e = plan(&m, &req(Objective::Both { w_cost, w_time })).unwrap_err();
+        assert!(
+            e.to_string().contains("non-negative"),
+            "{w_cost}/{w_time}: {e}"
+        );
+    }
+    let mut r = req(Objective::Time);
+    r.tasks = 0;
+    assert!(plan(&m, &r).unwrap_err().to_string().contains("at least 1"));
+}
