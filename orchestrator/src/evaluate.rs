@@ -613,6 +613,7 @@ impl AppEval<'_> {
             memory_mb_per_task: wl.memory_mb_per_task,
             tmp_mb_per_task: wl.tmp_mb_per_task,
             payload_bytes_per_task: wl.payload_bytes_per_task,
+            memory_mb: None,
         }
     }
 

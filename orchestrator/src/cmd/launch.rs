@@ -110,6 +110,9 @@ pub struct Args {
     /// Print the summary as JSON (and no progress bars).
     #[arg(long)]
     pub json: bool,
+    /// Function memory, MB (default: the platform profile's; a stored plan's on AWS).
+    #[arg(long)]
+    pub memory: Option<u32>,
     /// Largest k the planner considers (and the local profile measures).
     #[arg(long, default_value_t = 24)]
     pub kmax: usize,
@@ -314,6 +317,7 @@ fn request(args: &Args) -> anyhow::Result<LaunchRequest> {
                 .clone()
                 .unwrap_or_else(propack_orchestrator::model::store::default_path),
             replan: args.replan,
+            memory_mb: args.memory,
         },
         platform,
         backend,
@@ -386,6 +390,28 @@ fn print_human(r: &RunReport) {
             b.measured.expense_usd,
             m.total_s / b.measured.total_s.max(1e-9),
             m.expense_usd / b.measured.expense_usd.max(1e-12)
+        );
+        if let Some(p) = &b.predicted {
+            println!(
+                "k = 1 predicted: total {:.2} s · ${:.6} (total error {:+.1} %)",
+                p.total_s,
+                p.expense_usd,
+                pct_error(b.measured.total_s, p.total_s)
+            );
+        }
+    }
+    if let Some(rs) = r
+        .right_sized_k1()
+        .filter(|b| b.memory_mb != r.platform.memory_mb)
+    {
+        println!(
+            "k = 1 right-sized ({} MB, predicted): {} {:.2} s · ${:.6} → the plan is {:.1} % faster, {:.1} % cheaper",
+            rs.memory_mb,
+            r.metric,
+            rs.prediction.metric(r.metric_kind()),
+            rs.prediction.expense_usd,
+            rs.time_improvement_pct,
+            rs.cost_improvement_pct
         );
     }
     println!(

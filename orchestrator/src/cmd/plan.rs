@@ -55,6 +55,9 @@ pub struct Args {
     /// Payload bytes per task (default: the profile's workload).
     #[arg(long)]
     pub payload_bytes_per_task: Option<u64>,
+    /// Function memory, MB (default: planned with k over the platform's memory range).
+    #[arg(long)]
+    pub memory: Option<u32>,
     /// Function name of the plan store key (default: the profile's workload name).
     #[arg(long)]
     pub function: Option<String>,
@@ -95,6 +98,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         memory_mb_per_task: a.memory_mb_per_task.unwrap_or(w.memory_mb_per_task),
         tmp_mb_per_task: a.tmp_mb_per_task.unwrap_or(w.tmp_mb_per_task),
         payload_bytes_per_task: a.payload_bytes_per_task.unwrap_or(w.payload_bytes_per_task),
+        memory_mb: a.memory,
     };
     let function = a.function.clone().unwrap_or_else(|| w.name.clone());
     let store_path = a.store.clone().unwrap_or_else(default_path);
@@ -108,8 +112,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         backend,
         &model.platform.name,
         req.tasks,
-        req.objective,
-        req.metric,
+        (req.objective, req.metric),
+        req.memory_mb,
     );
     let (stored, reused) = store.plan_or_reuse(key, a.refresh, || plan(&model, &req))?;
     let p = &stored.plan;

@@ -51,6 +51,7 @@ pub mod fit;
 pub mod paper;
 pub mod planner;
 pub mod profile;
+pub mod share;
 pub mod store;
 pub mod validate;
 
@@ -189,6 +190,9 @@ pub struct Model {
     pub tail_quantile: f64,
     /// How the planned run reaches the function (priced into the expense).
     pub dispatch: Dispatch,
+    /// Memory the packing profile was measured at, MB (the model predicts at
+    /// `platform.memory_mb`; see [`Model::memory_ratio`]).
+    pub profile_memory_mb: u32,
 }
 
 /// `Φ⁻¹(1 − 1/(n + 1))`, the expected rank of the maximum of n standard normals (asymptotic form).
@@ -232,7 +236,37 @@ impl Model {
             dispatch: Dispatch::StepFunctions {
                 task_bytes: profile.workload.payload_bytes_per_task.max(1),
             },
+            profile_memory_mb: profile.packing.memory_mb,
         })
+    }
+
+    /// The same model predicting for the function configured at `memory_mb`
+    /// (rounded to the platform's step): its vCPUs, its price, its durations.
+    pub fn at_memory(&self, memory_mb: u32) -> Self {
+        let mut m = self.clone();
+        m.platform = self.platform.at_memory(memory_mb);
+        m
+    }
+
+    /// How much longer an instance of `k` tasks runs at the model's memory than at the
+    /// profile's, derived from the measured packing curve `P` under the documented
+    /// assumption that CPU-bound work shares the instance's vCPUs: k tasks on v vCPUs
+    /// take as long as `x = k · V / v` tasks on the profile's V vCPUs (the same load per
+    /// vCPU), so the ratio is `P(max(x, 1)) / P(k)`. Below one vCPU a task runs at the
+    /// memory's CPU share (x > k). 1 at the profile's memory, and wherever P is flat.
+    pub fn memory_ratio(&self, k: u64) -> f64 {
+        let v = self.platform.cpus_at(self.platform.memory_mb);
+        let big_v = self.platform.cpus_at(self.profile_memory_mb);
+        if (v - big_v).abs() < 1e-9 || v <= 0.0 {
+            return 1.0;
+        }
+        let k = k.max(1);
+        let x = (k as f64 * big_v / v).max(1.0);
+        let pk = self.packing.seconds(k);
+        if pk <= 0.0 {
+            return 1.0;
+        }
+        self.packing.curve.eval(x) / pk
     }
 
     /// Sets how the planned run reaches the function.
@@ -247,8 +281,14 @@ impl Model {
         self
     }
 
-    /// Expected handler duration of one instance running `k` tasks at scale, seconds.
+    /// Expected handler duration of one instance running `k` tasks at scale, seconds,
+    /// at the model's memory ([`Model::memory_ratio`] times the profile memory's).
     pub fn instance_duration_s(&self, k: u64) -> f64 {
+        self.profile_memory_duration_s(k) * self.memory_ratio(k)
+    }
+
+    /// [`Model::instance_duration_s`] at the memory the profile was measured at.
+    fn profile_memory_duration_s(&self, k: u64) -> f64 {
         let k = k.max(1);
         match self.kind {
             ModelKind::Paper => self.packing.seconds(k),
@@ -393,6 +433,16 @@ impl Model {
     /// Expense of `n` invocations (the last runs `d_last`, the others `d`): the invocations,
     /// the init of every new environment where the platform bills init, and the orchestration.
     fn expense(&self, c: u64, k: u64, n: u64, d: f64, d_last: f64) -> crate::billing::Expense {
+        let durations: Vec<f64> = (0..n)
+            .map(|i| if i + 1 == n { d_last } else { d })
+            .collect();
+        self.expense_of(c, k, &durations, d)
+    }
+
+    /// Expense of invocations running `durations` (in launch order; `d` is the typical
+    /// one, which decides the orchestration's mode as the definition builder would).
+    fn expense_of(&self, c: u64, k: u64, durations: &[f64], d: f64) -> crate::billing::Expense {
+        let n = durations.len() as u64;
         let environments = if self.warm_reuse() {
             self.environment_groups(n).iter().map(|g| g.1).sum::<u64>()
         } else {
@@ -403,9 +453,6 @@ impl Model {
         } else {
             0.0
         };
-        let durations: Vec<f64> = (0..n)
-            .map(|i| if i + 1 == n { d_last } else { d })
-            .collect();
         let billed = durations.iter().enumerate().map(|(i, &x)| {
             if (i as u64) < environments {
                 x + init_s
@@ -415,9 +462,73 @@ impl Model {
         });
         let usage = crate::billing::OrchestrationUsage::for_batches(
             crate::billing::orchestration_for(self.dispatch, c, k, self.platform.vcpus, d),
-            &durations,
+            durations,
         );
         crate::billing::price(&self.platform, billed, &usage)
+    }
+
+    /// CPUs an instance of `k` tasks running `alone_s` seconds keeps busy on `v` vCPUs:
+    /// the profile's measured CPU seconds over that duration where it has them, else
+    /// (the documented assumption) CPU-bound tasks, `min(k, v)`; never more than that.
+    fn cpu_demand(&self, k: u64, alone_s: f64, v: f64) -> f64 {
+        let bound = (k as f64).min(v).max(1e-3);
+        match self.packing.cpu_seconds(k) {
+            Some(cpu) if alone_s > 0.0 => (cpu / alone_s).clamp(1e-3, bound),
+            _ => bound,
+        }
+    }
+
+    /// The straggler allowance of an instance of `d` seconds among `competing` others:
+    /// the expected maximum of their log-normal durations less the median.
+    fn straggle_s(&self, k: u64, d: f64, competing: f64) -> f64 {
+        let sigma = self.scaling.task_sigma() / (k as f64).sqrt();
+        d * ((sigma * z_of_max(competing)).exp() - 1.0)
+    }
+
+    /// [`Model::predict`] on a platform whose instances share one host of `cpus` CPUs
+    /// (the local platform): instances start by the scaling rule as usual, then their
+    /// durations stretch by [`share::processor_sharing`], each keeping `min(k, vCPUs)`
+    /// CPUs busy (CPU-bound work). Times are of the stretched schedule; the median and
+    /// tail are the quantiles of the instance ends.
+    fn predict_shared(&self, c: u64, k: u64, (d, d_last): (f64, f64), cpus: f64) -> Prediction {
+        let n = c.div_ceil(k);
+        let rem = c - (n - 1) * k;
+        let v = self.platform.cpus_at(self.platform.memory_mb);
+        let jobs: Vec<share::Shared> = (0..n)
+            .map(|i| {
+                let (tasks, alone_s) = if i + 1 == n { (rem, d_last) } else { (k, d) };
+                share::Shared {
+                    start_s: self.start_s(n, i, d),
+                    alone_s,
+                    demand: self.cpu_demand(tasks, alone_s, v),
+                }
+            })
+            .collect();
+        let ends = share::processor_sharing(&jobs, cpus);
+        let durations: Vec<f64> = jobs.iter().zip(&ends).map(|(j, e)| e - j.start_s).collect();
+        let mut sorted = ends.clone();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| sorted[((q * n as f64).floor() as usize).min(n as usize - 1)];
+        let scale_s = jobs.iter().map(|j| j.start_s).fold(0.0, f64::max);
+        // The last instances' spread: as many compete as the host runs at once.
+        let competing = (cpus / v.min(k as f64).max(1e-3)).clamp(1.0, n as f64);
+        let last_d = durations.last().copied().unwrap_or(d);
+        let total_s = sorted[n as usize - 1] + self.straggle_s(k, last_d, competing);
+        let mean_d = durations.iter().sum::<f64>() / n as f64;
+        let expense = self.expense_of(c, k, &durations, mean_d);
+        Prediction {
+            k,
+            instances: n,
+            waves: 1,
+            scale_s,
+            total_s,
+            tail_s: at(self.tail_quantile),
+            median_s: at(0.5),
+            instance_s: mean_d,
+            billed_instance_s: durations.iter().sum(),
+            expense_usd: expense.total_usd(),
+            expense,
+        }
     }
 
     /// Predicts a launch of `c` tasks packed `k` per instance.
@@ -428,6 +539,9 @@ impl Model {
         let rem = c - (n - 1) * k;
         let d = self.instance_duration_s(k);
         let d_last = self.instance_duration_s(rem);
+        if let (ModelKind::Propack, Some(cpus)) = (self.kind, self.platform.host_cpus) {
+            return self.predict_shared(c, k, (d, d_last), cpus);
+        }
         let last = n - 1;
         let scale_s = self.start_s(n, last, d);
         let pos = |q: f64| ((q * n as f64).floor() as u64).min(last);
@@ -438,7 +552,6 @@ impl Model {
             total_s = total_s.max(self.start_s(n, last - 1, d) + d);
         }
         if self.kind == ModelKind::Propack {
-            let sigma = self.scaling.task_sigma() / (k as f64).sqrt();
             let slope = match self.platform.scaling {
                 _ if self.measured_arrivals => self.scaling.slope_s_per_instance,
                 Scaling::Interval { interval_ms } => interval_ms / 1000.0,
@@ -452,8 +565,7 @@ impl Model {
             } else {
                 n as f64
             };
-            let straggle = d * ((sigma * z_of_max(competing)).exp() - 1.0);
-            total_s += straggle;
+            total_s += self.straggle_s(k, d, competing);
         }
         let billed_instance_s = (n - 1) as f64 * d + d_last;
         let expense = self.expense(c, k, n, d, d_last);
@@ -521,6 +633,7 @@ pub(crate) mod tests {
                     .map(|&k| PackingSample {
                         k,
                         seconds: vec![1.5 + 0.5 * (k - 1) as f64],
+                        cpu_seconds: Vec::new(),
                     })
                     .collect(),
             },

@@ -66,6 +66,10 @@ pub struct PackingSample {
     pub k: u64,
     /// Seconds for the whole invocation (client round trip), one per repeat.
     pub seconds: Vec<f64>,
+    /// CPU seconds the k tasks used together, one per repeat (empty: not measured; the
+    /// model then assumes CPU-bound tasks, see [`super::share`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_seconds: Vec<f64>,
 }
 
 /// Execution time of one warm instance running k tasks, for the k that were measured.
@@ -82,6 +86,20 @@ pub struct PackingProfile {
     pub vcpus: u32,
     /// Samples, any order; a k may appear once with several repeats.
     pub samples: Vec<PackingSample>,
+}
+
+impl PackingProfile {
+    /// The most CPUs one instance kept busy (CPU seconds over wall seconds, any k):
+    /// on a shared host what it can give the job now — its cores when idle, less when
+    /// other work runs on it. `None` without CPU measurements.
+    pub fn cpu_capacity(&self) -> Option<f64> {
+        self.samples
+            .iter()
+            .flat_map(|s| s.seconds.iter().zip(&s.cpu_seconds))
+            .filter(|(wall, _)| **wall > 0.0)
+            .map(|(wall, cpu)| cpu / wall)
+            .reduce(f64::max)
+    }
 }
 
 /// What one job asks for: its size and per-task resources.
@@ -304,6 +322,7 @@ mod tests {
                 samples: vec![PackingSample {
                     k: 1,
                     seconds: vec![1.5],
+                    cpu_seconds: Vec::new(),
                 }],
             },
             workload: WorkloadProfile {
