@@ -497,7 +497,7 @@ pub fn plan(model: &Model, req: &PlanRequest) -> Result<Plan, ModelError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ModelKind, tests::synthetic_profile};
+    use super::super::{ModelKind, PackingSample, tests::synthetic_profile};
     use super::*;
     use crate::platform::PlatformProfile;
 
@@ -611,5 +611,107 @@ mod tests {
                 .any(|i| matches!(i, Infeasibility::Payload { .. }))
         );
         assert!(p.curve[5].infeasible[0].to_string().contains("payload"));
+    }
+
+    /// Single-threaded tasks: one task takes 1 s alone at scale, k tasks share the
+    /// 6 vCPUs of 10,240 MB, so k ≤ 6 take 1 s and more take k/6 s (knots at every k).
+    fn single_threaded() -> Model {
+        let mut p = synthetic_profile();
+        p.packing.samples = (1u64..=24)
+            .map(|k| PackingSample {
+                k,
+                seconds: vec![(k as f64 / 6.0).max(1.0)],
+                cpu_seconds: Vec::new(),
+            })
+            .collect();
+        Model::new(&p, PlatformProfile::aws_2021(), ModelKind::Propack).unwrap()
+    }
+
+    fn free_memory(tasks: u64, objective: Objective, kmax: u64) -> PlanRequest {
+        PlanRequest {
+            tasks,
+            kmax,
+            memory_mb: None,
+            ..req(objective)
+        }
+    }
+
+    #[test]
+    fn cost_gives_a_single_threaded_task_one_vcpu() {
+        let m = single_threaded();
+        // Below 1 vCPU a task costs the same and runs slower; above it, it costs more
+        // and runs no faster: 1,769 MB (Power Tuning's answer) at k = 1.
+        let p = plan(&m, &free_memory(400, Objective::Cost, 1)).unwrap();
+        assert_eq!((p.memory_mb, p.k), (1_769, 1));
+        let one = m.at_memory(1_769).predict(400, 1);
+        let ten = m.at_memory(10_240).predict(400, 1);
+        assert!(
+            (one.instance_s - ten.instance_s).abs() < 1e-9,
+            "no faster with 6 vCPUs"
+        );
+        assert!((m.at_memory(885).instance_duration_s(1) - 2.0).abs() < 0.01);
+        // With packing allowed, the right-sized k = 1 baseline is that same choice,
+        // while the plan itself packs (requests and orchestration favour fewer invocations).
+        let packed = plan(&m, &free_memory(400, Objective::Cost, 24)).unwrap();
+        let rs = packed.baselines.unwrap().right_sized_k1;
+        assert_eq!(rs.memory_mb, 1_769);
+        assert_eq!(rs.prediction.k, 1);
+        assert!(packed.k > 1);
+        assert!(rs.prediction.expense_usd >= packed.prediction.expense_usd);
+        // Same-memory k = 1 is the plan's memory; right-sized is no worse than it on cost.
+        let same = packed.baselines.unwrap().same_memory_k1;
+        assert_eq!(same.memory_mb, packed.memory_mb);
+        assert!(rs.prediction.expense_usd <= same.prediction.expense_usd + 1e-12);
+        assert!(same.cost_improvement_pct >= rs.cost_improvement_pct);
+    }
+
+    #[test]
+    fn at_high_c_packing_at_10gb_beats_every_unpacked_memory_on_time() {
+        let m = single_threaded();
+        let p = plan(&m, &free_memory(5_000, Objective::Time, 24)).unwrap();
+        assert_eq!(p.memory_mb, 10_240);
+        assert!(p.k > 1, "{}", p.k);
+        for mem in m.platform.memory_candidates() {
+            let k1 = m.at_memory(mem).predict(5_000, 1);
+            assert!(
+                k1.total_s > 2.0 * p.prediction.total_s,
+                "{mem} MB: k = 1 {} s vs packed {} s",
+                k1.total_s,
+                p.prediction.total_s
+            );
+        }
+        let rs = p.baselines.unwrap().right_sized_k1;
+        assert!(rs.time_improvement_pct > 50.0, "{rs:?}");
+        assert_eq!(p.memories.len(), 25);
+    }
+
+    #[test]
+    fn memory_constraint_refuses_k_tasks_beyond_the_memory() {
+        let m = single_threaded();
+        let mut r = free_memory(100, Objective::Time, 24);
+        r.memory_mb_per_task = 1_000.0;
+        r.memory_mb = Some(1_769);
+        let p = plan(&m, &r).unwrap();
+        assert_eq!((p.memory_mb, p.k), (1_769, 1));
+        assert!(matches!(
+            p.curve[1].infeasible[0],
+            Infeasibility::Memory {
+                limit_mb: 1_769,
+                ..
+            }
+        ));
+        // Searching memory: whatever it picks holds k tasks.
+        r.memory_mb = None;
+        let p = plan(&m, &r).unwrap();
+        assert!(
+            p.k as f64 * 1_000.0 <= f64::from(p.memory_mb),
+            "{} × 1,000 > {}",
+            p.k,
+            p.memory_mb
+        );
+        // 20 GB per task fits no memory at all.
+        r.memory_mb_per_task = 20_000.0;
+        let e = plan(&m, &r).unwrap_err().to_string();
+        assert!(e.contains("memory: needs 20000 MB > 10240 MB"), "{e}");
     }
 }

@@ -39,7 +39,7 @@ use crate::billing::OrchestrationUsage;
 use crate::platform::{PlatformProfile, Scaling};
 use crate::records::{InstanceRecord, RunRecords, TaskRecord};
 
-pub use durations::{DurationSampler, PackingDurations};
+pub use durations::{DurationSampler, PackingDurations, Scaled};
 
 /// Who issues the invocations.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
