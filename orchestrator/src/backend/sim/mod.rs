@@ -162,6 +162,8 @@ fn simulate_inner(
     let mut created = 0usize;
     let mut instances = Vec::with_capacity(n);
     let mut tasks = Vec::with_capacity(c);
+    // Each instance's duration alone, for a shared host (see `share_host`).
+    let mut alone = Vec::with_capacity(n);
 
     for j in 0..n {
         let size = if j + 1 == n { c - k * (n - 1) } else { k };
@@ -238,6 +240,7 @@ fn simulate_inner(
             )
         };
         let end = start + duration;
+        alone.push(duration);
         busy.push(Reverse((OrdF64(end), instance)));
         let ok = duration <= platform.timeout_s;
         let end = if ok { end } else { start + platform.timeout_s };
@@ -272,11 +275,44 @@ fn simulate_inner(
             });
         }
     }
+    if let Some(cpus) = platform.host_cpus {
+        share_host(platform, cpus, &alone, &mut instances, &mut tasks);
+    }
     RunRecords {
         launch_epoch_ms: 0,
         instances,
         tasks,
         ..RunRecords::default()
+    }
+}
+
+/// Stretches the instances of a run on one shared host of `cpus` CPUs (the local platform)
+/// by [`crate::model::share::processor_sharing`], as the model does: starts stay where the
+/// scaling rule put them, each instance keeps `min(tasks, vCPUs)` CPUs busy (CPU-bound).
+fn share_host(
+    platform: &PlatformProfile,
+    cpus: f64,
+    alone: &[f64],
+    instances: &mut [InstanceRecord],
+    tasks: &mut [TaskRecord],
+) {
+    use crate::model::share::{Shared, processor_sharing};
+    let v = platform.cpus_at(platform.memory_mb);
+    let jobs: Vec<Shared> = instances
+        .iter()
+        .zip(alone)
+        .map(|(i, &d)| Shared {
+            start_s: i.start_s,
+            alone_s: if i.ok { d } else { i.end_s - i.start_s },
+            demand: (i.tasks as f64).min(v).max(1e-3),
+        })
+        .collect();
+    let ends = processor_sharing(&jobs, cpus);
+    for (inst, end) in instances.iter_mut().zip(ends) {
+        inst.end_s = end;
+    }
+    for t in tasks.iter_mut().filter(|t| t.end_s.is_some()) {
+        t.end_s = Some(instances[t.batch].end_s);
     }
 }
 
@@ -530,6 +566,33 @@ mod tests {
         let starts: Vec<f64> = r.instances.iter().map(|i| i.start_s).collect();
         assert_eq!(starts, vec![0.0, 0.0, 1.0, 1.0]);
         assert_eq!(r.instances[2].instance_id, r.instances[0].instance_id);
+    }
+
+    #[test]
+    fn a_shared_host_stretches_instances_as_the_model_does() {
+        // Four 1-task instances of 1 s at once on a 2-CPU host: each runs at half speed.
+        let p = PlatformProfile::unlimited().on_host(2.0, 0.0);
+        let d = fixed(&[(1, 1.0)]);
+        let r = simulate(&p, &d, &SimSpec::new(4, 1, 0));
+        let ends: Vec<f64> = r.instances.iter().map(|i| i.end_s).collect();
+        assert_eq!(ends, vec![2.0; 4]);
+        assert!(r.tasks.iter().all(|t| t.end_s == Some(2.0)));
+        // The model predicts the same total (no spread, no straggler allowance).
+        let m = crate::model::Model::new(
+            &crate::model::tests::synthetic_profile(),
+            p.clone(),
+            crate::model::ModelKind::Propack,
+        )
+        .unwrap();
+        let k1 = m.instance_duration_s(1);
+        let r = simulate(&p, &fixed(&[(1, k1)]), &SimSpec::new(4, 1, 0));
+        let pred = m.predict(4, 1);
+        assert!(
+            (r.instances[3].end_s - pred.total_s).abs() < 1e-9,
+            "{} vs {}",
+            r.instances[3].end_s,
+            pred.total_s
+        );
     }
 
     #[test]
