@@ -646,7 +646,7 @@ impl AppEval<'_> {
             memory_mb_per_task: wl.memory_mb_per_task,
             tmp_mb_per_task: wl.tmp_mb_per_task,
             payload_bytes_per_task: wl.payload_bytes_per_task,
-            memory_mb: None,
+            memory_mb: (!self.platform.plans_memory()).then_some(self.platform.memory_mb),
         }
     }
 
@@ -834,6 +834,95 @@ pub fn evaluate_app(
         }
     }
     Ok(rows)
+}
+
+/// Balanced batches vs batches in manifest order for one app, platform and C (`evaluate --uneven-sigma`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnevenRow {
+    /// App.
+    pub workload: String,
+    /// Platform.
+    pub platform: String,
+    /// C.
+    pub tasks: u64,
+    /// σ of the log-normal task weights.
+    pub sigma: f64,
+    /// The planned memory, MB (time objective, total).
+    pub memory_mb: u32,
+    /// The planned k.
+    pub k: u64,
+    /// Simulated total service time, batches in manifest order (mean over seeds), s.
+    pub manifest_order_total_s: f64,
+    /// Simulated total service time, LPT-balanced batches, s.
+    pub balanced_total_s: f64,
+    /// Reduction of the total by balancing, percent.
+    pub reduction_pct: f64,
+    /// The model's total for manifest order, s.
+    pub predicted_manifest_order_total_s: f64,
+    /// The model's total for balanced batches, s.
+    pub predicted_balanced_total_s: f64,
+}
+
+/// Simulates C tasks of log-normal weights (σ = `sigma`, seeded) at the planned memory and
+/// k, batched in manifest order and balanced ([`crate::batching::balanced_order`]).
+pub fn uneven(
+    workload: &SimWorkload,
+    platform: &PlatformProfile,
+    c: u64,
+    sigma: f64,
+    cfg: &EvalConfig,
+) -> Result<UnevenRow, EvalError> {
+    use rand::SeedableRng;
+    let model = Model::new(&workload.profile, platform.clone(), ModelKind::Propack)?;
+    let app = AppEval {
+        workload,
+        platform,
+        cfg,
+        model,
+    };
+    let kmax = app.model.packing.k_max.clamp(1, c);
+    let planned = plan(&app.model, &app.request(c, Objective::Time, Metric::Total, kmax))?;
+    let (memory_mb, k) = (planned.memory_mb, planned.k);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.base_seed);
+    let weights: Vec<f64> = (0..c)
+        .map(|_| (sigma * sim::durations::standard_normal(&mut rng)).exp())
+        .collect();
+    let order = crate::batching::balanced_order(&weights, k as usize);
+    let balanced: Vec<f64> = order.iter().map(|&i| weights[i]).collect();
+    let at = app.model.at_memory(memory_mb);
+    let ratios = (1..=k).map(|j| at.memory_ratio(j)).collect();
+    let durations = sim::Scaled::new(&workload.durations, ratios);
+    let total = |w: &[f64]| {
+        app.mean(
+            &at.platform,
+            &durations,
+            |seed| {
+                let mut s = SimSpec::new(c as usize, k as usize, seed);
+                s.weights = w.to_vec();
+                s
+            },
+            at.dispatch,
+        )
+        .total_s
+    };
+    let (manifest, bal) = (total(&weights), total(&balanced));
+    Ok(UnevenRow {
+        workload: workload.app.clone(),
+        platform: platform.name.clone(),
+        tasks: c,
+        sigma,
+        memory_mb,
+        k,
+        manifest_order_total_s: manifest,
+        balanced_total_s: bal,
+        reduction_pct: if manifest > 0.0 {
+            (manifest - bal) / manifest * 100.0
+        } else {
+            0.0
+        },
+        predicted_manifest_order_total_s: at.predict_weighted(&weights, k).total_s,
+        predicted_balanced_total_s: at.predict_weighted(&balanced, k).total_s,
+    })
 }
 
 /// Summaries per platform over `rows`.

@@ -1,9 +1,10 @@
 //! Platform profiles: how a serverless platform scales, what it limits and what it charges.
 //!
 //! One file format serves the model (prices, limits), the embedded local
-//! platform (how fast new instances appear) and the simulator. Three profiles
-//! are built in (`aws-2021`, `aws-today`, `unlimited`); any other name is read
-//! as a path to a JSON file of the same shape.
+//! platform (how fast new instances appear) and the simulator. Four profiles
+//! are built in (`aws-2021`, `aws-today`, `unlimited`, and `local`: aws-2021 with every
+//! instance sharing this host's CPUs); any other name is read as a path to a JSON file of
+//! the same shape.
 
 use std::path::Path;
 
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub const PLATFORM_SCHEMA_VERSION: u32 = 1;
 
 /// The built-in profile names.
-pub const BUILTIN_PLATFORMS: &[&str] = &["aws-2021", "aws-today", "unlimited"];
+pub const BUILTIN_PLATFORMS: &[&str] = &["aws-2021", "aws-today", "unlimited", "local"];
 
 /// Errors loading a platform profile.
 #[derive(Debug, thiserror::Error)]
@@ -294,6 +295,14 @@ impl PlatformProfile {
             "aws-2021" => Self::aws_2021(),
             "aws-today" => Self::aws_today(),
             "unlimited" => Self::unlimited(),
+            // What a local launch on aws-2021 predicts for: its scaling and prices, every
+            // instance a process sharing this host's CPUs.
+            "local" => {
+                let mut p = Self::aws_2021().on_host(crate::backend::local::host_cpus(), 0.0);
+                p.name = "local".into();
+                p.description = "aws-2021's scaling and prices, every instance sharing this host's CPUs (the local platform)".into();
+                p
+            }
             path => {
                 let text = std::fs::read_to_string(Path::new(path)).map_err(|source| {
                     PlatformError::NotFound {
@@ -417,6 +426,13 @@ impl PlatformProfile {
         v.sort_unstable();
         v.dedup();
         v
+    }
+
+    /// Whether the planner chooses the memory: not on a shared host, where a local
+    /// instance sees every CPU of the host whatever its memory (a lower memory would only
+    /// be predicted slower, never run slower); there memory stays `memory_mb` unless pinned.
+    pub fn plans_memory(&self) -> bool {
+        self.host_cpus.is_none()
     }
 
     /// This profile as the local platform runs it: the same scaling, limits and prices,

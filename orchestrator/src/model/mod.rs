@@ -490,28 +490,68 @@ impl Model {
     /// durations stretch by [`share::processor_sharing`], each keeping `min(k, vCPUs)`
     /// CPUs busy (CPU-bound work). Times are of the stretched schedule; the median and
     /// tail are the quantiles of the instance ends.
-    fn predict_shared(&self, c: u64, k: u64, (d, d_last): (f64, f64), cpus: f64) -> Prediction {
+    fn predict_shared(&self, c: u64, k: u64, (d, d_last): (f64, f64)) -> Prediction {
         let n = c.div_ceil(k);
         let rem = c - (n - 1) * k;
-        let v = self.platform.cpus_at(self.platform.memory_mb);
-        let jobs: Vec<share::Shared> = (0..n)
-            .map(|i| {
-                let (tasks, alone_s) = if i + 1 == n { (rem, d_last) } else { (k, d) };
-                share::Shared {
-                    start_s: self.start_s(n, i, d),
-                    alone_s,
-                    demand: self.cpu_demand(tasks, alone_s, v),
-                }
+        let batches: Vec<(u64, f64)> = (0..n)
+            .map(|i| if i + 1 == n { (rem, d_last) } else { (k, d) })
+            .collect();
+        self.predict_schedule(c, k, d, &batches)
+    }
+
+    /// Predicts a launch of tasks of relative work `weights` (in manifest order) packed `k`
+    /// per instance in that order, as ItemBatcher batches them: each batch runs
+    /// [`crate::batching::batch_factor`] times `D(its size)`. Order the weights with
+    /// [`crate::batching::balanced_order`] to predict balanced batches.
+    pub fn predict_weighted(&self, weights: &[f64], k: u64) -> Prediction {
+        let c = (weights.len() as u64).max(1);
+        let k = k.clamp(1, c);
+        let mean = weights.iter().sum::<f64>() / c as f64;
+        let d1 = self.instance_duration_s(1);
+        let batches: Vec<(u64, f64)> = weights
+            .chunks(k as usize)
+            .map(|b| {
+                let dk = self.instance_duration_s(b.len() as u64);
+                (
+                    b.len() as u64,
+                    dk * crate::batching::batch_factor(b, mean, d1, dk),
+                )
             })
             .collect();
-        let ends = share::processor_sharing(&jobs, cpus);
+        self.predict_schedule(c, k, self.instance_duration_s(k), &batches)
+    }
+
+    /// The prediction of `batches` (tasks, duration alone) in launch order, started by the
+    /// scaling rule for instances of `d` seconds; on a shared host stretched by
+    /// [`share::processor_sharing`]. The median and tail are quantiles of the ends.
+    fn predict_schedule(&self, c: u64, k: u64, d: f64, batches: &[(u64, f64)]) -> Prediction {
+        let n = batches.len().max(1) as u64;
+        let v = self.platform.cpus_at(self.platform.memory_mb);
+        let jobs: Vec<share::Shared> = batches
+            .iter()
+            .enumerate()
+            .map(|(i, &(tasks, alone_s))| share::Shared {
+                start_s: self.start_s(n, i as u64, d),
+                alone_s,
+                demand: self.cpu_demand(tasks, alone_s, v),
+            })
+            .collect();
+        let (ends, competing) = match self.platform.host_cpus {
+            Some(cpus) => (
+                share::processor_sharing(&jobs, cpus),
+                // The last instances' spread: as many compete as the host runs at once.
+                (cpus / v.min(k as f64).max(1e-3)).clamp(1.0, n as f64),
+            ),
+            None => (
+                jobs.iter().map(|j| j.start_s + j.alone_s).collect(),
+                n as f64,
+            ),
+        };
         let durations: Vec<f64> = jobs.iter().zip(&ends).map(|(j, e)| e - j.start_s).collect();
         let mut sorted = ends.clone();
         sorted.sort_by(f64::total_cmp);
         let at = |q: f64| sorted[((q * n as f64).floor() as usize).min(n as usize - 1)];
         let scale_s = jobs.iter().map(|j| j.start_s).fold(0.0, f64::max);
-        // The last instances' spread: as many compete as the host runs at once.
-        let competing = (cpus / v.min(k as f64).max(1e-3)).clamp(1.0, n as f64);
         let last_d = durations.last().copied().unwrap_or(d);
         let total_s = sorted[n as usize - 1] + self.straggle_s(k, last_d, competing);
         let mean_d = durations.iter().sum::<f64>() / n as f64;
@@ -519,7 +559,10 @@ impl Model {
         Prediction {
             k,
             instances: n,
-            waves: 1,
+            waves: match self.platform.account_concurrency_limit {
+                Some(l) => n.div_ceil(u64::from(l)),
+                None => 1,
+            },
             scale_s,
             total_s,
             tail_s: at(self.tail_quantile),
@@ -539,8 +582,8 @@ impl Model {
         let rem = c - (n - 1) * k;
         let d = self.instance_duration_s(k);
         let d_last = self.instance_duration_s(rem);
-        if let (ModelKind::Propack, Some(cpus)) = (self.kind, self.platform.host_cpus) {
-            return self.predict_shared(c, k, (d, d_last), cpus);
+        if let (ModelKind::Propack, Some(_)) = (self.kind, self.platform.host_cpus) {
+            return self.predict_shared(c, k, (d, d_last));
         }
         let last = n - 1;
         let scale_s = self.start_s(n, last, d);

@@ -134,9 +134,8 @@ pub fn stored(spec: &PlanSpec, key: &PlanKey, c: usize) -> Result<Option<Planned
 ///
 /// `platform` is the one the job runs on: for the local backend the target profile
 /// [`PlatformProfile::on_host`] this machine, so predictions account for the instances
-/// sharing its CPUs. Memory is the pinned one, else the platform profile's: a local
-/// instance sees every CPU of the host whatever its memory, so a lower memory would only
-/// be predicted slower, never run slower.
+/// sharing its CPUs. Memory is the pinned one, else the platform profile's (see
+/// [`PlatformProfile::plans_memory`]; `launch` plans only on the local backend).
 pub fn from_profile(
     spec: &PlanSpec,
     key: PlanKey,

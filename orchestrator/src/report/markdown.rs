@@ -436,6 +436,38 @@ fn calibration_table(md: &mut String, calibration: &[CalibrationSummary]) {
     }
 }
 
+/// `evaluate --uneven-sigma`: balanced vs manifest-order batches, simulated and predicted.
+pub fn uneven(rows: &[crate::evaluate::UnevenRow]) -> String {
+    let mut md = String::new();
+    let sigma = rows.first().map_or(0.0, |r| r.sigma);
+    let _ = writeln!(
+        md,
+        "# Uneven tasks (log-normal weights, σ = {sigma}): balanced batches vs manifest order\n"
+    );
+    table_head(
+        &mut md,
+        "| workload | platform | C | memory MB | k | manifest order total s | balanced total s | reduction % | predicted manifest s | predicted balanced s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    );
+    for r in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} |",
+            r.workload,
+            r.platform,
+            r.tasks,
+            r.memory_mb,
+            r.k,
+            r.manifest_order_total_s,
+            r.balanced_total_s,
+            r.reduction_pct,
+            r.predicted_manifest_order_total_s,
+            r.predicted_balanced_total_s
+        );
+    }
+    md
+}
+
 fn every_row(md: &mut String, rows: &[EvalRow]) {
     let _ = writeln!(md, "\n## Every row\n");
     table_head(

@@ -73,6 +73,9 @@ pub struct SimSpec {
     /// (`None`: by the platform's scaling kind, see the module docs; `Some(false)`:
     /// every invocation is a new instance, subject to the scaling rule).
     pub warm_reuse: Option<bool>,
+    /// Each task's relative work, in manifest order (empty: equal tasks): a batch's drawn
+    /// duration is multiplied by [`crate::batching::batch_factor`] of its tasks.
+    pub weights: Vec<f64>,
 }
 
 impl SimSpec {
@@ -86,6 +89,7 @@ impl SimSpec {
             duration_factor: 1.0,
             cold_starts: true,
             warm_reuse: None,
+            weights: Vec::new(),
         }
     }
 }
@@ -135,6 +139,7 @@ fn simulate_inner(
         .warm_reuse
         .unwrap_or_else(|| warm_reuse(platform, spec.dispatch));
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let weight_mean = spec.weights.iter().sum::<f64>() / spec.weights.len().max(1) as f64;
 
     // When invocation j is issued.
     let issue_s = |j: usize| -> f64 {
@@ -177,7 +182,16 @@ fn simulate_inner(
         } else {
             0.0
         };
-        let duration = durations.sample(size, &mut rng) * spec.duration_factor;
+        let mut duration = durations.sample(size, &mut rng) * spec.duration_factor;
+        if spec.weights.len() == c {
+            let batch = &spec.weights[j * k..j * k + size];
+            duration *= crate::batching::batch_factor(
+                batch,
+                weight_mean,
+                durations.median_s(1),
+                durations.median_s(size),
+            );
+        }
 
         // Instances that finished by `ready` are free now.
         while let Some(Reverse((end, id))) = busy.peek().copied() {
