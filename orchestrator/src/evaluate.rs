@@ -881,7 +881,10 @@ pub fn uneven(
         model,
     };
     let kmax = app.model.packing.k_max.clamp(1, c);
-    let planned = plan(&app.model, &app.request(c, Objective::Time, Metric::Total, kmax))?;
+    let planned = plan(
+        &app.model,
+        &app.request(c, Objective::Time, Metric::Total, kmax),
+    )?;
     let (memory_mb, k) = (planned.memory_mb, planned.k);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.base_seed);
     let weights: Vec<f64> = (0..c)

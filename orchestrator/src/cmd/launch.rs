@@ -157,6 +157,15 @@ fn tasks_file(path: &Path, c: Option<usize>) -> anyhow::Result<JobSource> {
         .with_context(|| format!("reading --tasks-file {}", path.display()))?;
     let mut tasks: Vec<Task> = serde_json::from_str(&text)
         .map_err(|e| UsageError(format!("{}: not a JSON list of tasks: {e}", path.display())))?;
+    // A task's optional "weight" (its relative work) balances the batches.
+    let raw: Vec<serde_json::Value> = serde_json::from_str(&text)?;
+    let mut weights: Vec<f64> = raw
+        .iter()
+        .map(|t| t["weight"].as_f64().unwrap_or(f64::NAN))
+        .collect();
+    if weights.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
+        weights.clear();
+    }
     if let Some(n) = c {
         if n > tasks.len() {
             return Err(UsageError(format!(
@@ -166,12 +175,14 @@ fn tasks_file(path: &Path, c: Option<usize>) -> anyhow::Result<JobSource> {
             .into());
         }
         tasks.truncate(n);
+        weights.truncate(n);
     }
     let origin = format!("tasks-file:{}", std::path::absolute(path)?.display());
     Ok(JobSource::Tasks {
         name: "tasks-file".into(),
         tasks,
         origin,
+        weights,
     })
 }
 

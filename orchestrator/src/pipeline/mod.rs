@@ -173,8 +173,10 @@ pub async fn run_job(
     attempt: Attempt<'_>,
 ) -> Result<MeasuredRun, PipelineError> {
     let platform = target.platform;
+    // Manifest order = batch order: ItemBatcher's consecutive batches are the balanced ones.
+    let tasks = staged.batch_order(k);
     let definition = definition_for(
-        &staged.tasks,
+        &tasks,
         k,
         platform,
         staged.task_seconds,
@@ -197,7 +199,7 @@ pub async fn run_job(
     )?;
     let job = Job {
         run_id: run_id.clone(),
-        tasks: staged.tasks.clone(),
+        tasks,
         k,
         definition,
         run_dir: dir.to_owned(),
@@ -309,7 +311,7 @@ async fn choose_k(
         .cpu_capacity()
         .map_or(cores, |c| c.min(cores));
     let host = req.platform.on_host(capacity, init_s);
-    plan::from_profile(&req.plan, key, &profile, &host, c)
+    plan::from_profile(&req.plan, key, &profile, &host, staged)
 }
 
 /// Stages, plans, runs (and, with `baseline`, runs k = 1), verifies and bills the job;

@@ -141,8 +141,9 @@ pub fn from_profile(
     key: PlanKey,
     profile: &AppProfile,
     platform: &PlatformProfile,
-    c: usize,
+    staged: &super::StagedJob,
 ) -> Result<Planned, PipelineError> {
+    let c = staged.tasks.len();
     let memory_mb = spec.memory_mb.unwrap_or(platform.memory_mb);
     let model = Model::new(profile, platform.clone(), ModelKind::Propack)?.at_memory(memory_mb);
     let (k, plan, source) = match spec.packing {
@@ -171,9 +172,16 @@ pub fn from_profile(
             (plan.k as usize, Some(plan), source)
         }
     };
+    // Each run's batches as it forms them (balanced by the tasks' weights).
     let predictions = [k, 1]
         .into_iter()
-        .map(|kk| (kk, prediction_metrics(&model.predict(c as u64, kk as u64))))
+        .map(|kk| {
+            let w = staged.batch_order_weights(kk);
+            (
+                kk,
+                prediction_metrics(&model.predict_weighted(&w, kk as u64)),
+            )
+        })
         .collect();
     Ok(Planned {
         k,
