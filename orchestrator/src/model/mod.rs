@@ -42,6 +42,15 @@
 //!   ([`Dispatch`]: inline or distributed Map, EXPRESS or STANDARD children, chosen by the
 //!   same functions as the definition builder; or direct invokes).
 //!
+//! Memory ([`Model::at_memory`]): the model predicts at `platform.memory_mb`, pricing
+//! that memory and scaling every duration by [`Model::memory_ratio`] — k tasks on v vCPUs
+//! take as long as k·V/v tasks on the profile's V (CPU-bound work shares the vCPUs).
+//!
+//! A shared host ([`PlatformProfile::host_cpus`], the local platform): instances start by
+//! the scaling rule, then stretch by [`share::processor_sharing`] of their CPU demand;
+//! [`Model::predict_weighted`] predicts uneven tasks batch by batch
+//! ([`crate::batching::batch_factor`]).
+//!
 //! [`Model::instance_end_s`] is the artifact's measure (the end of the instance at a
 //! launch position, no straggler allowance) and is what validation compares.
 
@@ -863,5 +872,30 @@ pub(crate) mod tests {
         // scale_time = 0.05 C exactly, packing P(1) = 1.5.
         assert!((p.scale_s - 20.0).abs() < 1e-6, "{}", p.scale_s);
         assert!((p.total_s - 21.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn weighted_batches_by_hand() {
+        let m = Model::new(
+            &synthetic_profile(),
+            PlatformProfile::unlimited(),
+            ModelKind::Propack,
+        )
+        .unwrap();
+        // D(1) = 1 s (mean at scale), D(2) = P(2) − o = 2 − 0.5 = 1.5 s; mean weight 2.
+        // Manifest order [3, 3 | 1, 1]: the first batch has 1.5× the mean work → 2.25 s.
+        let w = [3.0, 3.0, 1.0, 1.0];
+        let p = m.predict_weighted(&w, 2);
+        assert!((p.total_s - 2.25).abs() < 1e-9, "{}", p.total_s);
+        // Balanced [3, 1 | 3, 1]: both batches take D(2).
+        let order = crate::batching::balanced_order(&w, 2);
+        assert_eq!(order, vec![0, 2, 1, 3]);
+        let balanced: Vec<f64> = order.iter().map(|&i| w[i]).collect();
+        let b = m.predict_weighted(&balanced, 2);
+        assert!((b.total_s - 1.5).abs() < 1e-9, "{}", b.total_s);
+        assert!((b.billed_instance_s - 3.0).abs() < 1e-9);
+        // Equal weights predict what the mean task does.
+        let e = m.predict_weighted(&[1.0; 4], 2);
+        assert!((e.total_s - m.predict(4, 2).total_s).abs() < 1e-9);
     }
 }

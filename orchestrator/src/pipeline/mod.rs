@@ -308,7 +308,7 @@ async fn choose_k(
     let cores = crate::backend::local::host_cpus();
     let capacity = profile
         .packing
-        .cpu_capacity()
+        .cpu_capacity(cores)
         .map_or(cores, |c| c.min(cores));
     let host = req.platform.on_host(capacity, init_s);
     plan::from_profile(&req.plan, key, &profile, &host, staged)

@@ -20,7 +20,10 @@
 //!   next waiting invocation without a cold start.
 //! - `Unlimited`: everything at once, warm reuse when the account limit binds.
 //!
-//! In every case an invocation beyond the account limit waits for a slot.
+//! In every case an invocation beyond the account limit waits for a slot. Uneven tasks
+//! ([`SimSpec::weights`]) multiply a batch's duration by [`crate::batching::batch_factor`];
+//! on a shared host ([`PlatformProfile::host_cpus`]) instances then stretch by the model's
+//! processor sharing ([`crate::model::share`]), their starts left where the rule put them.
 //! A [`Dispatch::ClientPool`] replaces the issuing schedule with a client that
 //! issues invocations at a fixed rate (the PyWren baseline).
 
