@@ -159,7 +159,14 @@ pub fn from_profile(
                 payload_bytes_per_task: profile.workload.payload_bytes_per_task,
                 memory_mb: Some(memory_mb),
             };
-            let plan = crate::model::plan(&model, &req)?;
+            let mut plan = crate::model::plan(&model, &req)?;
+            // The stored plan predicts this job's batches, as formed by their weights.
+            let k = plan.k as usize;
+            plan.prediction = predict_batches(&model, staged, k);
+            plan.baseline = predict_batches(&model, staged, 1);
+            if let Some(b) = plan.baselines.as_mut() {
+                b.same_memory_k1.prediction = plan.baseline;
+            }
             let mut store = PlanStore::open(&spec.store)?;
             store.put(key, plan.clone());
             store.save()?;
@@ -172,16 +179,9 @@ pub fn from_profile(
             (plan.k as usize, Some(plan), source)
         }
     };
-    // Each run's batches as it forms them (balanced by the tasks' weights).
     let predictions = [k, 1]
         .into_iter()
-        .map(|kk| {
-            let w = staged.batch_order_weights(kk);
-            (
-                kk,
-                prediction_metrics(&model.predict_weighted(&w, kk as u64)),
-            )
-        })
+        .map(|kk| (kk, prediction_metrics(&predict_batches(&model, staged, kk))))
         .collect();
     Ok(Planned {
         k,
@@ -190,6 +190,12 @@ pub fn from_profile(
         predictions,
         memory_mb: Some(model.platform.memory_mb),
     })
+}
+
+/// The prediction of the staged job's run at `k`: its batches as the run forms them
+/// (balanced by the tasks' weights, [`super::StagedJob::batch_order`]).
+fn predict_batches(model: &Model, staged: &super::StagedJob, k: usize) -> Prediction {
+    model.predict_weighted(&staged.batch_order_weights(k), k as u64)
 }
 
 /// k without a model (a fixed k on a backend that cannot profile): no predictions.
