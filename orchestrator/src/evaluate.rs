@@ -706,9 +706,8 @@ impl AppEval<'_> {
         };
         let by_k = sims.at.entry(memory_mb).or_default();
         for k in feasible {
-            if !by_k.contains_key(&k) {
-                by_k.insert(k, self.mean_at(c, memory_mb, k));
-            }
+            by_k.entry(k)
+                .or_insert_with(|| self.mean_at(c, memory_mb, k));
         }
     }
 
