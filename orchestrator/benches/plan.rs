@@ -53,6 +53,7 @@ fn synthetic() -> AppProfile {
                 .map(|&k| PackingSample {
                     k,
                     seconds: vec![1.4 + 0.6 * (k - 1) as f64],
+                    cpu_seconds: Vec::new(),
                 })
                 .collect(),
         },
@@ -96,6 +97,8 @@ fn bench(c: &mut Criterion) {
         memory_mb_per_task: 8.0,
         tmp_mb_per_task: 0.0,
         payload_bytes_per_task: 200,
+        // The memory search multiplies the work by its 25 sizes; this bench times k.
+        memory_mb: Some(10_240),
     };
     let p = plan(&model, &req).expect("plan");
     eprintln!(

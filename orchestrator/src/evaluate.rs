@@ -466,6 +466,21 @@ pub struct PywrenRow {
     pub propack_cost_improvement_pct: f64,
 }
 
+/// A k = 1 baseline of one row, simulated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BaselineRow {
+    /// Its function memory, MB.
+    pub memory_mb: u32,
+    /// Simulated service time of the row's metric, s.
+    pub service_s: f64,
+    /// Simulated expense, USD.
+    pub expense_usd: f64,
+    /// ProPack's plan vs this baseline: reduction of service time, percent.
+    pub time_improvement_pct: f64,
+    /// ProPack's plan vs this baseline: reduction of expense, percent.
+    pub cost_improvement_pct: f64,
+}
+
 /// One (workload, platform, C, objective, metric) of the grid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalRow {
@@ -479,6 +494,9 @@ pub struct EvalRow {
     pub objective: String,
     /// `total`, `tail`, `median`.
     pub metric: String,
+    /// The planner's function memory, MB.
+    #[serde(default)]
+    pub memory_mb: u32,
     /// The planner's k.
     pub k_propack: u64,
     /// The best k on the simulator.
@@ -491,6 +509,8 @@ pub struct EvalRow {
     pub improvement_time_pct: f64,
     /// ProPack's k vs k = 1, reduction of simulated expense, percent.
     pub improvement_cost_pct: f64,
+    /// k = 1 right-sized: at the memory the planner finds best for k = 1 (same objective).
+    pub right_sized_k1: BaselineRow,
     /// The PyWren baseline.
     pub pywren: PywrenRow,
 }
@@ -504,6 +524,18 @@ pub struct PlatformSummary {
     pub cost_regret_mean_pct: f64,
     /// Largest regret of any row, percent.
     pub worst_regret_pct: f64,
+    /// Mean reduction of service time of the `time` rows vs k = 1 at the same memory, percent.
+    #[serde(default)]
+    pub time_improvement_pct: f64,
+    /// Mean reduction of expense of the `cost` rows vs k = 1 at the same memory, percent.
+    #[serde(default)]
+    pub cost_improvement_pct: f64,
+    /// The same for the `time` rows vs k = 1 right-sized: how much of the time improvement survives.
+    #[serde(default)]
+    pub time_improvement_vs_right_sized_pct: f64,
+    /// The same for the `cost` rows vs k = 1 right-sized: how much of the cost improvement survives.
+    #[serde(default)]
+    pub cost_improvement_vs_right_sized_pct: f64,
 }
 
 /// The evaluation's answer (`orchestrator evaluate --json`).
@@ -561,10 +593,11 @@ struct AppEval<'a> {
     model: Model,
 }
 
-/// Mean simulated metrics of one C: every feasible k, k = 1 and the PyWren baseline.
+/// Mean simulated metrics of one C: every feasible k at each memory a plan chose, k = 1
+/// at each right-sized memory, and the PyWren baseline.
 struct Simulated {
-    by_k: BTreeMap<u64, Metrics>,
-    base: Metrics,
+    /// By memory, then k.
+    at: BTreeMap<u32, BTreeMap<u64, Metrics>>,
     pywren: Metrics,
 }
 
@@ -602,7 +635,7 @@ impl Scorer {
 }
 
 impl AppEval<'_> {
-    /// The planner's request for C tasks of this app.
+    /// The planner's request for C tasks of this app (memory searched).
     fn request(&self, tasks: u64, objective: Objective, metric: Metric, kmax: u64) -> PlanRequest {
         let wl = &self.workload.profile.workload;
         PlanRequest {
@@ -613,11 +646,19 @@ impl AppEval<'_> {
             memory_mb_per_task: wl.memory_mb_per_task,
             tmp_mb_per_task: wl.tmp_mb_per_task,
             payload_bytes_per_task: wl.payload_bytes_per_task,
+            memory_mb: (!self.platform.plans_memory()).then_some(self.platform.memory_mb),
         }
     }
 
-    /// Mean simulated metrics over the configured seeds, the orchestration priced as `billed`.
-    fn mean(&self, spec: impl Fn(u64) -> SimSpec, billed: crate::billing::Dispatch) -> Metrics {
+    /// Mean simulated metrics over the configured seeds, durations from `durations`,
+    /// on `platform` (its memory prices the run), the orchestration priced as `billed`.
+    fn mean(
+        &self,
+        platform: &PlatformProfile,
+        durations: &dyn DurationSampler,
+        spec: impl Fn(u64) -> SimSpec,
+        billed: crate::billing::Dispatch,
+    ) -> Metrics {
         let cfg = self.cfg;
         let runs: Vec<Metrics> = (0..cfg.seeds.max(1))
             .map(|s| {
@@ -625,42 +666,66 @@ impl AppEval<'_> {
                 if cfg.warm_reuse.is_some() {
                     spec.warm_reuse = cfg.warm_reuse;
                 }
-                let rec = sim::simulate(self.platform, &self.workload.durations, &spec);
-                sim_metrics(&rec, self.platform, self.model.tail_quantile, billed)
+                let rec = sim::simulate(platform, durations, &spec);
+                sim_metrics(&rec, platform, self.model.tail_quantile, billed)
             })
             .collect();
         mean_metrics(&runs)
     }
 
-    /// Mean metrics of C tasks packed k per instance.
-    fn mean_at(&self, c: u64, k: u64) -> Metrics {
+    /// Mean metrics of C tasks packed k per instance at `memory_mb`: the workload's
+    /// durations scaled as the model scales them ([`Model::memory_ratio`]).
+    fn mean_at(&self, c: u64, memory_mb: u32, k: u64) -> Metrics {
+        let model = self.model.at_memory(memory_mb);
+        let ratios = (1..=k.max(1)).map(|j| model.memory_ratio(j)).collect();
+        let durations = sim::Scaled::new(&self.workload.durations, ratios);
         // Priced like the model prices it: the generated Step Functions definition.
         self.mean(
+            &model.platform,
+            &durations,
             |seed| SimSpec::new(c as usize, k as usize, seed),
             self.model.dispatch,
         )
     }
 
-    /// Simulates every k the planner finds feasible for C (memory, /tmp, payload,
-    /// timeout; the Oracle searches them all), k = 1 and PyWren.
-    fn simulate(
-        &self,
-        c: u64,
-        kmax: u64,
-        pywren: &PywrenCalibration,
-    ) -> Result<Simulated, EvalError> {
-        let probe = plan(
-            &self.model,
-            &self.request(c, Objective::Time, Metric::Total, kmax),
-        )?;
-        let by_k: BTreeMap<u64, Metrics> = probe
-            .curve
-            .iter()
-            .filter(|p| p.feasible)
-            .map(|p| (p.k, self.mean_at(c, p.k)))
-            .collect();
-        let base = by_k.get(&1).copied().unwrap_or_else(|| self.mean_at(c, 1));
-        let pywren = self.mean(
+    /// Simulates every k the planner finds feasible at `memory_mb` (memory, /tmp,
+    /// payload, timeout; the Oracle searches them all), once per memory.
+    fn simulate_memory(&self, c: u64, memory_mb: u32, kmax: u64, sims: &mut Simulated) {
+        if sims
+            .at
+            .get(&memory_mb)
+            .is_some_and(|m| m.len() > 1 || kmax == 1)
+        {
+            return;
+        }
+        let mut req = self.request(c, Objective::Time, Metric::Total, kmax);
+        req.memory_mb = Some(memory_mb);
+        let feasible: Vec<u64> = match plan(&self.model, &req) {
+            Ok(p) => p.curve.iter().filter(|p| p.feasible).map(|p| p.k).collect(),
+            Err(_) => Vec::new(),
+        };
+        let by_k = sims.at.entry(memory_mb).or_default();
+        for k in feasible {
+            by_k.entry(k)
+                .or_insert_with(|| self.mean_at(c, memory_mb, k));
+        }
+    }
+
+    /// k = 1 at `memory_mb`, simulated once.
+    fn simulate_k1(&self, c: u64, memory_mb: u32, sims: &mut Simulated) -> Metrics {
+        *sims
+            .at
+            .entry(memory_mb)
+            .or_default()
+            .entry(1)
+            .or_insert_with(|| self.mean_at(c, memory_mb, 1))
+    }
+
+    /// The PyWren baseline at the platform's memory.
+    fn simulate_pywren(&self, c: u64, pywren: &PywrenCalibration) -> Metrics {
+        self.mean(
+            self.platform,
+            &self.workload.durations,
             |seed| {
                 let mut s = SimSpec::new(c as usize, 1, seed);
                 s.dispatch = Dispatch::ClientPool {
@@ -670,32 +735,38 @@ impl AppEval<'_> {
                 s
             },
             crate::billing::Dispatch::Direct,
-        );
-        Ok(Simulated { by_k, base, pywren })
+        )
     }
 
-    /// The row of (C, objective, metric) where the planner chose `k_p`.
+    /// The row of (C, objective, metric) for the planner's `plan`.
     fn row(
         &self,
         c: u64,
         (objective, metric): (Objective, Metric),
-        k_p: u64,
-        sims: &Simulated,
+        planned: &crate::model::Plan,
+        kmax: u64,
+        sims: &mut Simulated,
     ) -> Result<EvalRow, EvalError> {
-        let scorer = Scorer::new(objective, metric, &sims.by_k);
-        let (k_o, best) = sims
-            .by_k
+        let (memory_mb, k_p) = (planned.memory_mb, planned.k);
+        let rs_memory = planned
+            .baselines
+            .map_or(memory_mb, |b| b.right_sized_k1.memory_mb);
+        self.simulate_memory(c, memory_mb, kmax, sims);
+        let base = self.simulate_k1(c, memory_mb, sims);
+        let rs = self.simulate_k1(c, rs_memory, sims);
+        let by_k = &sims.at[&memory_mb];
+        let scorer = Scorer::new(objective, metric, by_k);
+        let (k_o, best) = by_k
             .iter()
             .map(|(k, m)| (*k, scorer.score(m)))
             .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
             .ok_or_else(|| {
                 EvalError::Invalid(format!("{} C={c}: no feasible k", self.workload.app))
             })?;
-        let mp = sims
-            .by_k
+        let mp = by_k
             .get(&k_p)
             .copied()
-            .unwrap_or_else(|| self.mean_at(c, k_p));
+            .unwrap_or_else(|| self.mean_at(c, memory_mb, k_p));
         let sp = scorer.score(&mp);
         let regret_pct = match objective {
             Objective::Both { .. } => (sp - best) * 100.0,
@@ -703,18 +774,26 @@ impl AppEval<'_> {
             _ => 0.0,
         };
         let pct = |a: f64, b: f64| if a > 0.0 { (a - b) / a * 100.0 } else { 0.0 };
-        let (base, pw) = (&sims.base, &sims.pywren);
+        let pw = &sims.pywren;
         Ok(EvalRow {
             workload: self.workload.app.clone(),
             platform: self.platform.name.clone(),
             tasks: c,
             objective: objective.name().into(),
             metric: metric.name().into(),
+            memory_mb,
             k_propack: k_p,
             k_oracle: k_o,
             regret_pct,
-            improvement_time_pct: pct(metric_of(base, metric), metric_of(&mp, metric)),
+            improvement_time_pct: pct(metric_of(&base, metric), metric_of(&mp, metric)),
             improvement_cost_pct: pct(base.expense_usd, mp.expense_usd),
+            right_sized_k1: BaselineRow {
+                memory_mb: rs_memory,
+                service_s: metric_of(&rs, metric),
+                expense_usd: rs.expense_usd,
+                time_improvement_pct: pct(metric_of(&rs, metric), metric_of(&mp, metric)),
+                cost_improvement_pct: pct(rs.expense_usd, mp.expense_usd),
+            },
             pywren: PywrenRow {
                 service_s: metric_of(pw, metric),
                 expense_usd: pw.expense_usd,
@@ -742,15 +821,110 @@ pub fn evaluate_app(
     let mut rows = Vec::new();
     for &c in &cfg.tasks {
         let kmax = app.model.packing.k_max.clamp(1, c);
-        let sims = app.simulate(c, kmax, pywren)?;
+        let mut sims = Simulated {
+            at: BTreeMap::new(),
+            pywren: app.simulate_pywren(c, pywren),
+        };
         for &objective in &cfg.objectives {
             for &metric in &cfg.metrics {
-                let k_p = plan(&app.model, &app.request(c, objective, metric, kmax))?.k;
-                rows.push(app.row(c, (objective, metric), k_p, &sims)?);
+                let planned = plan(&app.model, &app.request(c, objective, metric, kmax))?;
+                rows.push(app.row(c, (objective, metric), &planned, kmax, &mut sims)?);
             }
         }
     }
     Ok(rows)
+}
+
+/// Balanced batches vs batches in manifest order for one app, platform and C (`evaluate --uneven-sigma`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnevenRow {
+    /// App.
+    pub workload: String,
+    /// Platform.
+    pub platform: String,
+    /// C.
+    pub tasks: u64,
+    /// σ of the log-normal task weights.
+    pub sigma: f64,
+    /// The planned memory, MB (time objective, total).
+    pub memory_mb: u32,
+    /// The planned k.
+    pub k: u64,
+    /// Simulated total service time, batches in manifest order (mean over seeds), s.
+    pub manifest_order_total_s: f64,
+    /// Simulated total service time, LPT-balanced batches, s.
+    pub balanced_total_s: f64,
+    /// Reduction of the total by balancing, percent.
+    pub reduction_pct: f64,
+    /// The model's total for manifest order, s.
+    pub predicted_manifest_order_total_s: f64,
+    /// The model's total for balanced batches, s.
+    pub predicted_balanced_total_s: f64,
+}
+
+/// Simulates C tasks of log-normal weights (σ = `sigma`, seeded) at the planned memory and
+/// k, batched in manifest order and balanced ([`crate::batching::balanced_order`]).
+pub fn uneven(
+    workload: &SimWorkload,
+    platform: &PlatformProfile,
+    c: u64,
+    sigma: f64,
+    cfg: &EvalConfig,
+) -> Result<UnevenRow, EvalError> {
+    use rand::SeedableRng;
+    let model = Model::new(&workload.profile, platform.clone(), ModelKind::Propack)?;
+    let app = AppEval {
+        workload,
+        platform,
+        cfg,
+        model,
+    };
+    let kmax = app.model.packing.k_max.clamp(1, c);
+    let planned = plan(
+        &app.model,
+        &app.request(c, Objective::Time, Metric::Total, kmax),
+    )?;
+    let (memory_mb, k) = (planned.memory_mb, planned.k);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.base_seed);
+    let weights: Vec<f64> = (0..c)
+        .map(|_| (sigma * sim::durations::standard_normal(&mut rng)).exp())
+        .collect();
+    let order = crate::batching::balanced_order(&weights, k as usize);
+    let balanced: Vec<f64> = order.iter().map(|&i| weights[i]).collect();
+    let at = app.model.at_memory(memory_mb);
+    let ratios = (1..=k).map(|j| at.memory_ratio(j)).collect();
+    let durations = sim::Scaled::new(&workload.durations, ratios);
+    let total = |w: &[f64]| {
+        app.mean(
+            &at.platform,
+            &durations,
+            |seed| {
+                let mut s = SimSpec::new(c as usize, k as usize, seed);
+                s.weights = w.to_vec();
+                s
+            },
+            at.dispatch,
+        )
+        .total_s
+    };
+    let (manifest, bal) = (total(&weights), total(&balanced));
+    Ok(UnevenRow {
+        workload: workload.app.clone(),
+        platform: platform.name.clone(),
+        tasks: c,
+        sigma,
+        memory_mb,
+        k,
+        manifest_order_total_s: manifest,
+        balanced_total_s: bal,
+        reduction_pct: if manifest > 0.0 {
+            (manifest - bal) / manifest * 100.0
+        } else {
+            0.0
+        },
+        predicted_manifest_order_total_s: at.predict_weighted(&weights, k).total_s,
+        predicted_balanced_total_s: at.predict_weighted(&balanced, k).total_s,
+    })
 }
 
 /// Summaries per platform over `rows`.
@@ -759,11 +933,11 @@ pub fn summarise(rows: &[EvalRow]) -> BTreeMap<String, PlatformSummary> {
     let platforms: std::collections::BTreeSet<&str> =
         rows.iter().map(|r| r.platform.as_str()).collect();
     for p in platforms {
-        let mean = |obj: &str| {
+        let mean_of = |obj: &str, f: &dyn Fn(&EvalRow) -> f64| {
             let v: Vec<f64> = rows
                 .iter()
                 .filter(|r| r.platform == p && r.objective == obj)
-                .map(|r| r.regret_pct)
+                .map(f)
                 .collect();
             if v.is_empty() {
                 0.0
@@ -771,6 +945,7 @@ pub fn summarise(rows: &[EvalRow]) -> BTreeMap<String, PlatformSummary> {
                 v.iter().sum::<f64>() / v.len() as f64
             }
         };
+        let mean = |obj: &str| mean_of(obj, &|r| r.regret_pct);
         let worst = rows
             .iter()
             .filter(|r| r.platform == p)
@@ -782,6 +957,14 @@ pub fn summarise(rows: &[EvalRow]) -> BTreeMap<String, PlatformSummary> {
                 time_regret_mean_pct: mean("time"),
                 cost_regret_mean_pct: mean("cost"),
                 worst_regret_pct: worst,
+                time_improvement_pct: mean_of("time", &|r| r.improvement_time_pct),
+                cost_improvement_pct: mean_of("cost", &|r| r.improvement_cost_pct),
+                time_improvement_vs_right_sized_pct: mean_of("time", &|r| {
+                    r.right_sized_k1.time_improvement_pct
+                }),
+                cost_improvement_vs_right_sized_pct: mean_of("cost", &|r| {
+                    r.right_sized_k1.cost_improvement_pct
+                }),
             },
         );
     }

@@ -1,6 +1,7 @@
 //! ProPack orchestrator: chooses the packing degree k and runs packed serverless jobs.
 //!
 //! - [`billing`]: one pricing function for predicted, simulated and measured runs;
+//! - [`batching`]: uneven tasks — balanced batches (LPT) in manifest order, a batch's duration from its weights;
 //! - [`pipeline`]: the launch pipeline (stage → profile → plan → definition → run → verify →
 //!   bill → report) as library functions over typed values;
 //! - [`model`]: profiles, the analytical model, the planner and the plan store;
@@ -17,6 +18,7 @@
 //! `cmd/`) is a thin layer over this library.
 
 pub mod backend;
+pub mod batching;
 pub mod billing;
 pub mod evaluate;
 pub mod function;

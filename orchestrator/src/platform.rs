@@ -1,9 +1,10 @@
 //! Platform profiles: how a serverless platform scales, what it limits and what it charges.
 //!
 //! One file format serves the model (prices, limits), the embedded local
-//! platform (how fast new instances appear) and the simulator. Three profiles
-//! are built in (`aws-2021`, `aws-today`, `unlimited`); any other name is read
-//! as a path to a JSON file of the same shape.
+//! platform (how fast new instances appear) and the simulator. Four profiles
+//! are built in (`aws-2021`, `aws-today`, `unlimited`, and `local`: aws-2021 with every
+//! instance sharing this host's CPUs); any other name is read as a path to a JSON file of
+//! the same shape.
 
 use std::path::Path;
 
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub const PLATFORM_SCHEMA_VERSION: u32 = 1;
 
 /// The built-in profile names.
-pub const BUILTIN_PLATFORMS: &[&str] = &["aws-2021", "aws-today", "unlimited"];
+pub const BUILTIN_PLATFORMS: &[&str] = &["aws-2021", "aws-today", "unlimited", "local"];
 
 /// Errors loading a platform profile.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +131,37 @@ pub struct DurationDist {
     pub p90_ms: f64,
 }
 
+/// The memory sizes a function may have and the CPU they buy (Lambda's rule by default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryRange {
+    /// Smallest memory, MB (Lambda: 128).
+    pub min_mb: u32,
+    /// Largest memory, MB (Lambda: 10,240).
+    pub max_mb: u32,
+    /// Memory is configured in steps of this many MB (Lambda: 1).
+    pub step_mb: u32,
+    /// MB that buy one vCPU's worth of CPU time (Lambda: 1,769).
+    pub mb_per_vcpu: f64,
+    /// vCPUs at `max_mb` (Lambda: 6); the last vCPU comes over the memory above
+    /// `(max_vcpus − 1) · mb_per_vcpu`.
+    pub max_vcpus: u32,
+}
+
+impl Default for MemoryRange {
+    fn default() -> Self {
+        Self {
+            min_mb: 128,
+            max_mb: 10_240,
+            step_mb: 1,
+            mb_per_vcpu: 1_769.0,
+            max_vcpus: 6,
+        }
+    }
+}
+
+/// Candidate memories per vCPU the planner tries (every quarter vCPU, so 1,769 MB is one).
+pub const MEMORY_CANDIDATES_PER_VCPU: u32 = 4;
+
 /// A serverless platform: limits, scaling behaviour and prices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlatformProfile {
@@ -167,6 +199,14 @@ pub struct PlatformProfile {
     pub bills_init: bool,
     /// Largest payload of one invocation / Step Functions batch, bytes.
     pub max_payload_bytes: u64,
+    /// The memory sizes the planner may choose and the vCPUs they buy.
+    #[serde(default)]
+    pub memory: MemoryRange,
+    /// `Some(H)`: every instance runs on one host of H CPUs shared by all instances
+    /// running at once (the local platform: its instances are processes on this
+    /// machine); `None`: each instance has its own vCPUs (AWS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cpus: Option<f64>,
 }
 
 impl PlatformProfile {
@@ -190,6 +230,8 @@ impl PlatformProfile {
             },
             bills_init: false,
             max_payload_bytes: 262_144,
+            memory: MemoryRange::default(),
+            host_cpus: None,
         }
     }
 
@@ -217,6 +259,8 @@ impl PlatformProfile {
             },
             bills_init: true,
             max_payload_bytes: 262_144,
+            memory: MemoryRange::default(),
+            host_cpus: None,
         }
     }
 
@@ -240,6 +284,8 @@ impl PlatformProfile {
             },
             bills_init: false,
             max_payload_bytes: 262_144,
+            memory: MemoryRange::default(),
+            host_cpus: None,
         }
     }
 
@@ -249,6 +295,14 @@ impl PlatformProfile {
             "aws-2021" => Self::aws_2021(),
             "aws-today" => Self::aws_today(),
             "unlimited" => Self::unlimited(),
+            // What a local launch on aws-2021 predicts for: its scaling and prices, every
+            // instance a process sharing this host's CPUs.
+            "local" => {
+                let mut p = Self::aws_2021().on_host(crate::backend::local::host_cpus(), 0.0);
+                p.name = "local".into();
+                p.description = "aws-2021's scaling and prices, every instance sharing this host's CPUs (the local platform)".into();
+                p
+            }
             path => {
                 let text = std::fs::read_to_string(Path::new(path)).map_err(|source| {
                     PlatformError::NotFound {
@@ -308,7 +362,90 @@ impl PlatformProfile {
         if self.cold_start.median_ms < 0.0 || self.cold_start.p90_ms < self.cold_start.median_ms {
             return bad("cold_start needs 0 <= median_ms <= p90_ms");
         }
+        let m = &self.memory;
+        if m.min_mb == 0 || m.min_mb > m.max_mb || m.step_mb == 0 || m.max_vcpus == 0 {
+            return bad("memory needs 0 < min_mb <= max_mb, step_mb > 0 and max_vcpus > 0");
+        }
+        if !positive(m.mb_per_vcpu)
+            || f64::from(m.max_vcpus - 1) * m.mb_per_vcpu >= f64::from(m.max_mb)
+        {
+            return bad(
+                "memory.mb_per_vcpu must be positive and (max_vcpus - 1) · mb_per_vcpu < max_mb",
+            );
+        }
+        if self.host_cpus.is_some_and(|h| !positive(h)) {
+            return bad("host_cpus must be positive (omit it for instances with their own vCPUs)");
+        }
         Ok(())
+    }
+
+    /// CPU time an instance of `memory_mb` gets, in vCPUs: `memory / mb_per_vcpu` up to
+    /// `max_vcpus − 1`, then linearly to `max_vcpus` at `max_mb` (Lambda: 1 at 1,769 MB,
+    /// 6 at 10,240 MB); on a shared host never more than the host's CPUs.
+    pub fn cpus_at(&self, memory_mb: u32) -> f64 {
+        let m = &self.memory;
+        let mb = f64::from(memory_mb.clamp(m.min_mb, m.max_mb));
+        let knee_vcpus = f64::from(m.max_vcpus - 1);
+        let knee_mb = knee_vcpus * m.mb_per_vcpu;
+        let cpus = if mb <= knee_mb {
+            mb / m.mb_per_vcpu
+        } else {
+            knee_vcpus + (mb - knee_mb) / (f64::from(m.max_mb) - knee_mb)
+        };
+        self.host_cpus.map_or(cpus, |h| cpus.min(h))
+    }
+
+    /// This profile with the function configured at `memory_mb` (rounded to the step and
+    /// clamped to the range): the memory billed and the vCPUs the instance sees.
+    pub fn at_memory(&self, memory_mb: u32) -> Self {
+        let mut p = self.clone();
+        p.memory_mb = self.round_memory(memory_mb);
+        p.vcpus = (self.cpus_at(p.memory_mb).ceil() as u32).max(1);
+        p
+    }
+
+    /// `memory_mb` rounded to the nearest allowed step within the range.
+    pub fn round_memory(&self, memory_mb: u32) -> u32 {
+        let m = &self.memory;
+        let step = m.step_mb.max(1);
+        let r = (memory_mb + step / 2) / step * step;
+        r.clamp(m.min_mb, m.max_mb)
+    }
+
+    /// The memories the planner tries: the range's ends and every quarter vCPU between
+    /// ([`MEMORY_CANDIDATES_PER_VCPU`]), rounded to the step, ascending and distinct.
+    pub fn memory_candidates(&self) -> Vec<u32> {
+        let m = &self.memory;
+        let per = m.mb_per_vcpu / f64::from(MEMORY_CANDIDATES_PER_VCPU);
+        let mut v = vec![m.min_mb, m.max_mb];
+        let mut j = 1.0;
+        while j * per < f64::from(m.max_mb) {
+            v.push(self.round_memory((j * per).round() as u32));
+            j += 1.0;
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Whether the planner chooses the memory: not on a shared host, where a local
+    /// instance sees every CPU of the host whatever its memory (a lower memory would only
+    /// be predicted slower, never run slower); there memory stays `memory_mb` unless pinned.
+    pub fn plans_memory(&self) -> bool {
+        self.host_cpus.is_none()
+    }
+
+    /// This profile as the local platform runs it: the same scaling, limits and prices,
+    /// but every instance is a process on this host of `cpus` CPUs, shared by all, that
+    /// takes `init_s` seconds to start on top of the profile's cold start.
+    pub fn on_host(&self, cpus: f64, init_s: f64) -> Self {
+        let mut p = self.clone();
+        p.host_cpus = Some(cpus.max(0.05));
+        let init_ms = init_s.max(0.0) * 1000.0;
+        p.cold_start.median_ms += init_ms;
+        p.cold_start.p90_ms += init_ms;
+        p.vcpus = (p.cpus_at(p.memory_mb).ceil() as u32).max(1);
+        p
     }
 
     /// USD per GB-second for this profile's architecture.
@@ -388,6 +525,32 @@ mod tests {
     fn price_of_a_10gb_second() {
         let p = PlatformProfile::aws_2021();
         assert!((p.price_per_instance_second() - 0.000_166_667).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cpus_follow_memory_as_on_lambda() {
+        let p = PlatformProfile::aws_2021();
+        assert!((p.cpus_at(1_769) - 1.0).abs() < 1e-12);
+        assert!((p.cpus_at(3_538) - 2.0).abs() < 1e-12);
+        assert!((p.cpus_at(8_845) - 5.0).abs() < 1e-12);
+        assert!((p.cpus_at(10_240) - 6.0).abs() < 1e-12);
+        assert!((p.cpus_at(442) - 442.0 / 1_769.0).abs() < 1e-12);
+        let at = p.at_memory(1_769);
+        assert_eq!((at.memory_mb, at.vcpus), (1_769, 1));
+        // Billing reads the memory: a 1,769 MB second costs 1,769/10,240 of a 10 GB one.
+        let ratio = at.price_per_instance_second() / p.price_per_instance_second();
+        assert!((ratio - 1_769.0 / 10_240.0).abs() < 1e-12);
+        let c = p.memory_candidates();
+        assert_eq!(c.first(), Some(&128));
+        assert_eq!(c.last(), Some(&10_240));
+        assert!(c.contains(&1_769) && c.contains(&3_538) && c.contains(&442));
+        assert_eq!(c.len(), 25);
+        // A shared host caps every instance at its CPUs.
+        let local = p.on_host(2.0, 0.1);
+        assert_eq!(local.cold_start.median_ms, 350.0);
+        assert_eq!(local.cpus_at(10_240), 2.0);
+        assert_eq!(local.vcpus, 2);
+        assert!((local.cpus_at(884) - 884.0 / 1_769.0).abs() < 1e-12);
     }
 
     #[test]

@@ -45,6 +45,7 @@ fn write_profile(path: &Path) {
                 .map(|&k| PackingSample {
                     k,
                     seconds: vec![1.5 + 0.5 * (k - 1) as f64],
+                    cpu_seconds: Vec::new(),
                 })
                 .collect(),
         },
@@ -92,6 +93,9 @@ fn plan_stores_reuses_refreshes_and_lists() {
         "total",
         "--store",
         s,
+        // The measured memory: this test is about k and the store (memory is searched below).
+        "--memory",
+        "10240",
         "--json",
     ];
 
@@ -99,6 +103,7 @@ fn plan_stores_reuses_refreshes_and_lists() {
         &[&base[..], &["--objective", "time"]].concat(),
     ));
     assert_eq!(time["k"], 6);
+    assert_eq!(time["memory_mb"], 10_240);
     assert_eq!(time["reused"], false);
     assert_eq!(time["curve"].as_array().unwrap().len(), 16);
     assert!(time["pareto"].as_array().unwrap().contains(&6.into()));
@@ -147,11 +152,38 @@ fn plan_stores_reuses_refreshes_and_lists() {
         "time",
         "--store",
         s,
+        "--memory",
+        "10240",
     ]);
     let out = String::from_utf8_lossy(&text.stdout);
     assert!(
-        out.contains("k = 4") && out.contains("baseline") && out.contains("reused"),
+        out.contains("k = 4") && out.contains("right-sized") && out.contains("reused"),
         "{out}"
+    );
+
+    // Memory searched: its own key, the chosen memory and both k = 1 baselines.
+    let free = json(&orchestrator(&[
+        "plan",
+        "--profile",
+        p,
+        "--tasks",
+        "400",
+        "--objective",
+        "cost",
+        "--store",
+        s,
+        "--json",
+    ]));
+    assert_eq!(free["reused"], false);
+    assert_eq!(free["memories"].as_array().unwrap().len(), 25);
+    let mem = free["memory_mb"].as_u64().unwrap();
+    assert_eq!(free["baselines"]["same_memory_k1"]["memory_mb"], mem);
+    let rs = &free["baselines"]["right_sized_k1"];
+    assert_eq!(rs["prediction"]["k"], 1);
+    assert!(rs["cost_improvement_pct"].is_number() && rs["time_improvement_pct"].is_number());
+    // Cheaper than the pinned 10,240 MB plan of the same objective.
+    assert!(
+        free["prediction"]["expense_usd"].as_f64() < cost["prediction"]["expense_usd"].as_f64()
     );
 }
 

@@ -30,6 +30,7 @@ fn launch(tasks: usize, k: usize) -> (RunReport, tempfile::TempDir) {
             kmax: k,
             store: dir.path().join("plans.json"),
             replan: false,
+            memory_mb: None,
         },
         platform: PlatformProfile::aws_today(),
         backend: BackendSpec::Local {

@@ -62,6 +62,8 @@ fn plans_on_the_artifact_profiles_are_sane() {
             memory_mb_per_task: 0.0,
             tmp_mb_per_task: 0.0,
             payload_bytes_per_task: 0,
+            // The measured memory: this test is about k (memory is searched below).
+            memory_mb: Some(10_240),
         };
         let t = plan(&model, &req(Objective::Time, 5000)).unwrap();
         let c = plan(&model, &req(Objective::Cost, 5000)).unwrap();
@@ -80,6 +82,30 @@ fn plans_on_the_artifact_profiles_are_sane() {
             t.pareto.contains(&t.k) && t.pareto.contains(&c.k),
             "{app}: {:?}",
             t.pareto
+        );
+        // Searching memory too: never worse than the pinned plan on its own objective, and
+        // the right-sized k = 1 is never costlier than k = 1 at the chosen memory.
+        let free = |objective| PlanRequest {
+            memory_mb: None,
+            ..req(objective, 5000)
+        };
+        let (tf, cf) = (
+            plan(&model, &free(Objective::Time)).unwrap(),
+            plan(&model, &free(Objective::Cost)).unwrap(),
+        );
+        assert!(
+            tf.prediction.total_s <= t.prediction.total_s * 1.005,
+            "{app}"
+        );
+        assert!(
+            cf.prediction.expense_usd <= c.prediction.expense_usd,
+            "{app}"
+        );
+        let b = cf.baselines.unwrap();
+        assert!(
+            b.right_sized_k1.prediction.expense_usd
+                <= b.same_memory_k1.prediction.expense_usd + 1e-12,
+            "{app}: {b:?}"
         );
         let mut prev = 0.0;
         for tasks in [10_000u64, 50_000, 100_000] {

@@ -31,6 +31,10 @@ pub struct Args {
     /// token-bucket and unlimited platforms.
     #[arg(long)]
     pub no_warm_reuse: bool,
+    /// Instead of the grid: tasks of log-normal weights with this σ, at the planned memory
+    /// and k, batched in manifest order vs balanced (LPT); one row per app, platform and C.
+    #[arg(long)]
+    pub uneven_sigma: Option<f64>,
     /// Write evaluate.json, report.md and SVG figures here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -77,6 +81,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         cfg.tasks = a.tasks.clone();
     }
 
+    if let Some(sigma) = a.uneven_sigma {
+        return uneven(&workloads, &platforms, &cfg, sigma, a.json);
+    }
     let bar = progress_bar((workloads.len() * (platforms.len() + 1)) as u64, a.json);
     let eval = evaluate::evaluate_all(&workloads, &platforms, &pywren, &cfg, &|| bar.inc(1))?;
     bar.finish_and_clear();
@@ -101,6 +108,30 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 " (--out DIR for every row and the SVG figures)"
             }
         );
+    }
+    Ok(())
+}
+
+/// `--uneven-sigma`: balanced vs manifest-order batches for every app, platform and C.
+fn uneven(
+    workloads: &[evaluate::ArtifactWorkload],
+    platforms: &[PlatformProfile],
+    cfg: &EvalConfig,
+    sigma: f64,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for w in workloads {
+        for p in platforms {
+            for &c in &cfg.tasks {
+                rows.push(evaluate::uneven(&w.workload, p, c, sigma, cfg)?);
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", markdown::uneven(&rows));
     }
     Ok(())
 }

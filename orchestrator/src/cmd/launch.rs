@@ -116,6 +116,9 @@ pub struct Args {
     /// Print the summary as JSON (and no progress bars).
     #[arg(long)]
     pub json: bool,
+    /// Function memory, MB (default: the platform profile's; a stored plan's on AWS).
+    #[arg(long)]
+    pub memory: Option<u32>,
     /// Largest k the planner considers (and the local profile measures).
     #[arg(long, default_value_t = 24)]
     pub kmax: usize,
@@ -160,6 +163,15 @@ fn tasks_file(path: &Path, c: Option<usize>) -> anyhow::Result<JobSource> {
         .with_context(|| format!("reading --tasks-file {}", path.display()))?;
     let mut tasks: Vec<Task> = serde_json::from_str(&text)
         .map_err(|e| UsageError(format!("{}: not a JSON list of tasks: {e}", path.display())))?;
+    // A task's optional "weight" (its relative work) balances the batches.
+    let raw: Vec<serde_json::Value> = serde_json::from_str(&text)?;
+    let mut weights: Vec<f64> = raw
+        .iter()
+        .map(|t| t["weight"].as_f64().unwrap_or(f64::NAN))
+        .collect();
+    if weights.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
+        weights.clear();
+    }
     if let Some(n) = c {
         if n > tasks.len() {
             return Err(UsageError(format!(
@@ -169,12 +181,14 @@ fn tasks_file(path: &Path, c: Option<usize>) -> anyhow::Result<JobSource> {
             .into());
         }
         tasks.truncate(n);
+        weights.truncate(n);
     }
     let origin = format!("tasks-file:{}", std::path::absolute(path)?.display());
     Ok(JobSource::Tasks {
         name: "tasks-file".into(),
         tasks,
         origin,
+        weights,
     })
 }
 
@@ -348,6 +362,7 @@ fn request(args: &Args) -> anyhow::Result<LaunchRequest> {
                 .clone()
                 .unwrap_or_else(propack_orchestrator::model::store::default_path),
             replan: args.replan,
+            memory_mb: args.memory,
         },
         platform,
         backend,
@@ -422,6 +437,28 @@ fn print_human(r: &RunReport) {
             b.measured.expense_usd,
             m.total_s / b.measured.total_s.max(1e-9),
             m.expense_usd / b.measured.expense_usd.max(1e-12)
+        );
+        if let Some(p) = &b.predicted {
+            println!(
+                "k = 1 predicted: total {:.2} s · ${:.6} (total error {:+.1} %)",
+                p.total_s,
+                p.expense_usd,
+                pct_error(b.measured.total_s, p.total_s)
+            );
+        }
+    }
+    if let Some(rs) = r
+        .right_sized_k1()
+        .filter(|b| b.memory_mb != r.platform.memory_mb)
+    {
+        println!(
+            "k = 1 right-sized ({} MB, predicted): {} {:.2} s · ${:.6} → the plan is {:.1} % faster, {:.1} % cheaper",
+            rs.memory_mb,
+            r.metric,
+            rs.prediction.metric(r.metric_kind()),
+            rs.prediction.expense_usd,
+            rs.time_improvement_pct,
+            rs.cost_improvement_pct
         );
     }
     println!(

@@ -1,4 +1,4 @@
-//! `orchestrator plan`: choose the packing degree k for a job from a profile, store it, print it.
+//! `orchestrator plan`: choose the function memory and packing degree k for a job from a profile, store it, print it.
 
 use std::path::PathBuf;
 
@@ -55,6 +55,9 @@ pub struct Args {
     /// Payload bytes per task (default: the profile's workload).
     #[arg(long)]
     pub payload_bytes_per_task: Option<u64>,
+    /// Function memory, MB (default: planned with k over the platform's memory range).
+    #[arg(long)]
+    pub memory: Option<u32>,
     /// Function name of the plan store key (default: the profile's workload name).
     #[arg(long)]
     pub function: Option<String>,
@@ -95,6 +98,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         memory_mb_per_task: a.memory_mb_per_task.unwrap_or(w.memory_mb_per_task),
         tmp_mb_per_task: a.tmp_mb_per_task.unwrap_or(w.tmp_mb_per_task),
         payload_bytes_per_task: a.payload_bytes_per_task.unwrap_or(w.payload_bytes_per_task),
+        memory_mb: a.memory,
     };
     let function = a.function.clone().unwrap_or_else(|| w.name.clone());
     let store_path = a.store.clone().unwrap_or_else(default_path);
@@ -108,8 +112,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         backend,
         &model.platform.name,
         req.tasks,
-        req.objective,
-        req.metric,
+        (req.objective, req.metric),
+        req.memory_mb,
     );
     let (stored, reused) = store.plan_or_reuse(key, a.refresh, || plan(&model, &req))?;
     let p = &stored.plan;
@@ -136,12 +140,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The human summary: chosen k, its predictions, the k = 1 baseline and the improvement.
+/// The human summary: chosen memory and k, its predictions, both k = 1 baselines and the improvements.
 pub fn summary(p: &Plan, function: &str) -> String {
     let m = p.request.metric;
-    let row = |name: &str, x: &propack_orchestrator::model::Prediction| {
+    let row = |name: &str, memory: u32, x: &propack_orchestrator::model::Prediction| {
         format!(
-            "  {name:<9} k = {:<5} instances {:<7} {} {:>9.2} s   scale {:>9.2} s   expense ${:.4}\n",
+            "  {name:<18} {memory:>6} MB  k = {:<5} instances {:<7} {} {:>9.2} s   scale {:>9.2} s   expense ${:.4}\n",
             x.k,
             x.instances,
             m.name(),
@@ -151,8 +155,13 @@ pub fn summary(p: &Plan, function: &str) -> String {
         )
     };
     let infeasible = p.curve.iter().filter(|c| !c.feasible).count();
+    let searched = if p.memories.len() > 1 {
+        format!("memory searched over {} sizes", p.memories.len())
+    } else {
+        "memory pinned".to_owned()
+    };
     let mut s = format!(
-        "{function}: C = {}, objective {}, metric {}, platform {}, model {}, k in 1..={}\n",
+        "{function}: C = {}, objective {}, metric {}, platform {}, model {}, k in 1..={}, {searched}\n",
         p.request.tasks,
         p.request.objective.name(),
         m.name(),
@@ -160,20 +169,46 @@ pub fn summary(p: &Plan, function: &str) -> String {
         p.model,
         p.curve.len()
     );
-    s += &row("chosen", &p.prediction);
-    s += &row("baseline", &p.baseline);
+    s += &row("chosen", p.memory_mb, &p.prediction);
+    match &p.baselines {
+        Some(b) => {
+            for (name, base) in [
+                ("k = 1 same memory", &b.same_memory_k1),
+                ("k = 1 right-sized", &b.right_sized_k1),
+            ] {
+                s += &row(name, base.memory_mb, &base.prediction);
+            }
+            for (name, base) in [
+                ("same memory", &b.same_memory_k1),
+                ("right-sized", &b.right_sized_k1),
+            ] {
+                s += &format!(
+                    "  vs k = 1 {name} ({} MB): {} {:.1}% faster, {:.1}% cheaper\n",
+                    base.memory_mb,
+                    m.name(),
+                    base.time_improvement_pct,
+                    base.cost_improvement_pct
+                );
+            }
+        }
+        None => {
+            s += &row("baseline", p.memory_mb, &p.baseline);
+            s += &format!(
+                "  vs k = 1: {} {:.1}% faster, {:.1}% cheaper\n",
+                m.name(),
+                p.time_improvement_pct,
+                p.cost_improvement_pct
+            );
+        }
+    }
     s += &format!(
-        "  {} {:.1}% faster, {:.1}% cheaper than k = 1; predicted total {:.2} s, tail {:.2} s, median {:.2} s\n",
-        m.name(),
-        p.time_improvement_pct,
-        p.cost_improvement_pct,
-        p.prediction.total_s,
-        p.prediction.tail_s,
-        p.prediction.median_s
+        "  predicted total {:.2} s, tail {:.2} s, median {:.2} s\n",
+        p.prediction.total_s, p.prediction.tail_s, p.prediction.median_s
     );
     let pareto: Vec<String> = p.pareto.iter().map(u64::to_string).collect();
     s += &format!(
-        "  Pareto front (time, expense): k = {}\n",
+        "  Pareto front (time, expense) at {} MB: k = {}\n",
+        p.memory_mb,
         pareto.join(", ")
     );
     if infeasible > 0 {

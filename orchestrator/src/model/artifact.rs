@@ -194,6 +194,7 @@ pub fn read_packing(dir: &Path, app: &str) -> Result<PackingProfile, ModelError>
                 None => samples.push(PackingSample {
                     k,
                     seconds: vec![t],
+                    cpu_seconds: Vec::new(),
                 }),
             }
         }

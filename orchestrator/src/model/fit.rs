@@ -183,6 +183,9 @@ pub struct PackingCurve {
     pub k_min: u64,
     /// Largest k measured.
     pub k_max: u64,
+    /// PCHIP over (k, mean CPU seconds of the k tasks), when the profile measured them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Pchip>,
 }
 
 impl PackingCurve {
@@ -203,17 +206,35 @@ impl PackingCurve {
             .collect();
         let curve = Pchip::new(&xs, &ys, None)
             .ok_or_else(|| ModelError::Invalid("packing profile has no samples".into()))?;
+        let mut cpu_by_k: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
+        for s in profile.samples.iter().filter(|s| !s.cpu_seconds.is_empty()) {
+            cpu_by_k.entry(s.k).or_default().extend(&s.cpu_seconds);
+        }
+        // Only a curve measured at every k is used: a partial one would mix assumptions.
+        let cpu = (cpu_by_k.len() == by_k.len())
+            .then(|| {
+                let cx: Vec<f64> = cpu_by_k.keys().map(|&k| k as f64).collect();
+                let cy: Vec<f64> = cpu_by_k.values().map(|v| mean(v).unwrap_or(0.0)).collect();
+                Pchip::new(&cx, &cy, None)
+            })
+            .flatten();
         Ok(Self {
             curve,
             spread_cv: mean(&cvs).unwrap_or(0.0),
             k_min: *by_k.keys().next().expect("non-empty"),
             k_max: *by_k.keys().next_back().expect("non-empty"),
+            cpu,
         })
     }
 
     /// Seconds for one instance running `k` tasks (monotone in k).
     pub fn seconds(&self, k: u64) -> f64 {
         self.curve.eval(k as f64)
+    }
+
+    /// CPU seconds `k` tasks use together, when the profile measured them.
+    pub fn cpu_seconds(&self, k: u64) -> Option<f64> {
+        self.cpu.as_ref().map(|c| c.eval(k as f64))
     }
 }
 
@@ -306,14 +327,17 @@ mod tests {
                 PackingSample {
                     k: 1,
                     seconds: vec![1.0, 1.2],
+                    cpu_seconds: Vec::new(),
                 },
                 PackingSample {
                     k: 4,
                     seconds: vec![2.0],
+                    cpu_seconds: Vec::new(),
                 },
                 PackingSample {
                     k: 8,
                     seconds: vec![4.0],
+                    cpu_seconds: Vec::new(),
                 },
             ],
         };

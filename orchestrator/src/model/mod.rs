@@ -42,6 +42,15 @@
 //!   ([`Dispatch`]: inline or distributed Map, EXPRESS or STANDARD children, chosen by the
 //!   same functions as the definition builder; or direct invokes).
 //!
+//! Memory ([`Model::at_memory`]): the model predicts at `platform.memory_mb`, pricing
+//! that memory and scaling every duration by [`Model::memory_ratio`] — k tasks on v vCPUs
+//! take as long as k·V/v tasks on the profile's V (CPU-bound work shares the vCPUs).
+//!
+//! A shared host ([`PlatformProfile::host_cpus`], the local platform): instances start by
+//! the scaling rule, then stretch by [`share::processor_sharing`] of their CPU demand;
+//! [`Model::predict_weighted`] predicts uneven tasks batch by batch
+//! ([`crate::batching::batch_factor`]).
+//!
 //! [`Model::instance_end_s`] is the artifact's measure (the end of the instance at a
 //! launch position, no straggler allowance) and is what validation compares.
 
@@ -51,6 +60,7 @@ pub mod fit;
 pub mod paper;
 pub mod planner;
 pub mod profile;
+pub mod share;
 pub mod store;
 pub mod validate;
 
@@ -189,6 +199,9 @@ pub struct Model {
     pub tail_quantile: f64,
     /// How the planned run reaches the function (priced into the expense).
     pub dispatch: Dispatch,
+    /// Memory the packing profile was measured at, MB (the model predicts at
+    /// `platform.memory_mb`; see [`Model::memory_ratio`]).
+    pub profile_memory_mb: u32,
 }
 
 /// `Φ⁻¹(1 − 1/(n + 1))`, the expected rank of the maximum of n standard normals (asymptotic form).
@@ -232,7 +245,37 @@ impl Model {
             dispatch: Dispatch::StepFunctions {
                 task_bytes: profile.workload.payload_bytes_per_task.max(1),
             },
+            profile_memory_mb: profile.packing.memory_mb,
         })
+    }
+
+    /// The same model predicting for the function configured at `memory_mb`
+    /// (rounded to the platform's step): its vCPUs, its price, its durations.
+    pub fn at_memory(&self, memory_mb: u32) -> Self {
+        let mut m = self.clone();
+        m.platform = self.platform.at_memory(memory_mb);
+        m
+    }
+
+    /// How much longer an instance of `k` tasks runs at the model's memory than at the
+    /// profile's, derived from the measured packing curve `P` under the documented
+    /// assumption that CPU-bound work shares the instance's vCPUs: k tasks on v vCPUs
+    /// take as long as `x = k · V / v` tasks on the profile's V vCPUs (the same load per
+    /// vCPU), so the ratio is `P(max(x, 1)) / P(k)`. Below one vCPU a task runs at the
+    /// memory's CPU share (x > k). 1 at the profile's memory, and wherever P is flat.
+    pub fn memory_ratio(&self, k: u64) -> f64 {
+        let v = self.platform.cpus_at(self.platform.memory_mb);
+        let big_v = self.platform.cpus_at(self.profile_memory_mb);
+        if (v - big_v).abs() < 1e-9 || v <= 0.0 {
+            return 1.0;
+        }
+        let k = k.max(1);
+        let x = (k as f64 * big_v / v).max(1.0);
+        let pk = self.packing.seconds(k);
+        if pk <= 0.0 {
+            return 1.0;
+        }
+        self.packing.curve.eval(x) / pk
     }
 
     /// Sets how the planned run reaches the function.
@@ -247,8 +290,14 @@ impl Model {
         self
     }
 
-    /// Expected handler duration of one instance running `k` tasks at scale, seconds.
+    /// Expected handler duration of one instance running `k` tasks at scale, seconds,
+    /// at the model's memory ([`Model::memory_ratio`] times the profile memory's).
     pub fn instance_duration_s(&self, k: u64) -> f64 {
+        self.profile_memory_duration_s(k) * self.memory_ratio(k)
+    }
+
+    /// [`Model::instance_duration_s`] at the memory the profile was measured at.
+    fn profile_memory_duration_s(&self, k: u64) -> f64 {
         let k = k.max(1);
         match self.kind {
             ModelKind::Paper => self.packing.seconds(k),
@@ -393,6 +442,16 @@ impl Model {
     /// Expense of `n` invocations (the last runs `d_last`, the others `d`): the invocations,
     /// the init of every new environment where the platform bills init, and the orchestration.
     fn expense(&self, c: u64, k: u64, n: u64, d: f64, d_last: f64) -> crate::billing::Expense {
+        let durations: Vec<f64> = (0..n)
+            .map(|i| if i + 1 == n { d_last } else { d })
+            .collect();
+        self.expense_of(c, k, &durations, d)
+    }
+
+    /// Expense of invocations running `durations` (in launch order; `d` is the typical
+    /// one, which decides the orchestration's mode as the definition builder would).
+    fn expense_of(&self, c: u64, k: u64, durations: &[f64], d: f64) -> crate::billing::Expense {
+        let n = durations.len() as u64;
         let environments = if self.warm_reuse() {
             self.environment_groups(n).iter().map(|g| g.1).sum::<u64>()
         } else {
@@ -403,9 +462,6 @@ impl Model {
         } else {
             0.0
         };
-        let durations: Vec<f64> = (0..n)
-            .map(|i| if i + 1 == n { d_last } else { d })
-            .collect();
         let billed = durations.iter().enumerate().map(|(i, &x)| {
             if (i as u64) < environments {
                 x + init_s
@@ -415,9 +471,116 @@ impl Model {
         });
         let usage = crate::billing::OrchestrationUsage::for_batches(
             crate::billing::orchestration_for(self.dispatch, c, k, self.platform.vcpus, d),
-            &durations,
+            durations,
         );
         crate::billing::price(&self.platform, billed, &usage)
+    }
+
+    /// CPUs an instance of `k` tasks running `alone_s` seconds keeps busy on `v` vCPUs:
+    /// the profile's measured CPU seconds over that duration where it has them, else
+    /// (the documented assumption) CPU-bound tasks, `min(k, v)`; never more than that.
+    fn cpu_demand(&self, k: u64, alone_s: f64, v: f64) -> f64 {
+        let bound = (k as f64).min(v).max(1e-3);
+        match self.packing.cpu_seconds(k) {
+            Some(cpu) if alone_s > 0.0 => (cpu / alone_s).clamp(1e-3, bound),
+            _ => bound,
+        }
+    }
+
+    /// The straggler allowance of an instance of `d` seconds among `competing` others:
+    /// the expected maximum of their log-normal durations less the median.
+    fn straggle_s(&self, k: u64, d: f64, competing: f64) -> f64 {
+        let sigma = self.scaling.task_sigma() / (k as f64).sqrt();
+        d * ((sigma * z_of_max(competing)).exp() - 1.0)
+    }
+
+    /// [`Model::predict`] on a platform whose instances share one host of `cpus` CPUs
+    /// (the local platform): instances start by the scaling rule as usual, then their
+    /// durations stretch by [`share::processor_sharing`], each keeping `min(k, vCPUs)`
+    /// CPUs busy (CPU-bound work). Times are of the stretched schedule; the median and
+    /// tail are the quantiles of the instance ends.
+    fn predict_shared(&self, c: u64, k: u64, (d, d_last): (f64, f64)) -> Prediction {
+        let n = c.div_ceil(k);
+        let rem = c - (n - 1) * k;
+        let batches: Vec<(u64, f64)> = (0..n)
+            .map(|i| if i + 1 == n { (rem, d_last) } else { (k, d) })
+            .collect();
+        self.predict_schedule(c, k, d, &batches)
+    }
+
+    /// Predicts a launch of tasks of relative work `weights` (in manifest order) packed `k`
+    /// per instance in that order, as ItemBatcher batches them: each batch runs
+    /// [`crate::batching::batch_factor`] times `D(its size)`. Order the weights with
+    /// [`crate::batching::balanced_order`] to predict balanced batches.
+    pub fn predict_weighted(&self, weights: &[f64], k: u64) -> Prediction {
+        let c = (weights.len() as u64).max(1);
+        let k = k.clamp(1, c);
+        let mean = weights.iter().sum::<f64>() / c as f64;
+        let d1 = self.instance_duration_s(1);
+        let batches: Vec<(u64, f64)> = weights
+            .chunks(k as usize)
+            .map(|b| {
+                let dk = self.instance_duration_s(b.len() as u64);
+                (
+                    b.len() as u64,
+                    dk * crate::batching::batch_factor(b, mean, d1, dk),
+                )
+            })
+            .collect();
+        self.predict_schedule(c, k, self.instance_duration_s(k), &batches)
+    }
+
+    /// The prediction of `batches` (tasks, duration alone) in launch order, started by the
+    /// scaling rule for instances of `d` seconds; on a shared host stretched by
+    /// [`share::processor_sharing`]. The median and tail are quantiles of the ends.
+    fn predict_schedule(&self, c: u64, k: u64, d: f64, batches: &[(u64, f64)]) -> Prediction {
+        let n = batches.len().max(1) as u64;
+        let v = self.platform.cpus_at(self.platform.memory_mb);
+        let jobs: Vec<share::Shared> = batches
+            .iter()
+            .enumerate()
+            .map(|(i, &(tasks, alone_s))| share::Shared {
+                start_s: self.start_s(n, i as u64, d),
+                alone_s,
+                demand: self.cpu_demand(tasks, alone_s, v),
+            })
+            .collect();
+        let (ends, competing) = match self.platform.host_cpus {
+            Some(cpus) => (
+                share::processor_sharing(&jobs, cpus),
+                // The last instances' spread: as many compete as the host runs at once.
+                (cpus / v.min(k as f64).max(1e-3)).clamp(1.0, n as f64),
+            ),
+            None => (
+                jobs.iter().map(|j| j.start_s + j.alone_s).collect(),
+                n as f64,
+            ),
+        };
+        let durations: Vec<f64> = jobs.iter().zip(&ends).map(|(j, e)| e - j.start_s).collect();
+        let mut sorted = ends.clone();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| sorted[((q * n as f64).floor() as usize).min(n as usize - 1)];
+        let scale_s = jobs.iter().map(|j| j.start_s).fold(0.0, f64::max);
+        let last_d = durations.last().copied().unwrap_or(d);
+        let total_s = sorted[n as usize - 1] + self.straggle_s(k, last_d, competing);
+        let mean_d = durations.iter().sum::<f64>() / n as f64;
+        let expense = self.expense_of(c, k, &durations, mean_d);
+        Prediction {
+            k,
+            instances: n,
+            waves: match self.platform.account_concurrency_limit {
+                Some(l) => n.div_ceil(u64::from(l)),
+                None => 1,
+            },
+            scale_s,
+            total_s,
+            tail_s: at(self.tail_quantile),
+            median_s: at(0.5),
+            instance_s: mean_d,
+            billed_instance_s: durations.iter().sum(),
+            expense_usd: expense.total_usd(),
+            expense,
+        }
     }
 
     /// Predicts a launch of `c` tasks packed `k` per instance.
@@ -428,6 +591,9 @@ impl Model {
         let rem = c - (n - 1) * k;
         let d = self.instance_duration_s(k);
         let d_last = self.instance_duration_s(rem);
+        if let (ModelKind::Propack, Some(_)) = (self.kind, self.platform.host_cpus) {
+            return self.predict_shared(c, k, (d, d_last));
+        }
         let last = n - 1;
         let scale_s = self.start_s(n, last, d);
         let pos = |q: f64| ((q * n as f64).floor() as u64).min(last);
@@ -438,7 +604,6 @@ impl Model {
             total_s = total_s.max(self.start_s(n, last - 1, d) + d);
         }
         if self.kind == ModelKind::Propack {
-            let sigma = self.scaling.task_sigma() / (k as f64).sqrt();
             let slope = match self.platform.scaling {
                 _ if self.measured_arrivals => self.scaling.slope_s_per_instance,
                 Scaling::Interval { interval_ms } => interval_ms / 1000.0,
@@ -452,8 +617,7 @@ impl Model {
             } else {
                 n as f64
             };
-            let straggle = d * ((sigma * z_of_max(competing)).exp() - 1.0);
-            total_s += straggle;
+            total_s += self.straggle_s(k, d, competing);
         }
         let billed_instance_s = (n - 1) as f64 * d + d_last;
         let expense = self.expense(c, k, n, d, d_last);
@@ -524,6 +688,7 @@ pub(crate) mod tests {
                     .map(|&k| PackingSample {
                         k,
                         seconds: vec![1.5 + 0.5 * (k - 1) as f64],
+                        cpu_seconds: Vec::new(),
                     })
                     .collect(),
             },
@@ -711,5 +876,30 @@ pub(crate) mod tests {
         // scale_time = 0.05 C exactly, packing P(1) = 1.5.
         assert!((p.scale_s - 20.0).abs() < 1e-6, "{}", p.scale_s);
         assert!((p.total_s - 21.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn weighted_batches_by_hand() {
+        let m = Model::new(
+            &synthetic_profile(),
+            PlatformProfile::unlimited(),
+            ModelKind::Propack,
+        )
+        .unwrap();
+        // D(1) = 1 s (mean at scale), D(2) = P(2) − o = 2 − 0.5 = 1.5 s; mean weight 2.
+        // Manifest order [3, 3 | 1, 1]: the first batch has 1.5× the mean work → 2.25 s.
+        let w = [3.0, 3.0, 1.0, 1.0];
+        let p = m.predict_weighted(&w, 2);
+        assert!((p.total_s - 2.25).abs() < 1e-9, "{}", p.total_s);
+        // Balanced [3, 1 | 3, 1]: both batches take D(2).
+        let order = crate::batching::balanced_order(&w, 2);
+        assert_eq!(order, vec![0, 2, 1, 3]);
+        let balanced: Vec<f64> = order.iter().map(|&i| w[i]).collect();
+        let b = m.predict_weighted(&balanced, 2);
+        assert!((b.total_s - 1.5).abs() < 1e-9, "{}", b.total_s);
+        assert!((b.billed_instance_s - 3.0).abs() < 1e-9);
+        // Equal weights predict what the mean task does.
+        let e = m.predict_weighted(&[1.0; 4], 2);
+        assert!((e.total_s - m.predict(4, 2).total_s).abs() < 1e-9);
     }
 }

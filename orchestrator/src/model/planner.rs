@@ -1,4 +1,12 @@
-//! The optimiser: the k in 1..=kmax that minimises time, cost or a weighted mix, subject to the platform's and workload's limits.
+//! The optimiser: the memory and the k in 1..=kmax that minimise time, cost or a weighted mix, subject to the platform's and workload's limits.
+//!
+//! Memory is searched over the platform's candidates ([`PlatformProfile::memory_candidates`],
+//! every quarter vCPU) unless the request pins it; at each memory the model predicts with
+//! that memory's vCPUs and price ([`Model::at_memory`]). The plan reports two baselines:
+//! k = 1 at the chosen memory (ProPack's) and k = 1 right-sized (the best memory for k = 1
+//! under the same objective, what a tuned unpacked function would use).
+//!
+//! [`PlatformProfile::memory_candidates`]: crate::platform::PlatformProfile::memory_candidates
 
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +16,11 @@ use super::{Model, ModelError, Prediction};
 pub const DEFAULT_W_COST: f64 = 0.55;
 /// Default weight of time in [`Objective::Both`] (the paper's).
 pub const DEFAULT_W_TIME: f64 = 0.45;
+/// Memories whose best scores are within this fraction (percentage points for `both`) are
+/// equally good: the planner then takes the one better on the other criterion — for the
+/// cost objective the faster of equally cheap memories (below one vCPU a CPU-bound task
+/// costs the same and only runs slower, so single-threaded code gets 1,769 MB).
+pub const MEMORY_TIE: f64 = 0.005;
 
 /// What to minimise.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -91,6 +104,9 @@ pub struct PlanRequest {
     /// Bytes of one task in the batch payload.
     #[serde(default)]
     pub payload_bytes_per_task: u64,
+    /// Function memory, MB, when pinned (`--memory`); `None` searches the platform's range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
 }
 
 /// Why a k cannot be used.
@@ -167,6 +183,43 @@ pub struct CurvePoint {
     pub score: Option<f64>,
 }
 
+/// A k = 1 baseline: its memory, its predictions and how much the plan improves on it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Function memory, MB.
+    pub memory_mb: u32,
+    /// Predictions of k = 1 at that memory.
+    pub prediction: Prediction,
+    /// Reduction of the metric's service time by the plan, percent.
+    pub time_improvement_pct: f64,
+    /// Reduction of the expense by the plan, percent.
+    pub cost_improvement_pct: f64,
+}
+
+/// The two baselines every plan is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Baselines {
+    /// k = 1 at the plan's memory (ProPack's baseline).
+    pub same_memory_k1: Baseline,
+    /// k = 1 at the memory best for k = 1 under the same objective (right-sized).
+    pub right_sized_k1: Baseline,
+}
+
+/// The best k at one memory.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MemoryPoint {
+    /// Function memory, MB.
+    pub memory_mb: u32,
+    /// vCPUs' worth of CPU time at that memory.
+    pub cpus: f64,
+    /// The best feasible k there (`None`: no k fits).
+    pub k: Option<u64>,
+    /// Its score (lower is better).
+    pub score: Option<f64>,
+    /// Its predictions (k = 1's when no k fits).
+    pub prediction: Prediction,
+}
+
 /// The planner's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -176,20 +229,29 @@ pub struct Plan {
     pub model: super::ModelKind,
     /// Platform name.
     pub platform: String,
+    /// Chosen function memory, MB (0 in plans stored before memory was planned).
+    #[serde(default)]
+    pub memory_mb: u32,
     /// Chosen k.
     pub k: u64,
-    /// Predictions at the chosen k.
+    /// Predictions at the chosen memory and k.
     pub prediction: Prediction,
-    /// Predictions at k = 1 (no packing).
+    /// Predictions at k = 1 and the chosen memory (no packing).
     pub baseline: Prediction,
-    /// Reduction of the metric's service time vs k = 1, percent.
+    /// Reduction of the metric's service time vs k = 1 at the same memory, percent.
     pub time_improvement_pct: f64,
-    /// Reduction of the expense vs k = 1, percent.
+    /// Reduction of the expense vs k = 1 at the same memory, percent.
     pub cost_improvement_pct: f64,
-    /// Every k in 1..=kmax.
+    /// Both baselines (absent in plans stored before memory was planned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baselines: Option<Baselines>,
+    /// Every k in 1..=kmax at the chosen memory.
     pub curve: Vec<CurvePoint>,
-    /// The k on the Pareto front of (service time, expense) among feasible k, ascending.
+    /// The k on the Pareto front of (service time, expense) among feasible k at the chosen memory, ascending.
     pub pareto: Vec<u64>,
+    /// The best k at every memory searched, ascending by memory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memories: Vec<MemoryPoint>,
 }
 
 /// Constraints that do not hold for `k`.
@@ -226,8 +288,70 @@ fn check(model: &Model, req: &PlanRequest, k: u64, p: &Prediction) -> Vec<Infeas
     out
 }
 
-/// Chooses k for `req` with `model`: the feasible k with the lowest score
-/// (ties: the smaller k, which launches more instances but risks less per instance).
+/// Every k in 1..=kmax of `model` (at its memory), checked, not yet scored.
+fn curve_of(model: &Model, req: &PlanRequest, kmax: u64) -> Vec<CurvePoint> {
+    (1..=kmax)
+        .map(|k| {
+            let prediction = model.predict(req.tasks, k);
+            let infeasible = check(model, req, k, &prediction);
+            CurvePoint {
+                k,
+                prediction,
+                feasible: infeasible.is_empty(),
+                infeasible,
+                score: None,
+            }
+        })
+        .collect()
+}
+
+/// Scores `points` for `objective`, `both` normalised by `(t_min, e_min)`.
+fn score(p: &Prediction, req: &PlanRequest, (t_min, e_min): (f64, f64)) -> f64 {
+    let excess = |v: f64, min: f64| if min > 0.0 { v / min - 1.0 } else { v - min };
+    let t = p.metric(req.metric);
+    let e = p.expense_usd;
+    match req.objective {
+        Objective::Time => t,
+        Objective::Cost => e,
+        Objective::Both { w_cost, w_time } => w_cost * excess(e, e_min) + w_time * excess(t, t_min),
+    }
+}
+
+/// The lowest `(t, e)` of feasible points.
+fn minima<'a>(points: impl Iterator<Item = &'a Prediction>, metric: Metric) -> (f64, f64) {
+    points.fold((f64::INFINITY, f64::INFINITY), |(t, e), p| {
+        (t.min(p.metric(metric)), e.min(p.expense_usd))
+    })
+}
+
+/// Index of the best of `(score, prediction)` candidates: the lowest score, where scores
+/// within [`MEMORY_TIE`] of it are equal and the other criterion decides (time for the
+/// cost and both objectives, expense for time); `cands` ascend by memory, so any
+/// remaining tie goes to the smaller memory.
+fn pick_memory(cands: &[(f64, Prediction)], req: &PlanRequest) -> Option<usize> {
+    let best = cands.iter().map(|c| c.0).fold(f64::INFINITY, f64::min);
+    if !best.is_finite() {
+        return None;
+    }
+    let tie = match req.objective {
+        Objective::Both { .. } => best + MEMORY_TIE,
+        _ => best + best.abs() * MEMORY_TIE,
+    };
+    let secondary = |p: &Prediction| match req.objective {
+        Objective::Time => p.expense_usd,
+        _ => p.metric(req.metric),
+    };
+    cands
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.0 <= tie)
+        .min_by(|a, b| secondary(&a.1.1).total_cmp(&secondary(&b.1.1)))
+        .map(|(i, _)| i)
+}
+
+/// Chooses the memory and k for `req` with `model`: at each memory the feasible k with
+/// the lowest score (ties: the smaller k, which launches more instances but risks less
+/// per instance), then the best memory ([`pick_memory`]).
 pub fn plan(model: &Model, req: &PlanRequest) -> Result<Plan, ModelError> {
     if req.tasks == 0 {
         return Err(ModelError::Invalid("--tasks must be at least 1".into()));
@@ -240,31 +364,23 @@ pub fn plan(model: &Model, req: &PlanRequest) -> Result<Plan, ModelError> {
         ));
     }
     let kmax = req.kmax.clamp(1, req.tasks);
-    let mut curve: Vec<CurvePoint> = (1..=kmax)
-        .map(|k| {
-            let prediction = model.predict(req.tasks, k);
-            let infeasible = check(model, req, k, &prediction);
-            CurvePoint {
-                k,
-                prediction,
-                feasible: infeasible.is_empty(),
-                infeasible,
-                score: None,
-            }
-        })
+    let memories = match req.memory_mb {
+        Some(m) => vec![model.platform.round_memory(m)],
+        None => model.platform.memory_candidates(),
+    };
+    let mut curves: Vec<(u32, Vec<CurvePoint>)> = memories
+        .iter()
+        .map(|&m| (m, curve_of(&model.at_memory(m), req, kmax)))
         .collect();
-    let t_min = curve
-        .iter()
-        .filter(|p| p.feasible)
-        .map(|p| p.prediction.metric(req.metric))
-        .fold(f64::INFINITY, f64::min);
-    let e_min = curve
-        .iter()
-        .filter(|p| p.feasible)
-        .map(|p| p.prediction.expense_usd)
-        .fold(f64::INFINITY, f64::min);
-    if !t_min.is_finite() {
-        let reasons = curve[0]
+    let feasible = || {
+        curves
+            .iter()
+            .flat_map(|(_, c)| c.iter().filter(|p| p.feasible))
+    };
+    let mins = minima(feasible().map(|p| &p.prediction), req.metric);
+    if !mins.0.is_finite() {
+        // k = 1 at the largest memory is the most permissive point: say why even it fails.
+        let reasons = curves.last().expect("at least one memory").1[0]
             .infeasible
             .iter()
             .map(ToString::to_string)
@@ -272,24 +388,53 @@ pub fn plan(model: &Model, req: &PlanRequest) -> Result<Plan, ModelError> {
             .join("; ");
         return Err(ModelError::Infeasible { kmax, reasons });
     }
-    let excess = |v: f64, min: f64| if min > 0.0 { v / min - 1.0 } else { v - min };
-    for p in curve.iter_mut().filter(|p| p.feasible) {
-        let t = p.prediction.metric(req.metric);
-        let e = p.prediction.expense_usd;
-        p.score = Some(match req.objective {
-            Objective::Time => t,
-            Objective::Cost => e,
-            Objective::Both { w_cost, w_time } => {
-                w_cost * excess(e, e_min) + w_time * excess(t, t_min)
-            }
-        });
+    // k = 1 alone, normalised among k = 1 points, for the right-sized baseline.
+    let mins1 = minima(
+        feasible().filter(|p| p.k == 1).map(|p| &p.prediction),
+        req.metric,
+    );
+    for (_, curve) in curves.iter_mut() {
+        for p in curve.iter_mut().filter(|p| p.feasible) {
+            p.score = Some(score(&p.prediction, req, mins));
+        }
     }
-    let best = curve
+    let memories: Vec<MemoryPoint> = curves
         .iter()
-        .filter_map(|p| p.score.map(|s| (s, p)))
-        .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.k.cmp(&b.1.k)))
-        .map(|(_, p)| p.clone())
-        .expect("at least one feasible k");
+        .map(|(m, curve)| {
+            let best = curve
+                .iter()
+                .filter_map(|p| p.score.map(|s| (s, p)))
+                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.k.cmp(&b.1.k)));
+            MemoryPoint {
+                memory_mb: *m,
+                cpus: model.platform.cpus_at(*m),
+                k: best.map(|b| b.1.k),
+                score: best.map(|b| b.0),
+                prediction: best.map_or(curve[0].prediction, |b| b.1.prediction),
+            }
+        })
+        .collect();
+    let cands: Vec<(f64, Prediction)> = memories
+        .iter()
+        .map(|m| (m.score.unwrap_or(f64::INFINITY), m.prediction))
+        .collect();
+    let chosen = pick_memory(&cands, req).expect("a feasible point exists");
+    let k1: Vec<(f64, Prediction)> = curves
+        .iter()
+        .map(|(_, c)| {
+            let p = &c[0];
+            let s = if p.feasible {
+                score(&p.prediction, req, mins1)
+            } else {
+                f64::INFINITY
+            };
+            (s, p.prediction)
+        })
+        .collect();
+    let (memory_mb, curve) = curves.swap_remove(chosen);
+    let best = memories[chosen];
+    let k = best.k.expect("the chosen memory has a feasible k");
+    let prediction = best.prediction;
 
     // Pareto front: sweep by time ascending, keep strictly cheaper points.
     let mut pts: Vec<(f64, f64, u64)> = curve
@@ -314,7 +459,6 @@ pub fn plan(model: &Model, req: &PlanRequest) -> Result<Plan, ModelError> {
     }
     pareto.sort_unstable();
 
-    let baseline = curve[0].prediction;
     let pct = |base: f64, new: f64| {
         if base > 0.0 {
             (base - new) / base * 100.0
@@ -322,26 +466,38 @@ pub fn plan(model: &Model, req: &PlanRequest) -> Result<Plan, ModelError> {
             0.0
         }
     };
+    let against = |memory_mb: u32, base: Prediction| Baseline {
+        memory_mb,
+        prediction: base,
+        time_improvement_pct: pct(base.metric(req.metric), prediction.metric(req.metric)),
+        cost_improvement_pct: pct(base.expense_usd, prediction.expense_usd),
+    };
+    let same = against(memory_mb, curve[0].prediction);
+    // k = 1 may fit nowhere (a timeout); the same-memory baseline then stands in.
+    let right = pick_memory(&k1, req).map_or(same, |i| against(memories[i].memory_mb, k1[i].1));
     Ok(Plan {
         request: req.clone(),
         model: model.kind,
         platform: model.platform.name.clone(),
-        k: best.k,
-        prediction: best.prediction,
-        baseline,
-        time_improvement_pct: pct(
-            baseline.metric(req.metric),
-            best.prediction.metric(req.metric),
-        ),
-        cost_improvement_pct: pct(baseline.expense_usd, best.prediction.expense_usd),
+        memory_mb,
+        k,
+        prediction,
+        baseline: same.prediction,
+        time_improvement_pct: same.time_improvement_pct,
+        cost_improvement_pct: same.cost_improvement_pct,
+        baselines: Some(Baselines {
+            same_memory_k1: same,
+            right_sized_k1: right,
+        }),
         curve,
         pareto,
+        memories,
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ModelKind, tests::synthetic_profile};
+    use super::super::{ModelKind, PackingSample, tests::synthetic_profile};
     use super::*;
     use crate::platform::PlatformProfile;
 
@@ -363,6 +519,8 @@ mod tests {
             memory_mb_per_task: 100.0,
             tmp_mb_per_task: 0.0,
             payload_bytes_per_task: 100,
+            // Pinned at the profile's memory: these tests are about k.
+            memory_mb: Some(10_240),
         }
     }
 
@@ -451,5 +609,107 @@ mod tests {
                 .any(|i| matches!(i, Infeasibility::Payload { .. }))
         );
         assert!(p.curve[5].infeasible[0].to_string().contains("payload"));
+    }
+
+    /// Single-threaded tasks: one task takes 1 s alone at scale, k tasks share the
+    /// 6 vCPUs of 10,240 MB, so k ≤ 6 take 1 s and more take k/6 s (knots at every k).
+    fn single_threaded() -> Model {
+        let mut p = synthetic_profile();
+        p.packing.samples = (1u64..=24)
+            .map(|k| PackingSample {
+                k,
+                seconds: vec![(k as f64 / 6.0).max(1.0)],
+                cpu_seconds: Vec::new(),
+            })
+            .collect();
+        Model::new(&p, PlatformProfile::aws_2021(), ModelKind::Propack).unwrap()
+    }
+
+    fn free_memory(tasks: u64, objective: Objective, kmax: u64) -> PlanRequest {
+        PlanRequest {
+            tasks,
+            kmax,
+            memory_mb: None,
+            ..req(objective)
+        }
+    }
+
+    #[test]
+    fn cost_gives_a_single_threaded_task_one_vcpu() {
+        let m = single_threaded();
+        // Below 1 vCPU a task costs the same and runs slower; above it, it costs more
+        // and runs no faster: 1,769 MB (Power Tuning's answer) at k = 1.
+        let p = plan(&m, &free_memory(400, Objective::Cost, 1)).unwrap();
+        assert_eq!((p.memory_mb, p.k), (1_769, 1));
+        let one = m.at_memory(1_769).predict(400, 1);
+        let ten = m.at_memory(10_240).predict(400, 1);
+        assert!(
+            (one.instance_s - ten.instance_s).abs() < 1e-9,
+            "no faster with 6 vCPUs"
+        );
+        assert!((m.at_memory(885).instance_duration_s(1) - 2.0).abs() < 0.01);
+        // With packing allowed, the right-sized k = 1 baseline is that same choice,
+        // while the plan itself packs (requests and orchestration favour fewer invocations).
+        let packed = plan(&m, &free_memory(400, Objective::Cost, 24)).unwrap();
+        let rs = packed.baselines.unwrap().right_sized_k1;
+        assert_eq!(rs.memory_mb, 1_769);
+        assert_eq!(rs.prediction.k, 1);
+        assert!(packed.k > 1);
+        assert!(rs.prediction.expense_usd >= packed.prediction.expense_usd);
+        // Same-memory k = 1 is the plan's memory; right-sized is no worse than it on cost.
+        let same = packed.baselines.unwrap().same_memory_k1;
+        assert_eq!(same.memory_mb, packed.memory_mb);
+        assert!(rs.prediction.expense_usd <= same.prediction.expense_usd + 1e-12);
+        assert!(same.cost_improvement_pct >= rs.cost_improvement_pct);
+    }
+
+    #[test]
+    fn at_high_c_packing_at_10gb_beats_every_unpacked_memory_on_time() {
+        let m = single_threaded();
+        let p = plan(&m, &free_memory(5_000, Objective::Time, 24)).unwrap();
+        assert_eq!(p.memory_mb, 10_240);
+        assert!(p.k > 1, "{}", p.k);
+        for mem in m.platform.memory_candidates() {
+            let k1 = m.at_memory(mem).predict(5_000, 1);
+            assert!(
+                k1.total_s > 2.0 * p.prediction.total_s,
+                "{mem} MB: k = 1 {} s vs packed {} s",
+                k1.total_s,
+                p.prediction.total_s
+            );
+        }
+        let rs = p.baselines.unwrap().right_sized_k1;
+        assert!(rs.time_improvement_pct > 50.0, "{rs:?}");
+        assert_eq!(p.memories.len(), 25);
+    }
+
+    #[test]
+    fn memory_constraint_refuses_k_tasks_beyond_the_memory() {
+        let m = single_threaded();
+        let mut r = free_memory(100, Objective::Time, 24);
+        r.memory_mb_per_task = 1_000.0;
+        r.memory_mb = Some(1_769);
+        let p = plan(&m, &r).unwrap();
+        assert_eq!((p.memory_mb, p.k), (1_769, 1));
+        assert!(matches!(
+            p.curve[1].infeasible[0],
+            Infeasibility::Memory {
+                limit_mb: 1_769,
+                ..
+            }
+        ));
+        // Searching memory: whatever it picks holds k tasks.
+        r.memory_mb = None;
+        let p = plan(&m, &r).unwrap();
+        assert!(
+            p.k as f64 * 1_000.0 <= f64::from(p.memory_mb),
+            "{} × 1,000 > {}",
+            p.k,
+            p.memory_mb
+        );
+        // 20 GB per task fits no memory at all.
+        r.memory_mb_per_task = 20_000.0;
+        let e = plan(&m, &r).unwrap_err().to_string();
+        assert!(e.contains("memory: needs 20000 MB > 10240 MB"), "{e}");
     }
 }

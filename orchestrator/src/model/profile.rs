@@ -66,6 +66,10 @@ pub struct PackingSample {
     pub k: u64,
     /// Seconds for the whole invocation (client round trip), one per repeat.
     pub seconds: Vec<f64>,
+    /// CPU seconds the k tasks used together, one per repeat (empty: not measured; the
+    /// model then assumes CPU-bound tasks, see [`super::share`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_seconds: Vec<f64>,
 }
 
 /// Execution time of one warm instance running k tasks, for the k that were measured.
@@ -82,6 +86,31 @@ pub struct PackingProfile {
     pub vcpus: u32,
     /// Samples, any order; a k may appear once with several repeats.
     pub samples: Vec<PackingSample>,
+}
+
+impl PackingProfile {
+    /// The CPUs one instance kept busy (CPU seconds over wall seconds) when it had enough
+    /// tasks to use the host: on a shared host what it can give the job — its cores when
+    /// idle, less when other work runs on it. The median over the samples with
+    /// `k ≥ cores` (robust to the load changing while profiling), else the most any
+    /// sample used. `None` without CPU measurements.
+    pub fn cpu_capacity(&self, cores: f64) -> Option<f64> {
+        let ratios = |min_k: f64| -> Vec<f64> {
+            self.samples
+                .iter()
+                .filter(|s| s.k as f64 >= min_k)
+                .flat_map(|s| s.seconds.iter().zip(&s.cpu_seconds))
+                .filter(|(wall, _)| **wall > 0.0)
+                .map(|(wall, cpu)| cpu / wall)
+                .collect()
+        };
+        let saturating = ratios(cores);
+        if saturating.is_empty() {
+            ratios(0.0).into_iter().reduce(f64::max)
+        } else {
+            super::curve::median(&saturating)
+        }
+    }
 }
 
 /// What one job asks for: its size and per-task resources.
@@ -304,6 +333,7 @@ mod tests {
                 samples: vec![PackingSample {
                     k: 1,
                     seconds: vec![1.5],
+                    cpu_seconds: Vec::new(),
                 }],
             },
             workload: WorkloadProfile {
@@ -342,5 +372,32 @@ mod tests {
         let mut p = tiny();
         p.packing.samples[0].k = 0;
         assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn cpu_capacity_is_the_median_of_the_saturating_samples() {
+        let sample = |k: u64, wall: f64, cpu: f64| PackingSample {
+            k,
+            seconds: vec![wall],
+            cpu_seconds: vec![cpu],
+        };
+        let mut p = PackingProfile {
+            schema_version: PROFILE_SCHEMA_VERSION,
+            app: "a".into(),
+            memory_mb: 10_240,
+            vcpus: 2,
+            samples: vec![
+                sample(1, 1.0, 0.9),
+                sample(2, 1.0, 1.8),
+                sample(4, 2.0, 3.0),
+                sample(8, 4.0, 7.6),
+            ],
+        };
+        // k ≥ 2 on 2 cores: 1.8, 1.5, 1.9 → 1.8 (k = 1 cannot use both cores).
+        assert_eq!(p.cpu_capacity(2.0), Some(1.8));
+        // None saturates 16 cores: the most any used.
+        assert_eq!(p.cpu_capacity(16.0), Some(1.9));
+        p.samples.iter_mut().for_each(|s| s.cpu_seconds.clear());
+        assert_eq!(p.cpu_capacity(2.0), None);
     }
 }

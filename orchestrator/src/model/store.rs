@@ -197,6 +197,7 @@ mod tests {
             memory_mb_per_task: 0.0,
             tmp_mb_per_task: 0.0,
             payload_bytes_per_task: 0,
+            memory_mb: None,
         };
         let p = plan(&m, &req).unwrap();
         let key = PlanKey::new("syn", "aws-2021", 400, Objective::Time, Metric::Total);

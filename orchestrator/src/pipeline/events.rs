@@ -118,6 +118,7 @@ pub fn source(spec: &EventsSpec) -> Result<JobSource, PipelineError> {
     let abs = std::path::absolute(&spec.events).unwrap_or_else(|_| spec.events.clone());
     Ok(JobSource::Tasks {
         name: "events".into(),
+        weights: Vec::new(),
         tasks,
         origin: format!(
             "events:{}:{}@{}",
@@ -204,6 +205,7 @@ mod tests {
             name,
             tasks,
             origin,
+            ..
         } = source(&spec(dir.path(), "app.handler", "{\"n\": 1}\n\n[2]\n")).unwrap()
         else {
             panic!("events are tasks")

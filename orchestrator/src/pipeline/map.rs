@@ -247,6 +247,7 @@ pub fn source(spec: &MapSpec) -> Result<super::JobSource, PipelineError> {
         name: "map".into(),
         tasks,
         origin,
+        weights: Vec::new(),
     })
 }
 

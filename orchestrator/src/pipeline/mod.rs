@@ -177,8 +177,10 @@ pub async fn run_job(
     attempt: Attempt<'_>,
 ) -> Result<MeasuredRun, PipelineError> {
     let platform = target.platform;
+    // Manifest order = batch order: ItemBatcher's consecutive batches are the balanced ones.
+    let tasks = staged.batch_order(k);
     let definition = definition_for(
-        &staged.tasks,
+        &tasks,
         k,
         platform,
         staged.task_seconds,
@@ -201,7 +203,7 @@ pub async fn run_job(
     )?;
     let job = Job {
         run_id: run_id.clone(),
-        tasks: staged.tasks.clone(),
+        tasks,
         k,
         definition,
         run_dir: dir.to_owned(),
@@ -240,7 +242,8 @@ pub async fn run_job(
 
 /// The profile `launch` plans from: the job's own tasks on the local platform, with the
 /// target platform's memory and vCPUs but no pacing or injected cold start (the profile
-/// measures the function; the platform profile supplies the scaling).
+/// measures the function; the platform profile supplies the scaling); with the median
+/// init of a new local instance, seconds (a process start on this host).
 pub async fn local_profile(
     spec: &BackendSpec,
     staged: &StagedJob,
@@ -248,14 +251,20 @@ pub async fn local_profile(
     kmax: usize,
     work_dir: &Path,
     ui: Ui,
-) -> Result<AppProfile, PipelineError> {
+) -> Result<(AppProfile, f64), PipelineError> {
     let mut bench = PlatformProfile::unlimited();
     bench.memory_mb = platform.memory_mb;
-    bench.vcpus = platform.vcpus;
+    // The k = 1 burst runs this many instances at once: no more than the host's CPUs,
+    // or its durations would already contain the sharing the model adds (model::share).
+    bench.vcpus = platform
+        .vcpus
+        .min(crate::backend::local::host_cpus() as u32)
+        .max(1);
     bench.timeout_s = platform.timeout_s;
     let backend = spec.open().await?;
     let mut profiler = Profiler::new(backend, bench, staged.tasks.clone(), work_dir);
-    profiler.launch_profile(&staged.workload, kmax, ui).await
+    let profile = profiler.launch_profile(&staged.workload, kmax, ui).await?;
+    Ok((profile, profiler.init_s().unwrap_or(0.0)))
 }
 
 /// Chooses k for the staged job (see [`plan`]), writing `profile.json` when it profiled.
@@ -270,8 +279,8 @@ async fn choose_k(
         req.backend.kind(),
         &req.platform.name,
         c as u64,
-        req.plan.objective,
-        req.plan.metric,
+        (req.plan.objective, req.plan.metric),
+        req.plan.memory_mb,
     );
     if let Some(p) = plan::stored(&req.plan, &key, c)? {
         return Ok(p);
@@ -285,20 +294,29 @@ async fn choose_k(
     };
     let kmax = req.plan.kmax.clamp(1, c).max(need);
     let work = req.run_dir.join("profile");
-    let profile = match local_profile(&req.backend, staged, &req.platform, kmax, &work, ui).await {
-        // A fixed k runs without predictions rather than not at all: the profile only
-        // predicts, and the failing tasks will be reported (and resumable) by the run.
-        Err(PipelineError::Profile(why)) if matches!(req.plan.packing, Packing::Fixed(_)) => {
-            eprintln!("warning: no predictions (profiling failed: {why})");
-            let _ = std::fs::remove_dir_all(&work);
-            return plan::fixed_without_model(&req.plan, c);
-        }
-        other => other?,
-    };
+    let (profile, init_s) =
+        match local_profile(&req.backend, staged, &req.platform, kmax, &work, ui).await {
+            // A fixed k runs without predictions rather than not at all: the profile only
+            // predicts, and the failing tasks will be reported (and resumable) by the run.
+            Err(PipelineError::Profile(why)) if matches!(req.plan.packing, Packing::Fixed(_)) => {
+                eprintln!("warning: no predictions (profiling failed: {why})");
+                let _ = std::fs::remove_dir_all(&work);
+                return plan::fixed_without_model(&req.plan, c);
+            }
+            other => other?,
+        };
     let _ = std::fs::remove_dir_all(&work);
     let path = req.run_dir.join("profile.json");
     profile.save(&path)?;
-    plan::from_profile(&req.plan, key, &profile, &req.platform, c)
+    // The local platform runs every instance on this host: predict for the CPU it gave
+    // the profile (its cores when idle, less when other work shares it).
+    let cores = crate::backend::local::host_cpus();
+    let capacity = profile
+        .packing
+        .cpu_capacity(cores)
+        .map_or(cores, |c| c.min(cores));
+    let host = req.platform.on_host(capacity, init_s);
+    plan::from_profile(&req.plan, key, &profile, &host, staged)
 }
 
 /// Stages, plans, runs (and, with `baseline`, runs k = 1), verifies and bills the job;
@@ -328,9 +346,14 @@ pub fn launch(req: &LaunchRequest, ui: Ui) -> Result<RunReport, PipelineError> {
             },
         )?;
         let mut backend = req.backend.open().await?;
+        // The job runs (and is billed) at the memory it was planned for.
+        let platform = match planned.memory_mb {
+            Some(m) if m != req.platform.memory_mb => req.platform.at_memory(m),
+            _ => req.platform.clone(),
+        };
         let target = Target {
             spec: &req.backend,
-            platform: &req.platform,
+            platform: &platform,
             ui,
         };
         let k = planned.k;
@@ -366,7 +389,7 @@ pub fn launch(req: &LaunchRequest, ui: Ui) -> Result<RunReport, PipelineError> {
         Ok(RunReport {
             schema_version: RUN_SCHEMA_VERSION,
             backend: req.backend.kind().name().into(),
-            platform: req.platform.clone(),
+            platform: platform.clone(),
             workload: staged.workload.clone(),
             size: staged.size.clone(),
             tasks: staged.tasks.len(),

@@ -35,18 +35,20 @@ impl std::str::FromStr for Packing {
     }
 }
 
-/// What a plan is for: the plan store's key, made in this one place for `plan` and `launch`.
+/// What a plan is for: the plan store's key, made in this one place for `plan` and `launch`;
+/// a pinned memory (`--memory`) is part of the platform (`aws:aws-2021@1769MB`).
 pub fn plan_key(
     workload: &str,
     backend: BackendKind,
     platform: &str,
     tasks: u64,
-    objective: Objective,
-    metric: Metric,
+    (objective, metric): (Objective, Metric),
+    memory_mb: Option<u32>,
 ) -> PlanKey {
+    let memory = memory_mb.map_or(String::new(), |m| format!("@{m}MB"));
     PlanKey::new(
         workload,
-        &format!("{backend}:{platform}"),
+        &format!("{backend}:{platform}{memory}"),
         tasks,
         objective,
         metric,
@@ -68,6 +70,9 @@ pub struct PlanSpec {
     pub store: PathBuf,
     /// Profile and plan again even if the store has a plan.
     pub replan: bool,
+    /// Function memory, MB, when pinned (`--memory`); `None` lets the planner choose
+    /// (on the local backend: the platform profile's memory, see [`from_profile`]).
+    pub memory_mb: Option<u32>,
 }
 
 /// The chosen k and what is known about it.
@@ -81,6 +86,8 @@ pub struct Planned {
     pub source: String,
     /// Predicted metrics by k (the chosen k and k = 1), when a model or stored plan exists.
     pub predictions: BTreeMap<usize, Metrics>,
+    /// The function memory the predictions are for, MB (`None`: the platform profile's).
+    pub memory_mb: Option<u32>,
 }
 
 impl Planned {
@@ -118,19 +125,27 @@ pub fn stored(spec: &PlanSpec, key: &PlanKey, c: usize) -> Result<Option<Planned
                 (k, prediction_metrics(&sp.plan.prediction)),
                 (1, prediction_metrics(&sp.plan.baseline)),
             ]),
+            memory_mb: (sp.plan.memory_mb > 0).then_some(sp.plan.memory_mb),
         }
     }))
 }
 
 /// Chooses k from a measured profile: fixed, or planned (and stored under `key`).
+///
+/// `platform` is the one the job runs on: for the local backend the target profile
+/// [`PlatformProfile::on_host`] this machine, so predictions account for the instances
+/// sharing its CPUs. Memory is the pinned one, else the platform profile's (see
+/// [`PlatformProfile::plans_memory`]; `launch` plans only on the local backend).
 pub fn from_profile(
     spec: &PlanSpec,
     key: PlanKey,
     profile: &AppProfile,
     platform: &PlatformProfile,
-    c: usize,
+    staged: &super::StagedJob,
 ) -> Result<Planned, PipelineError> {
-    let model = Model::new(profile, platform.clone(), ModelKind::Propack)?;
+    let c = staged.tasks.len();
+    let memory_mb = spec.memory_mb.unwrap_or(platform.memory_mb);
+    let model = Model::new(profile, platform.clone(), ModelKind::Propack)?.at_memory(memory_mb);
     let (k, plan, source) = match spec.packing {
         Packing::Fixed(k) => (k.min(c), None, format!("--packing {k}")),
         Packing::Auto => {
@@ -142,8 +157,16 @@ pub fn from_profile(
                 memory_mb_per_task: profile.workload.memory_mb_per_task,
                 tmp_mb_per_task: profile.workload.tmp_mb_per_task,
                 payload_bytes_per_task: profile.workload.payload_bytes_per_task,
+                memory_mb: Some(memory_mb),
             };
-            let plan = crate::model::plan(&model, &req)?;
+            let mut plan = crate::model::plan(&model, &req)?;
+            // The stored plan predicts this job's batches, as formed by their weights.
+            let k = plan.k as usize;
+            plan.prediction = predict_batches(&model, staged, k);
+            plan.baseline = predict_batches(&model, staged, 1);
+            if let Some(b) = plan.baselines.as_mut() {
+                b.same_memory_k1.prediction = plan.baseline;
+            }
             let mut store = PlanStore::open(&spec.store)?;
             store.put(key, plan.clone());
             store.save()?;
@@ -158,14 +181,21 @@ pub fn from_profile(
     };
     let predictions = [k, 1]
         .into_iter()
-        .map(|kk| (kk, prediction_metrics(&model.predict(c as u64, kk as u64))))
+        .map(|kk| (kk, prediction_metrics(&predict_batches(&model, staged, kk))))
         .collect();
     Ok(Planned {
         k,
         plan,
         source,
         predictions,
+        memory_mb: Some(model.platform.memory_mb),
     })
+}
+
+/// The prediction of the staged job's run at `k`: its batches as the run forms them
+/// (balanced by the tasks' weights, [`super::StagedJob::batch_order`]).
+fn predict_batches(model: &Model, staged: &super::StagedJob, k: usize) -> Prediction {
+    model.predict_weighted(&staged.batch_order_weights(k), k as u64)
 }
 
 /// k without a model (a fixed k on a backend that cannot profile): no predictions.
@@ -176,6 +206,7 @@ pub fn fixed_without_model(spec: &PlanSpec, c: usize) -> Result<Planned, Pipelin
             plan: None,
             source: format!("--packing {k}"),
             predictions: BTreeMap::new(),
+            memory_mb: spec.memory_mb,
         }),
         Packing::Auto => Err(PipelineError::Usage(
             "--packing auto on --backend aws needs a stored plan: run `orchestrator plan` first, or pass --packing K"
@@ -203,10 +234,19 @@ mod tests {
             BackendKind::Local,
             "aws-2021",
             200,
-            Objective::Time,
-            Metric::Total,
+            (Objective::Time, Metric::Total),
+            None,
         );
         assert_eq!(k.platform, "local:aws-2021");
+        let pinned = plan_key(
+            "sort@1MB",
+            BackendKind::Aws,
+            "aws-2021",
+            200,
+            (Objective::Time, Metric::Total),
+            Some(1769),
+        );
+        assert_eq!(pinned.platform, "aws:aws-2021@1769MB");
         assert_eq!(k.function, "sort@1MB");
         assert_eq!((k.objective.as_str(), k.metric.as_str()), ("time", "total"));
     }
@@ -220,6 +260,7 @@ mod tests {
             kmax: 24,
             store: PathBuf::from("/nonexistent/plans.json"),
             replan: false,
+            memory_mb: None,
         };
         assert_eq!(fixed_without_model(&spec, 20).unwrap().k, 20);
         let auto = PlanSpec {

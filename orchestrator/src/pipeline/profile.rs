@@ -44,6 +44,7 @@ pub struct Profiler {
     work_dir: PathBuf,
     function: String,
     runs: usize,
+    init_s: Option<f64>,
 }
 
 impl Profiler {
@@ -62,7 +63,14 @@ impl Profiler {
             work_dir: work_dir.into(),
             function: propack_step_functions::build::DEFAULT_FUNCTION.to_owned(),
             runs: 0,
+            init_s: None,
         }
+    }
+
+    /// Median init of the new instances of the last [`Profiler::launch_profile`] burst,
+    /// seconds: from creating an instance to its first poll, with no injected cold start.
+    pub fn init_s(&self) -> Option<f64> {
+        self.init_s
     }
 
     /// Invokes `function` (name or ARN) instead of `propack`.
@@ -134,6 +142,8 @@ impl Profiler {
         let mut samples = Vec::with_capacity(ks.len());
         for &k in ks {
             let mut seconds = Vec::new();
+            let mut cpu_seconds = Vec::new();
+            let mut cpu_known = true;
             for _ in 0..repeats.max(1) {
                 bar.set_message(format!("k = {k}"));
                 let outcome = self.run(k, k).await?;
@@ -145,6 +155,12 @@ impl Profiler {
                 if let Some(r) = outcome.results.first() {
                     vcpus = r.vcpus as u32;
                     memory_mb = r.memory_mb.map_or(memory_mb, |m| m as u32);
+                    // CPU time is what instances sharing a host compete for (see model::share).
+                    let cpu: Option<u64> = r.tasks.iter().map(|t| t.cpu_ms).sum();
+                    match cpu {
+                        Some(ms) => cpu_seconds.push(ms as f64 / 1000.0),
+                        None => cpu_known = false,
+                    }
                 }
                 bar.inc(1);
             }
@@ -153,9 +169,13 @@ impl Profiler {
                     "k = {k}: no invocation succeeded"
                 )));
             }
+            if !cpu_known {
+                cpu_seconds.clear();
+            }
             samples.push(PackingSample {
                 k: k as u64,
                 seconds,
+                cpu_seconds,
             });
         }
         bar.finish_and_clear();
@@ -192,6 +212,14 @@ impl Profiler {
         let burst = self.pool.len().min(self.platform.vcpus as usize).max(1);
         let outcome = self.run(burst, 1).await?;
         check_succeeded(&outcome, 1)?;
+        let inits: Vec<f64> = outcome
+            .records
+            .instances
+            .iter()
+            .filter(|i| i.cold_start)
+            .map(|i| i.init_ms / 1000.0)
+            .collect();
+        self.init_s = crate::model::curve::median(&inits);
         let mut run = scaling_run(burst, &outcome).run;
         run.scale_time_s = None;
         run.service_time_s = None;

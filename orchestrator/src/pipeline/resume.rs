@@ -269,6 +269,7 @@ pub fn resume(dir: &Path, packing: Option<usize>, ui: Ui) -> Result<ResumeSummar
         workload: rec.workload.clone(),
         size: None,
         key: String::new(),
+        weights: vec![1.0; rest.len()],
         tasks: rest,
         task_seconds: rec.task_seconds,
     };

@@ -31,6 +31,9 @@ pub enum JobSource {
         tasks: Vec<Task>,
         /// Where they came from, e.g. `tasks-file:/abs/tasks.json` (the plan store's key).
         origin: String,
+        /// Each task's relative work (`"weight"` in a tasks file); empty: the default
+        /// (see [`StagedJob::weights`]).
+        weights: Vec<f64>,
     },
 }
 
@@ -47,6 +50,50 @@ pub struct StagedJob {
     pub tasks: Vec<Task>,
     /// Planning estimate of one task on one vCPU, seconds (chooses the Step Functions child type).
     pub task_seconds: Option<f64>,
+    /// Each task's relative work: given, else its input bytes where every task's are known
+    /// (local files), else 1 (see [`crate::batching`]).
+    pub weights: Vec<f64>,
+}
+
+impl StagedJob {
+    /// The tasks in the order that makes ItemBatcher's consecutive batches of `k` the
+    /// balanced ones ([`crate::batching::balanced_order`]); as staged when weights are equal.
+    pub fn batch_order(&self, k: usize) -> Vec<Task> {
+        let equal = self.weights.windows(2).all(|w| w[0] == w[1]);
+        if equal || self.weights.len() != self.tasks.len() {
+            return self.tasks.clone();
+        }
+        crate::batching::balanced_order(&self.weights, k)
+            .into_iter()
+            .map(|i| self.tasks[i].clone())
+            .collect()
+    }
+
+    /// The weights in [`StagedJob::batch_order`]'s order.
+    pub fn batch_order_weights(&self, k: usize) -> Vec<f64> {
+        if self.weights.len() != self.tasks.len() {
+            return vec![1.0; self.tasks.len()];
+        }
+        crate::batching::balanced_order(&self.weights, k)
+            .into_iter()
+            .map(|i| self.weights[i])
+            .collect()
+    }
+}
+
+/// Input bytes of each task where every task's inputs are local files, else 1 each.
+fn input_bytes(tasks: &[Task]) -> Vec<f64> {
+    let bytes: Option<Vec<f64>> = tasks
+        .iter()
+        .map(|t| {
+            t.inputs.values().try_fold(0u64, |sum, uri| {
+                let len = std::fs::metadata(local_path(uri)?).ok()?.len();
+                Some(sum + len)
+            })
+        })
+        .map(|b| b.filter(|&b| b > 0).map(|b| b as f64))
+        .collect();
+    bytes.unwrap_or_else(|| vec![1.0; tasks.len()])
 }
 
 /// Where S3 lives for a local run: `<run_dir>/storage`.
@@ -77,10 +124,16 @@ pub fn stage(
             name,
             tasks,
             origin,
+            weights,
         } => StagedJob {
             workload: name.clone(),
             size: None,
             key: origin.clone(),
+            weights: if weights.len() == tasks.len() {
+                weights.clone()
+            } else {
+                input_bytes(tasks)
+            },
             tasks: tasks.clone(),
             task_seconds: None,
         },
@@ -132,6 +185,7 @@ fn stage_benchmark(
         workload: w.name().into(),
         key: format!("{}@{size_text}", w.name()),
         size: Some(size_text),
+        weights: input_bytes(&tasks),
         tasks,
         task_seconds: Some(w.task_seconds()),
     })
@@ -206,6 +260,7 @@ mod tests {
             name: "tasks-file".into(),
             tasks: vec![t.clone(), t],
             origin: "x".into(),
+            weights: Vec::new(),
         };
         let e = stage(&src, dir.path(), 0, Ui::QUIET).unwrap_err();
         assert!(
@@ -221,5 +276,89 @@ mod tests {
             stage(&src, dir.path(), 0, Ui::QUIET),
             Err(PipelineError::Usage(_))
         ));
+    }
+
+    /// The ItemBatcher settings of a definition (the first Map that has one).
+    fn item_batcher(v: &serde_json::Value) -> Option<(usize, usize)> {
+        if let Some(b) = v.get("ItemBatcher") {
+            let n = |key: &str| b[key].as_u64().map_or(usize::MAX, |x| x as usize);
+            return Some((n("MaxItemsPerBatch"), n("MaxInputBytesPerBatch")));
+        }
+        match v {
+            serde_json::Value::Object(m) => m.values().find_map(item_batcher),
+            serde_json::Value::Array(a) => a.iter().find_map(item_batcher),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn manifest_order_makes_itembatchers_batches_the_balanced_ones() {
+        // 203 uneven tasks packed 4 per instance: 51 batches (a Distributed Map), the last of 3.
+        let (c, k) = (203usize, 4usize);
+        let tasks: Vec<Task> = (0..c)
+            .map(|i| {
+                serde_json::from_value(
+                    serde_json::json!({"id": format!("t{i}"), "builtin": {"name": "noop"}}),
+                )
+                .unwrap()
+            })
+            .collect();
+        let weights: Vec<f64> = (0..c)
+            .map(|i| f64::from((i * 37 % 101) as u32 + 1))
+            .collect();
+        let staged = StagedJob {
+            workload: "w".into(),
+            size: None,
+            key: "w".into(),
+            tasks,
+            task_seconds: Some(1.0),
+            weights: weights.clone(),
+        };
+        let ordered = staged.batch_order(k);
+        let platform = crate::platform::PlatformProfile::aws_2021();
+        let built =
+            super::super::definition_for(&ordered, k, &platform, Some(1.0), "propack").unwrap();
+        let def: serde_json::Value =
+            serde_json::from_str(&built.definition.to_json_pretty()).unwrap();
+        let (max_items, max_bytes) = item_batcher(&def).expect("a batched Map");
+        assert_eq!(max_items, k);
+        // What Step Functions reads: the manifest, batched consecutively.
+        let manifest: Vec<serde_json::Value> =
+            serde_json::from_slice(&propack_step_functions::manifest::write_manifest(&ordered))
+                .unwrap();
+        let batches = crate::backend::local::sfn::item_batches(manifest, max_items, max_bytes);
+        let ids: Vec<Vec<String>> = batches
+            .iter()
+            .map(|b| {
+                b.iter()
+                    .map(|t| t["id"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .collect();
+        // The balanced batches, formed directly.
+        let order = crate::batching::balanced_order(&weights, k);
+        let want: Vec<Vec<String>> = order
+            .chunks(k)
+            .map(|b| b.iter().map(|i| format!("t{i}")).collect())
+            .collect();
+        assert_eq!(ids, want);
+        assert_eq!(ids.len(), 51);
+        assert_eq!(ids[50].len(), 3);
+        // And they are balanced: the heaviest batch is lighter than in staged order.
+        let load = |b: &[usize]| b.iter().map(|&i| weights[i]).sum::<f64>();
+        let staged_max = (0..c)
+            .collect::<Vec<_>>()
+            .chunks(k)
+            .map(load)
+            .fold(0.0, f64::max);
+        let balanced_max = order.chunks(k).map(load).fold(0.0, f64::max);
+        assert!(balanced_max < staged_max, "{balanced_max} vs {staged_max}");
+        let full: Vec<f64> = order.chunks(k).take(50).map(load).collect();
+        let spread = full.iter().copied().fold(0.0, f64::max)
+            - full.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(
+            spread <= 101.0,
+            "full batches within one task's weight: {spread}"
+        );
     }
 }

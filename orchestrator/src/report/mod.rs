@@ -129,6 +129,9 @@ pub struct SummaryBaseline {
     pub k: usize,
     /// What k = 1 measured.
     pub measured: SummaryMetrics,
+    /// What the model predicted for k = 1 (null when no model was available).
+    #[serde(default)]
+    pub predicted: Option<SummaryMetrics>,
 }
 
 /// `orchestrator launch --json`: the keys scripts rely on.
@@ -160,6 +163,12 @@ pub struct Summary {
     pub predicted: Option<SummaryMetrics>,
     /// The k = 1 run, with `--baseline`.
     pub baseline: Option<SummaryBaseline>,
+    /// Function memory of the runs, MB.
+    #[serde(default)]
+    pub memory_mb: u32,
+    /// k = 1 at the memory best for it (predicted, from the plan), when k was planned.
+    #[serde(default)]
+    pub right_sized_k1: Option<crate::model::planner::Baseline>,
     /// The run directory.
     pub run_dir: PathBuf,
 }
@@ -183,8 +192,30 @@ impl RunReport {
             baseline: self.baseline.as_ref().map(|b| SummaryBaseline {
                 k: b.k,
                 measured: b.measured.into(),
+                predicted: b.predicted.map(Into::into),
             }),
+            memory_mb: self.platform.memory_mb,
+            right_sized_k1: self.right_sized_k1(),
             run_dir: self.run_dir.clone(),
+        }
+    }
+
+    /// The plan's right-sized k = 1 baseline (predicted), when k was planned.
+    pub fn right_sized_k1(&self) -> Option<crate::model::planner::Baseline> {
+        let b = self
+            .plan
+            .as_ref()?
+            .get("baselines")?
+            .get("right_sized_k1")?;
+        serde_json::from_value(b.clone()).ok()
+    }
+
+    /// The metric the plan minimised.
+    pub fn metric_kind(&self) -> crate::model::Metric {
+        match self.metric.as_str() {
+            "tail" => crate::model::Metric::Tail,
+            "median" => crate::model::Metric::Median,
+            _ => crate::model::Metric::Total,
         }
     }
 

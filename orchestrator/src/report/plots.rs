@@ -634,6 +634,14 @@ mod tests {
             regret_pct: 0.0,
             improvement_time_pct: 40.0,
             improvement_cost_pct: -20.0,
+            memory_mb: 10_240,
+            right_sized_k1: crate::evaluate::BaselineRow {
+                memory_mb: 1_769,
+                service_s: 0.0,
+                expense_usd: 0.0,
+                time_improvement_pct: 0.0,
+                cost_improvement_pct: 0.0,
+            },
             pywren: PywrenRow {
                 service_s: 0.0,
                 expense_usd: 0.0,

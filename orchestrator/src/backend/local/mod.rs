@@ -28,6 +28,12 @@ use crate::records::{InstanceRecord, RunRecords, TaskRecord};
 /// The bucket name local runs use (any name works: buckets are directories).
 pub const LOCAL_BUCKET: &str = "propack-local";
 
+/// CPUs of this host that the local platform's instances share (affinity and cgroup
+/// aware): what [`crate::platform::PlatformProfile::on_host`] is given for local runs.
+pub fn host_cpus() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+}
+
 /// Where S3 lives for a run: `<run_dir>/storage`.
 pub fn storage_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("storage")

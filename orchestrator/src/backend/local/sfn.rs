@@ -931,22 +931,7 @@ impl Interpreter {
                 Some(t) => Some(ctx.template(t, effective)?),
                 None => None,
             };
-            let mut batches = Vec::new();
-            let mut cur: Vec<Value> = Vec::new();
-            let mut cur_bytes = 0usize;
-            for it in items {
-                let b = serde_json::to_vec(&it).map(|v| v.len()).unwrap_or(0) + 1;
-                if !cur.is_empty() && (cur.len() >= max_items || cur_bytes + b > max_bytes) {
-                    batches.push(std::mem::take(&mut cur));
-                    cur_bytes = 0;
-                }
-                cur_bytes += b;
-                cur.push(it);
-            }
-            if !cur.is_empty() {
-                batches.push(cur);
-            }
-            items = batches
+            items = item_batches(items, max_items, max_bytes)
                 .into_iter()
                 .map(|b| {
                     let mut o = json!({"Items": b});
@@ -1174,6 +1159,27 @@ impl Interpreter {
         }
         Ok(output)
     }
+}
+
+/// ItemBatcher: consecutive items into batches of at most `max_items` items and
+/// `max_bytes` bytes of JSON (as Step Functions forms them, in item order).
+pub fn item_batches(items: Vec<Value>, max_items: usize, max_bytes: usize) -> Vec<Vec<Value>> {
+    let mut batches = Vec::new();
+    let mut cur: Vec<Value> = Vec::new();
+    let mut cur_bytes = 0usize;
+    for it in items {
+        let b = serde_json::to_vec(&it).map(|v| v.len()).unwrap_or(0) + 1;
+        if !cur.is_empty() && (cur.len() >= max_items || cur_bytes + b > max_bytes) {
+            batches.push(std::mem::take(&mut cur));
+            cur_bytes = 0;
+        }
+        cur_bytes += b;
+        cur.push(it);
+    }
+    if !cur.is_empty() {
+        batches.push(cur);
+    }
+    batches
 }
 
 #[cfg(test)]

@@ -163,6 +163,38 @@ impl DurationSampler for PackingDurations {
     }
 }
 
+/// Another sampler's durations multiplied per k: the workload at another function memory
+/// (`ratios[k − 1]` from [`crate::model::Model::memory_ratio`]; the last one beyond the list).
+pub struct Scaled<'a> {
+    inner: &'a dyn DurationSampler,
+    ratios: Vec<f64>,
+}
+
+impl<'a> Scaled<'a> {
+    /// `inner`'s durations of k tasks times `ratios[k − 1]`.
+    pub fn new(inner: &'a dyn DurationSampler, ratios: Vec<f64>) -> Self {
+        Self { inner, ratios }
+    }
+
+    fn ratio(&self, k: usize) -> f64 {
+        self.ratios
+            .get(k.max(1) - 1)
+            .or(self.ratios.last())
+            .copied()
+            .unwrap_or(1.0)
+    }
+}
+
+impl DurationSampler for Scaled<'_> {
+    fn median_s(&self, k: usize) -> f64 {
+        self.inner.median_s(k) * self.ratio(k)
+    }
+
+    fn sample(&self, k: usize, rng: &mut dyn rand::RngCore) -> f64 {
+        self.inner.sample(k, rng) * self.ratio(k)
+    }
+}
+
 /// A lognormal fitted to a median and a 90th percentile (as platform cold starts are given).
 pub fn lognormal_from_median_p90(median: f64, p90: f64, rng: &mut dyn rand::RngCore) -> f64 {
     if median <= 0.0 {

@@ -20,7 +20,10 @@
 //!   next waiting invocation without a cold start.
 //! - `Unlimited`: everything at once, warm reuse when the account limit binds.
 //!
-//! In every case an invocation beyond the account limit waits for a slot.
+//! In every case an invocation beyond the account limit waits for a slot. Uneven tasks
+//! ([`SimSpec::weights`]) multiply a batch's duration by [`crate::batching::batch_factor`];
+//! on a shared host ([`PlatformProfile::host_cpus`]) instances then stretch by the model's
+//! processor sharing ([`crate::model::share`]), their starts left where the rule put them.
 //! A [`Dispatch::ClientPool`] replaces the issuing schedule with a client that
 //! issues invocations at a fixed rate (the PyWren baseline).
 
@@ -39,7 +42,7 @@ use crate::billing::OrchestrationUsage;
 use crate::platform::{PlatformProfile, Scaling};
 use crate::records::{InstanceRecord, RunRecords, TaskRecord};
 
-pub use durations::{DurationSampler, PackingDurations};
+pub use durations::{DurationSampler, PackingDurations, Scaled};
 
 /// Who issues the invocations.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -73,6 +76,9 @@ pub struct SimSpec {
     /// (`None`: by the platform's scaling kind, see the module docs; `Some(false)`:
     /// every invocation is a new instance, subject to the scaling rule).
     pub warm_reuse: Option<bool>,
+    /// Each task's relative work, in manifest order (empty: equal tasks): a batch's drawn
+    /// duration is multiplied by [`crate::batching::batch_factor`] of its tasks.
+    pub weights: Vec<f64>,
 }
 
 impl SimSpec {
@@ -86,6 +92,7 @@ impl SimSpec {
             duration_factor: 1.0,
             cold_starts: true,
             warm_reuse: None,
+            weights: Vec::new(),
         }
     }
 }
@@ -135,6 +142,7 @@ fn simulate_inner(
         .warm_reuse
         .unwrap_or_else(|| warm_reuse(platform, spec.dispatch));
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let weight_mean = spec.weights.iter().sum::<f64>() / spec.weights.len().max(1) as f64;
 
     // When invocation j is issued.
     let issue_s = |j: usize| -> f64 {
@@ -162,6 +170,8 @@ fn simulate_inner(
     let mut created = 0usize;
     let mut instances = Vec::with_capacity(n);
     let mut tasks = Vec::with_capacity(c);
+    // Each instance's duration alone, for a shared host (see `share_host`).
+    let mut alone = Vec::with_capacity(n);
 
     for j in 0..n {
         let size = if j + 1 == n { c - k * (n - 1) } else { k };
@@ -175,7 +185,16 @@ fn simulate_inner(
         } else {
             0.0
         };
-        let duration = durations.sample(size, &mut rng) * spec.duration_factor;
+        let mut duration = durations.sample(size, &mut rng) * spec.duration_factor;
+        if spec.weights.len() == c {
+            let batch = &spec.weights[j * k..j * k + size];
+            duration *= crate::batching::batch_factor(
+                batch,
+                weight_mean,
+                durations.median_s(1),
+                durations.median_s(size),
+            );
+        }
 
         // Instances that finished by `ready` are free now.
         while let Some(Reverse((end, id))) = busy.peek().copied() {
@@ -238,6 +257,7 @@ fn simulate_inner(
             )
         };
         let end = start + duration;
+        alone.push(duration);
         busy.push(Reverse((OrdF64(end), instance)));
         let ok = duration <= platform.timeout_s;
         let end = if ok { end } else { start + platform.timeout_s };
@@ -272,11 +292,44 @@ fn simulate_inner(
             });
         }
     }
+    if let Some(cpus) = platform.host_cpus {
+        share_host(platform, cpus, &alone, &mut instances, &mut tasks);
+    }
     RunRecords {
         launch_epoch_ms: 0,
         instances,
         tasks,
         ..RunRecords::default()
+    }
+}
+
+/// Stretches the instances of a run on one shared host of `cpus` CPUs (the local platform)
+/// by [`crate::model::share::processor_sharing`], as the model does: starts stay where the
+/// scaling rule put them, each instance keeps `min(tasks, vCPUs)` CPUs busy (CPU-bound).
+fn share_host(
+    platform: &PlatformProfile,
+    cpus: f64,
+    alone: &[f64],
+    instances: &mut [InstanceRecord],
+    tasks: &mut [TaskRecord],
+) {
+    use crate::model::share::{Shared, processor_sharing};
+    let v = platform.cpus_at(platform.memory_mb);
+    let jobs: Vec<Shared> = instances
+        .iter()
+        .zip(alone)
+        .map(|(i, &d)| Shared {
+            start_s: i.start_s,
+            alone_s: if i.ok { d } else { i.end_s - i.start_s },
+            demand: (i.tasks as f64).min(v).max(1e-3),
+        })
+        .collect();
+    let ends = processor_sharing(&jobs, cpus);
+    for (inst, end) in instances.iter_mut().zip(ends) {
+        inst.end_s = end;
+    }
+    for t in tasks.iter_mut().filter(|t| t.end_s.is_some()) {
+        t.end_s = Some(instances[t.batch].end_s);
     }
 }
 
@@ -530,6 +583,33 @@ mod tests {
         let starts: Vec<f64> = r.instances.iter().map(|i| i.start_s).collect();
         assert_eq!(starts, vec![0.0, 0.0, 1.0, 1.0]);
         assert_eq!(r.instances[2].instance_id, r.instances[0].instance_id);
+    }
+
+    #[test]
+    fn a_shared_host_stretches_instances_as_the_model_does() {
+        // Four 1-task instances of 1 s at once on a 2-CPU host: each runs at half speed.
+        let p = PlatformProfile::unlimited().on_host(2.0, 0.0);
+        let d = fixed(&[(1, 1.0)]);
+        let r = simulate(&p, &d, &SimSpec::new(4, 1, 0));
+        let ends: Vec<f64> = r.instances.iter().map(|i| i.end_s).collect();
+        assert_eq!(ends, vec![2.0; 4]);
+        assert!(r.tasks.iter().all(|t| t.end_s == Some(2.0)));
+        // The model predicts the same total (no spread, no straggler allowance).
+        let m = crate::model::Model::new(
+            &crate::model::tests::synthetic_profile(),
+            p.clone(),
+            crate::model::ModelKind::Propack,
+        )
+        .unwrap();
+        let k1 = m.instance_duration_s(1);
+        let r = simulate(&p, &fixed(&[(1, k1)]), &SimSpec::new(4, 1, 0));
+        let pred = m.predict(4, 1);
+        assert!(
+            (r.instances[3].end_s - pred.total_s).abs() < 1e-9,
+            "{} vs {}",
+            r.instances[3].end_s,
+            pred.total_s
+        );
     }
 
     #[test]
