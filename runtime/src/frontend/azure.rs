@@ -34,24 +34,14 @@ use serde_json::{Value, json};
 use super::graceful::{self, Abort, Response};
 use super::serve::{self, error_response, json_response};
 use super::{Runtime, RuntimeError, init_tracing, non_empty_env};
+use crate::contract::azure::{
+    DEFAULT_FUNCTION, FUNCTION_ENV, HTTP_OUT_BINDING, QUEUE_SUFFIX, RESULT_BINDING, TRIGGER_BINDING,
+};
 use crate::contract::{BatchResult, ErrorPayload, TaskStatus};
+
+pub(super) use crate::contract::azure::PORT_ENV;
 use crate::deadline::DeadlineResolver;
 use crate::handler::Instance;
-
-/// The port the Functions host gives its custom handler.
-pub(super) const PORT_ENV: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
-/// Overrides the function name.
-const FUNCTION_ENV: &str = "PROPACK_AZURE_FUNCTION";
-/// The function name by default.
-pub const DEFAULT_FUNCTION: &str = "propack";
-/// Suffix of the queue-triggered function's name.
-pub const QUEUE_SUFFIX: &str = "-queue";
-/// The trigger binding that carries the batch in `Data`.
-pub const TRIGGER_BINDING: &str = "batch";
-/// The queue function's output binding that receives the result.
-pub const RESULT_BINDING: &str = "result";
-/// The HTTP output binding of a (non-forwarded) HTTP trigger.
-pub const HTTP_OUT_BINDING: &str = "res";
 
 /// The functions this handler serves.
 #[derive(Debug, Clone)]
