@@ -2,8 +2,9 @@
 //!
 //! One file format serves the model (prices, limits), the embedded local
 //! platform (how fast new instances appear) and the simulator. Three profiles
-//! are built in (`aws-2021`, `aws-today`, `unlimited`); any other name is read
-//! as a path to a JSON file of the same shape.
+//! are built in as code (`aws-2021`, `aws-today`, `unlimited`), three more as shipped
+//! files with their sources (`funcx-2021`, `azure-flex`, `cloud-run`: [`crate::platforms`]);
+//! any other name is read as a path to a JSON file of the same shape.
 
 use std::path::Path;
 
@@ -13,7 +14,14 @@ use serde::{Deserialize, Serialize};
 pub const PLATFORM_SCHEMA_VERSION: u32 = 1;
 
 /// The built-in profile names.
-pub const BUILTIN_PLATFORMS: &[&str] = &["aws-2021", "aws-today", "unlimited"];
+pub const BUILTIN_PLATFORMS: &[&str] = &[
+    "aws-2021",
+    "aws-today",
+    "unlimited",
+    "funcx-2021",
+    "azure-flex",
+    "cloud-run",
+];
 
 /// Errors loading a platform profile.
 #[derive(Debug, thiserror::Error)]
@@ -249,6 +257,11 @@ impl PlatformProfile {
             "aws-2021" => Self::aws_2021(),
             "aws-today" => Self::aws_today(),
             "unlimited" => Self::unlimited(),
+            name if let Some(text) = crate::platforms::embedded(name) => serde_json::from_str(text)
+                .map_err(|source| PlatformError::Parse {
+                    path: format!("(shipped) {name}.json"),
+                    source,
+                })?,
             path => {
                 let text = std::fs::read_to_string(Path::new(path)).map_err(|source| {
                     PlatformError::NotFound {
@@ -395,6 +408,9 @@ mod tests {
         let e = PlatformProfile::load("no-such-platform")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("aws-2021, aws-today, unlimited"), "{e}");
+        assert!(
+            e.contains("aws-2021, aws-today, unlimited, funcx-2021, azure-flex, cloud-run"),
+            "{e}"
+        );
     }
 }
