@@ -109,12 +109,12 @@ async fn route(
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let is = |name: &str| segments.as_slice() == [name];
-    match req.method() {
-        &Method::POST if is(&functions.http) || is(&functions.queue) => {
+    match *req.method() {
+        Method::POST if is(&functions.http) || is(&functions.queue) => {
             invocation(instance, req, max_body, &abort).await
         }
         // Forwarded HTTP: the original route, `<routePrefix>/<function>` (default `api/propack`).
-        &Method::POST if segments.len() >= 2 && segments.last() == Some(&&*functions.http) => {
+        Method::POST if segments.len() >= 2 && segments.last() == Some(&&*functions.http) => {
             serve::invoke(instance, req, max_body, &abort).await
         }
         _ => error_response(
