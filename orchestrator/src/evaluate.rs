@@ -1011,6 +1011,42 @@ mod tests {
         let s = summarise(&rows);
         assert!(s["aws-2021"].worst_regret_pct >= s["aws-2021"].time_regret_mean_pct);
     }
+
+    #[test]
+    fn builtin_concurrency_is_packing_at_the_platforms_n_with_a_request_per_task() {
+        let w = SimWorkload::new(synthetic_profile(), 1.0, 0).unwrap();
+        let cfg = EvalConfig {
+            tasks: vec![400],
+            seeds: 2,
+            ..EvalConfig::default()
+        };
+        let p = PlatformProfile::load("cloud-run").unwrap();
+        let over = compare_builtin_concurrency(&w, &p, 80, &cfg).unwrap();
+        assert_eq!(over.len(), 1);
+        let r = &over[0];
+        assert_eq!(
+            r.builtin_default_infeasible.as_deref(),
+            Some("80 tasks per instance are beyond the app's measured packing curve (k <= 16)")
+        );
+        assert_eq!(
+            (r.builtin_default_total_s, r.builtin_default_expense_usd),
+            (None, None)
+        );
+        let extra = (400 - 400u64.div_ceil(r.k_propack)) as f64 * 0.000_000_4;
+        assert!(
+            (r.builtin_at_k_extra_requests_usd - extra).abs() < 1e-15,
+            "{r:?}"
+        );
+
+        // At N = k_propack the platform packs exactly like ProPack: same simulated time,
+        // expense higher by the extra requests only.
+        let same = compare_builtin_concurrency(&w, &p, r.k_propack, &cfg).unwrap();
+        let s = &same[0];
+        assert_eq!(s.builtin_default_infeasible, None);
+        assert_eq!(s.builtin_default_total_s, Some(s.propack_total_s));
+        let e = s.builtin_default_expense_usd.unwrap();
+        assert!((e - s.propack_expense_usd - extra).abs() < 1e-12, "{s:?}");
+    }
 }
 
 /// Everything `evaluate` computes: every row with its summary, and each app's calibration check.
