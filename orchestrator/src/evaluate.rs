@@ -1019,6 +1019,107 @@ pub fn load_artifact(dir: &Path, only: &[String]) -> Result<Vec<ArtifactWorkload
     Ok(out)
 }
 
+/// ProPack's packing against a platform's own per-instance concurrency (Cloud Run's
+/// concurrent requests, Azure's HTTP concurrency), for one C.
+///
+/// With built-in concurrency N the platform itself puts N requests (one task each) into an
+/// instance: the same packing at k = N, except that N is the platform's setting rather than
+/// a planned k, and every task is a request (request fees per task, not per batch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuiltinRow {
+    /// App.
+    pub workload: String,
+    /// Platform name.
+    pub platform: String,
+    /// C.
+    pub tasks: u64,
+    /// ProPack's k (objective `time`, metric `total`).
+    pub k_propack: u64,
+    /// ProPack's simulated total service time, s.
+    pub propack_total_s: f64,
+    /// ProPack's simulated expense, USD.
+    pub propack_expense_usd: f64,
+    /// The platform's default per-instance concurrency N (capped at C).
+    pub builtin_default: u64,
+    /// Why N tasks per instance cannot run (memory, /tmp, timeout, beyond the measured
+    /// packing curve), or `None` when they can.
+    pub builtin_default_infeasible: Option<String>,
+    /// Simulated total service time at the default, s (when feasible).
+    pub builtin_default_total_s: Option<f64>,
+    /// Simulated expense at the default, USD, every task a request (when feasible).
+    pub builtin_default_expense_usd: Option<f64>,
+    /// The built-in concurrency set to ProPack's k: the same instances and time, plus the
+    /// request fees of C − ⌈C/k⌉ more requests, USD.
+    pub builtin_at_k_extra_requests_usd: f64,
+}
+
+/// [`BuiltinRow`]s of one app on one platform whose default per-instance concurrency is
+/// `default_per_instance`, over `cfg.tasks`.
+pub fn compare_builtin_concurrency(
+    workload: &SimWorkload,
+    platform: &PlatformProfile,
+    default_per_instance: u64,
+    cfg: &EvalConfig,
+) -> Result<Vec<BuiltinRow>, EvalError> {
+    let model = Model::new(&workload.profile, platform.clone(), ModelKind::Propack)?;
+    let app = AppEval {
+        workload,
+        platform,
+        cfg,
+        model,
+    };
+    let measured_kmax = app.model.packing.k_max.max(1);
+    let mut out = Vec::new();
+    for &c in &cfg.tasks {
+        let kmax = measured_kmax.clamp(1, c);
+        let probe = plan(
+            &app.model,
+            &app.request(c, Objective::Time, Metric::Total, kmax),
+        )?;
+        let k_p = probe.k;
+        let mp = app.mean_at(c, probe.memory_mb, k_p);
+        let n = default_per_instance.clamp(1, c);
+        let infeasible = if n > measured_kmax {
+            Some(format!(
+                "{n} tasks per instance are beyond the app's measured packing curve (k <= {measured_kmax})"
+            ))
+        } else {
+            probe
+                .curve
+                .iter()
+                .find(|p| p.k == n)
+                .filter(|p| !p.feasible)
+                .map(|p| {
+                    p.infeasible
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+        };
+        let request = platform.prices.request;
+        let extra = |k: u64| (c - c.div_ceil(k)) as f64 * request;
+        let at_default = infeasible.is_none().then(|| {
+            let m = app.mean_at(c, probe.memory_mb, n);
+            (m.total_s, m.expense_usd + extra(n))
+        });
+        out.push(BuiltinRow {
+            workload: workload.app.clone(),
+            platform: platform.name.clone(),
+            tasks: c,
+            k_propack: k_p,
+            propack_total_s: mp.total_s,
+            propack_expense_usd: mp.expense_usd,
+            builtin_default: n,
+            builtin_default_infeasible: infeasible,
+            builtin_default_total_s: at_default.map(|d| d.0),
+            builtin_default_expense_usd: at_default.map(|d| d.1),
+            builtin_at_k_extra_requests_usd: extra(k_p),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1092,6 +1193,42 @@ mod tests {
         assert!(t.k_oracle > 1 && t.improvement_time_pct > 0.0, "{t:?}");
         let s = summarise(&rows);
         assert!(s["aws-2021"].worst_regret_pct >= s["aws-2021"].time_regret_mean_pct);
+    }
+
+    #[test]
+    fn builtin_concurrency_is_packing_at_the_platforms_n_with_a_request_per_task() {
+        let w = SimWorkload::new(synthetic_profile(), 1.0, 0).unwrap();
+        let cfg = EvalConfig {
+            tasks: vec![400],
+            seeds: 2,
+            ..EvalConfig::default()
+        };
+        let p = PlatformProfile::load("cloud-run").unwrap();
+        let over = compare_builtin_concurrency(&w, &p, 80, &cfg).unwrap();
+        assert_eq!(over.len(), 1);
+        let r = &over[0];
+        assert_eq!(
+            r.builtin_default_infeasible.as_deref(),
+            Some("80 tasks per instance are beyond the app's measured packing curve (k <= 16)")
+        );
+        assert_eq!(
+            (r.builtin_default_total_s, r.builtin_default_expense_usd),
+            (None, None)
+        );
+        let extra = (400 - 400u64.div_ceil(r.k_propack)) as f64 * 0.000_000_4;
+        assert!(
+            (r.builtin_at_k_extra_requests_usd - extra).abs() < 1e-15,
+            "{r:?}"
+        );
+
+        // At N = k_propack the platform packs exactly like ProPack: same simulated time,
+        // expense higher by the extra requests only.
+        let same = compare_builtin_concurrency(&w, &p, r.k_propack, &cfg).unwrap();
+        let s = &same[0];
+        assert_eq!(s.builtin_default_infeasible, None);
+        assert_eq!(s.builtin_default_total_s, Some(s.propack_total_s));
+        let e = s.builtin_default_expense_usd.unwrap();
+        assert!((e - s.propack_expense_usd - extra).abs() < 1e-12, "{s:?}");
     }
 }
 

@@ -6,6 +6,7 @@
 //!   bill → report) as library functions over typed values;
 //! - [`model`]: profiles, the analytical model, the planner and the plan store;
 //! - [`platform`]: platform profiles shared by the model, the local platform and the simulator;
+//! - [`platforms`]: the profiles shipped as files (FuncX, Azure Flex Consumption, Cloud Run) with their sources;
 //! - [`journal`]: every batch's end appended to the run directory as it arrives (crash-safe
 //!   runs and `orchestrator resume`);
 //! - [`records`]: what a run measured, and the metrics computed from it;
@@ -26,5 +27,6 @@ pub mod journal;
 pub mod model;
 pub mod pipeline;
 pub mod platform;
+pub mod platforms;
 pub mod records;
 pub mod report;

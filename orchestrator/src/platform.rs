@@ -2,9 +2,10 @@
 //!
 //! One file format serves the model (prices, limits), the embedded local
 //! platform (how fast new instances appear) and the simulator. Four profiles
-//! are built in (`aws-2021`, `aws-today`, `unlimited`, and `local`: aws-2021 with every
-//! instance sharing this host's CPUs); any other name is read as a path to a JSON file of
-//! the same shape.
+//! are built in as code (`aws-2021`, `aws-today`, `unlimited`, and `local`: aws-2021 with
+//! every instance sharing this host's CPUs), three more as shipped files with their sources
+//! (`funcx-2021`, `azure-flex`, `cloud-run`: [`crate::platforms`]); any other name is read
+//! as a path to a JSON file of the same shape.
 
 use std::path::Path;
 
@@ -14,7 +15,15 @@ use serde::{Deserialize, Serialize};
 pub const PLATFORM_SCHEMA_VERSION: u32 = 1;
 
 /// The built-in profile names.
-pub const BUILTIN_PLATFORMS: &[&str] = &["aws-2021", "aws-today", "unlimited", "local"];
+pub const BUILTIN_PLATFORMS: &[&str] = &[
+    "aws-2021",
+    "aws-today",
+    "unlimited",
+    "local",
+    "funcx-2021",
+    "azure-flex",
+    "cloud-run",
+];
 
 /// Errors loading a platform profile.
 #[derive(Debug, thiserror::Error)]
@@ -303,6 +312,11 @@ impl PlatformProfile {
                 p.description = "aws-2021's scaling and prices, every instance sharing this host's CPUs (the local platform)".into();
                 p
             }
+            name if let Some(text) = crate::platforms::embedded(name) => serde_json::from_str(text)
+                .map_err(|source| PlatformError::Parse {
+                    path: format!("(shipped) {name}.json"),
+                    source,
+                })?,
             path => {
                 let text = std::fs::read_to_string(Path::new(path)).map_err(|source| {
                     PlatformError::NotFound {
@@ -558,6 +572,9 @@ mod tests {
         let e = PlatformProfile::load("no-such-platform")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("aws-2021, aws-today, unlimited"), "{e}");
+        assert!(
+            e.contains("aws-2021, aws-today, unlimited, funcx-2021, azure-flex, cloud-run"),
+            "{e}"
+        );
     }
 }

@@ -32,6 +32,25 @@ pub const OUTPUT_TAIL_BYTES: usize = 4096;
 
 /// The Lambda Runtime API's header names (lower case, as HTTP/1 header maps store them):
 /// the runtime reads them, the local platform writes them, tests check them.
+/// Names shared by the Azure Functions custom handler (`bootstrap`) and the app that
+/// `orchestrator package --target azure` writes (its `function.json` bindings).
+pub mod azure {
+    /// The port the Functions host gives its custom handler.
+    pub const PORT_ENV: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+    /// Overrides [`DEFAULT_FUNCTION`] in the handler.
+    pub const FUNCTION_ENV: &str = "PROPACK_AZURE_FUNCTION";
+    /// The HTTP-triggered function's name (its folder), by default.
+    pub const DEFAULT_FUNCTION: &str = "propack";
+    /// Suffix of the queue-triggered function's name.
+    pub const QUEUE_SUFFIX: &str = "-queue";
+    /// The trigger binding whose `Data` entry carries the batch.
+    pub const TRIGGER_BINDING: &str = "batch";
+    /// The queue function's output binding that receives the result.
+    pub const RESULT_BINDING: &str = "result";
+    /// The HTTP output binding of an HTTP trigger.
+    pub const HTTP_OUT_BINDING: &str = "res";
+}
+
 pub mod headers {
     /// Request id of the invocation (`GET …/invocation/next` response).
     pub const REQUEST_ID: &str = "lambda-runtime-aws-request-id";

@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use propack_orchestrator::evaluate::{self, EvalConfig, load_artifact, pywren_calibration};
 use propack_orchestrator::platform::PlatformProfile;
+use propack_orchestrator::platforms;
 use propack_orchestrator::report::{self, markdown};
 
 /// Arguments of `orchestrator evaluate`.
@@ -88,10 +89,38 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let eval = evaluate::evaluate_all(&workloads, &platforms, &pywren, &cfg, &|| bar.inc(1))?;
     bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
-    let md = markdown::evaluation(&eval.report, &eval.calibration, elapsed);
+    // ProPack against each platform's own per-instance concurrency, where it has one.
+    let notes: Vec<(PlatformProfile, platforms::PlatformNotes)> = platforms
+        .iter()
+        .zip(&a.platforms)
+        .map(|(p, name)| (p.clone(), platforms::notes(name)))
+        .collect();
+    let mut builtin = Vec::new();
+    for (p, n) in &notes {
+        if let Some(bc) = &n.builtin_concurrency {
+            for w in &workloads {
+                builtin.extend(evaluate::compare_builtin_concurrency(
+                    &w.workload,
+                    p,
+                    u64::from(bc.default_per_instance),
+                    &cfg,
+                )?);
+            }
+        }
+    }
+    let mut md = markdown::evaluation(&eval.report, &eval.calibration, elapsed);
+    let sections = report::platforms::platform_sections(&notes, &eval.report.rows, &builtin);
+    match md.find("\n## Every row") {
+        Some(i) => md.insert_str(i + 1, &sections),
+        None => md.push_str(&sections),
+    }
     if let Some(out) = &a.out {
         report::write_evaluation(out, &eval, &md)
             .with_context(|| format!("writing {}", out.display()))?;
+        std::fs::write(
+            out.join("builtin-concurrency.json"),
+            serde_json::to_vec_pretty(&builtin)?,
+        )?;
         eprintln!("wrote {}", out.display());
     }
     let report = eval.report;

@@ -26,6 +26,10 @@ pub struct ValidateArgs {
     /// Quantile of the tail metric; the artifact measured tail at 0.9.
     #[arg(long, default_value_t = 0.9)]
     pub tail_quantile: f64,
+    /// Validate a platform profile instead of the AWS models: `funcx-2021` against the
+    /// artifact's funcX runs (what they allow is printed with the result).
+    #[arg(long, value_parser = ["funcx-2021"])]
+    pub platform: Option<String>,
     /// Print JSON: {"models": {"propack": {"apps": {...}, "overall": {...}}, "paper": {...}}}.
     #[arg(long)]
     pub json: bool,
@@ -39,6 +43,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 }
 
 fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
+    if a.platform.is_some() {
+        return run_validate_funcx(&a);
+    }
     if !(a.tail_quantile > 0.0 && a.tail_quantile < 1.0) {
         anyhow::bail!("--tail-quantile must be in (0, 1)");
     }
@@ -69,6 +76,32 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
     if report.models.values().all(|m| m.apps.is_empty()) {
         anyhow::bail!("no app in {} could be validated", a.propack_dir.display());
     }
+    Ok(())
+}
+
+/// `model validate --platform funcx-2021`.
+fn run_validate_funcx(a: &ValidateArgs) -> anyhow::Result<()> {
+    let v = propack_orchestrator::platforms::validate_funcx(&a.propack_dir)
+        .with_context(|| format!("validating funcx-2021 against {}", a.propack_dir.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("{}\n", v.scope);
+    println!(
+        "{:>6} {:>11} {:>12} {:>8}",
+        "C", "measured s", "predicted s", "error"
+    );
+    for p in &v.points {
+        println!(
+            "{:>6} {:>11.1} {:>12.1} {:>7.1}%",
+            p.tasks, p.measured_s, p.predicted_s, p.error_pct
+        );
+    }
+    println!(
+        "median |error| {:.1} % (funcx-2021, k = 1, statelesscost)",
+        v.median_abs_error_pct
+    );
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! `orchestrator package`: build the Lambda zip (bootstrap + propack-bench, plus the user's files) or layer with cargo-lambda.
+//! `orchestrator package`: build the Lambda zip (bootstrap + propack-bench, plus the user's files) or layer with cargo-lambda, or the Azure Functions app / Cloud Run build context.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +9,11 @@ use propack_orchestrator::backend::aws::package::{self, Include, LambdaArch, Lam
 #[cfg(feature = "aws")]
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Where the package runs: a Lambda zip (default), an Azure Functions custom-handler app
+    /// (`propack-azure/` + `.zip`: host.json, one function folder per trigger, the binaries),
+    /// or a Cloud Run container build context (`propack-cloud-run/`: Dockerfile + binaries).
+    #[arg(long, value_enum, default_value_t)]
+    pub target: Target,
     /// Lambda runtime the package is for; decides the newest glibc the binaries may need
     /// (provided.al2: 2.26; provided.al2023, python3.13, nodejs22.x: 2.34).
     #[arg(long, value_enum, default_value_t)]
@@ -44,6 +49,19 @@ pub struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The platform a package is for.
+#[cfg(feature = "aws")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Target {
+    /// AWS Lambda (zip or layer).
+    #[default]
+    Lambda,
+    /// Azure Functions, custom handler (Flex Consumption or any Linux plan).
+    Azure,
+    /// Google Cloud Run (a container).
+    CloudRun,
 }
 
 /// Arguments of `orchestrator package` (built without AWS support).
@@ -100,6 +118,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         base.join(&args.out_dir)
     };
+    if args.target != Target::Lambda && args.layer {
+        return Err(usage(anyhow::anyhow!(
+            "--layer is a Lambda package; --target azure|cloud-run always write the binaries into the app"
+        )));
+    }
     let includes = package::collect_includes(&args.includes).map_err(usage)?;
     let prebuilt = args
         .prebuilt
@@ -144,6 +167,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.arch.as_str()
         );
     }
+    if args.target != Target::Lambda {
+        return package_cloud(&args, &input, &out_dir);
+    }
     let opts = package::PackageOptions::new(out_dir, args.runtime, args.arch);
     let packaged = package::package(&input, &opts)?;
     if args.json {
@@ -162,13 +188,13 @@ fn build(args: &Args, root: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     package::check_target_installed(args.arch)?;
     let cargo_lambda = find_cargo_lambda(args.cargo_lambda.as_deref())
         .map_err(|e| package::PackageError::NoCargoLambda(e.to_string()))?;
-    let mut cmd = package::build_command(
-        &cargo_lambda,
-        root,
-        args.runtime,
-        args.arch,
-        args.bin.as_deref(),
-    );
+    // Azure's and Cloud Run's glibc are at least provided.al2's / provided.al2023's.
+    let pin = match args.target {
+        Target::Lambda => args.runtime,
+        Target::Azure => LambdaRuntime::ProvidedAl2,
+        Target::CloudRun => LambdaRuntime::ProvidedAl2023,
+    };
+    let mut cmd = package::build_command(&cargo_lambda, root, pin, args.arch, args.bin.as_deref());
     if !args.json {
         eprintln!("==> {cmd:?}");
     }
@@ -193,6 +219,59 @@ fn build(args: &Args, root: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     Ok(package::lambda_outputs(&target_dir, args.bin.as_deref()))
+}
+
+/// Writes the Azure app or the Cloud Run build context from the checked binaries.
+#[cfg(feature = "aws")]
+fn package_cloud(args: &Args, input: &package::PackageInput, out_dir: &Path) -> anyhow::Result<()> {
+    use package::cloud;
+    let runtime: Vec<package::ZipSource> = input
+        .binaries
+        .iter()
+        .map(|(zip_path, path)| {
+            let size = std::fs::metadata(path).map(|m| m.len())?;
+            Ok(package::ZipSource {
+                zip_path: zip_path.clone(),
+                source: path.clone(),
+                mode: 0o755,
+                size,
+            })
+        })
+        .collect::<std::io::Result<_>>()?;
+    std::fs::create_dir_all(out_dir)?;
+    let packaged = match args.target {
+        Target::Azure => cloud::package_azure(
+            &runtime,
+            &input.includes,
+            out_dir,
+            args.arch,
+            &cloud::AzureNames::default(),
+        )?,
+        Target::CloudRun => {
+            cloud::package_cloud_run(&runtime, &input.includes, out_dir, args.arch)?
+        }
+        Target::Lambda => unreachable!("Lambda packages are zips"),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&packaged)?);
+    } else {
+        println!(
+            "{} package: {} ({} files{}), newest glibc needed {}",
+            packaged.target,
+            packaged.dir.display(),
+            packaged.files.len(),
+            packaged
+                .zip
+                .as_ref()
+                .map(|z| format!(", zip {}", z.display()))
+                .unwrap_or_default(),
+            packaged.max_glibc.as_deref().unwrap_or("none (static)")
+        );
+        for line in &packaged.next {
+            println!("next: {line}");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(feature = "aws")]

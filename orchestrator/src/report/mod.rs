@@ -6,6 +6,7 @@
 //! `report.md`), [`plots`] (every SVG figure) over one SVG writer, [`svg`].
 
 pub mod markdown;
+pub mod platforms;
 pub mod plots;
 pub mod svg;
 

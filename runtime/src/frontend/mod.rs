@@ -23,14 +23,18 @@
 //! ```
 //!
 //! The binary is then a complete `bootstrap`: with `AWS_LAMBDA_RUNTIME_API` set (on Lambda,
-//! or as an instance of the local platform) it is the custom runtime; `serve --addr A`
-//! serves `POST /invoke`; `run --batch FILE|-` runs one batch and prints the result. A
+//! or as an instance of the local platform) it is the custom runtime; with
+//! `FUNCTIONS_CUSTOMHANDLER_PORT` set (started by the Azure Functions host) the custom
+//! handler; `serve` serves `POST /` and `POST /invoke` (on `$PORT` under Cloud Run);
+//! `run --batch FILE|-` runs one batch and prints the result. A
 //! custom built-in runs on the batch's rayon pool like the shipped ones (`sort`, `spin`,
 //! `noop`, `panic`, …, which stay available): a panic fails only its own task, a task past
 //! its `timeout_ms` is `timed_out`, the return value is the task's `summary`, and its
 //! `outputs` are uploaded when it succeeds. See [`crate::executor::custom`].
 
+mod azure;
 mod cli;
+mod graceful;
 mod lambda;
 mod serve;
 mod shim;
@@ -88,11 +92,20 @@ impl RuntimeError {
 /// What to run, besides the Lambda custom runtime (no subcommand).
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
-    /// Serve the batch handler over plain HTTP: `POST /invoke` with a batch returns the result JSON.
+    /// Serve the batch handler over plain HTTP: `POST /` or `POST /invoke` with a batch returns
+    /// the result JSON; SIGTERM finishes in-flight batches within PROPACK_SHUTDOWN_GRACE_MS.
     Serve {
         /// Address to listen on (port 0 picks a free port; the bound address is printed).
-        #[arg(long, default_value = "127.0.0.1:9000")]
-        addr: SocketAddr,
+        /// Default: 0.0.0.0:$PORT when PORT is set (Cloud Run), else 127.0.0.1:9000.
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+    },
+    /// Serve the Azure Functions custom-handler protocol on FUNCTIONS_CUSTOMHANDLER_PORT
+    /// (what the runtime does without arguments when the Functions host starts it).
+    Azure {
+        /// Port to listen on (default: FUNCTIONS_CUSTOMHANDLER_PORT).
+        #[arg(long)]
+        port: Option<u16>,
     },
     /// Run one batch and print its result JSON; exit status 0 only if every task succeeded.
     Run {
@@ -190,17 +203,24 @@ impl Runtime {
     pub fn run_command(self, cmd: Option<Command>) -> ExitCode {
         let name = program_name();
         let result = match cmd {
-            None => match std::env::var("AWS_LAMBDA_RUNTIME_API") {
-                Ok(api) if !api.is_empty() => self.lambda(api),
-                _ => {
+            None => match (
+                non_empty_env("AWS_LAMBDA_RUNTIME_API"),
+                non_empty_env(azure::PORT_ENV),
+            ) {
+                (Some(api), _) => self.lambda(api),
+                // The Azure Functions host starts its custom handler with this set.
+                (None, Some(_)) => self.azure(None),
+                (None, None) => {
                     eprintln!(
-                        "{name}: AWS_LAMBDA_RUNTIME_API is not set; use `{name} run --batch FILE` \
-                         or `{name} serve` outside Lambda (see --help)"
+                        "{name}: neither AWS_LAMBDA_RUNTIME_API (Lambda) nor {} (Azure Functions) \
+                         is set; use `{name} run --batch FILE` or `{name} serve` elsewhere (see --help)",
+                        azure::PORT_ENV
                     );
                     return ExitCode::from(2);
                 }
             },
             Some(Command::Serve { addr }) => self.serve(addr),
+            Some(Command::Azure { port }) => self.azure(port),
             Some(Command::Run {
                 batch,
                 timeout_ms,
@@ -224,9 +244,16 @@ impl Runtime {
         lambda::main(self, api)
     }
 
-    /// `POST /invoke` over plain HTTP on `addr`, forever.
-    pub fn serve(self, addr: SocketAddr) -> Result<ExitCode, RuntimeError> {
+    /// `POST /` and `POST /invoke` over plain HTTP on `addr` (default: `0.0.0.0:$PORT`, else
+    /// 127.0.0.1:9000) until SIGTERM/SIGINT, which it handles gracefully.
+    pub fn serve(self, addr: Option<SocketAddr>) -> Result<ExitCode, RuntimeError> {
         serve::main(self, addr)
+    }
+
+    /// The Azure Functions custom handler on `port` (default: `FUNCTIONS_CUSTOMHANDLER_PORT`)
+    /// until SIGTERM/SIGINT.
+    pub fn azure(self, port: Option<u16>) -> Result<ExitCode, RuntimeError> {
+        azure::main(self, port)
     }
 
     /// Runs the batch in `batch` (a file, or `-` for standard input) and prints its result;
@@ -250,6 +277,11 @@ impl Runtime {
             crate::deadline::DeadlineResolver::from_env(),
         ))
     }
+}
+
+/// An environment variable's value unless unset or empty.
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// The executable's file name, for messages.

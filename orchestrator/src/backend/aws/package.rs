@@ -11,6 +11,7 @@ use std::process::Command;
 use super::elf::{self, EM_AARCH64, EM_X86_64, GlibcVersion};
 use super::zip::{self, ZipEntry};
 
+pub mod cloud;
 mod include;
 
 pub use crate::function::{EXEC_WRAPPER_PATH, LambdaRuntime};

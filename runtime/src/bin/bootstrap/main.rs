@@ -2,8 +2,12 @@
 //!
 //! - no arguments, `AWS_LAMBDA_RUNTIME_API` set: the Lambda custom runtime
 //!   (provided.al2023 / provided.al2), one batch per invocation;
-//! - `serve --addr 127.0.0.1:PORT`: the same handler over plain HTTP (`POST /invoke`,
-//!   bodies capped at `PROPACK_MAX_BODY_BYTES`, 413 past it);
+//! - no arguments, `FUNCTIONS_CUSTOMHANDLER_PORT` set (or `azure --port N`): the Azure
+//!   Functions custom handler (forwarded HTTP and `{"Data", "Metadata"}` invocations);
+//! - `serve [--addr 127.0.0.1:PORT]`: the same handler over plain HTTP (`POST /` or
+//!   `POST /invoke`, bodies capped at `PROPACK_MAX_BODY_BYTES`, 413 past it; on `0.0.0.0:$PORT`
+//!   without `--addr` when `PORT` is set, as Cloud Run runs it; SIGTERM finishes in-flight
+//!   batches within `PROPACK_SHUTDOWN_GRACE_MS`, else answers them 503);
 //! - `run --batch FILE|-`: run one batch and print the result JSON;
 //! - `bench`: the executor's packing-efficiency, subprocess-overhead, start-up and
 //!   warm-handler-worker measurements.
