@@ -573,7 +573,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("aws-2021, aws-today, unlimited, funcx-2021, azure-flex, cloud-run"),
+            e.contains("aws-2021, aws-today, unlimited, local, funcx-2021, azure-flex, cloud-run"),
             "{e}"
         );
     }

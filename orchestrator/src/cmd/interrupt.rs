@@ -37,9 +37,10 @@ pub fn install(run_dir: &std::path::Path) -> Stop {
     Stop::new(&STOP)
 }
 
-/// The error a run ends with when it was interrupted: what is left and how to finish it.
-pub fn check(stop: Stop, run_dir: &std::path::Path) -> anyhow::Result<()> {
-    if stop.requested() {
+/// The error a run ends with when an interrupt left tasks undone (`done`: every task
+/// verified): what is left and how to finish it.
+pub fn check(stop: Stop, done: bool, run_dir: &std::path::Path) -> anyhow::Result<()> {
+    if stop.requested() && !done {
         anyhow::bail!(
             "interrupted before every task ran; run the rest with: orchestrator resume {}",
             run_dir.display()

@@ -389,7 +389,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         print_human(&report);
     }
-    super::interrupt::check(ui.stop, &req.run_dir)?;
+    super::interrupt::check(ui.stop, report.run.verified, &req.run_dir)?;
     let verified = report.run.verified && report.baseline.as_ref().is_none_or(|b| b.verified);
     anyhow::ensure!(
         verified,
