@@ -4,8 +4,7 @@
 
 mod launch_support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use propack_orchestrator::backend::aws::AwsClients;
 use propack_orchestrator::backend::aws::clients::static_conf;
@@ -15,78 +14,20 @@ use propack_runtime::uri::S3Uri;
 use propack_tests::moto_url;
 use serde_json::Value;
 
-/// Kills the platform server when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Environment of every process that talks to "AWS": moto for S3, static credentials.
-fn aws_env(cmd: &mut Command, moto: &str) {
-    cmd.env("AWS_ENDPOINT_URL_S3", moto)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("PROPACK_S3_PATH_STYLE", "1")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_SESSION_TOKEN");
-}
-
-fn start_platform(
-    orchestrator: &std::path::Path,
-    bootstrap: &std::path::Path,
-    moto: &str,
-    extra: &[&str],
-) -> (Server, String) {
-    let mut cmd = Command::new(orchestrator);
-    cmd.args([
-        "platform",
-        "serve",
-        "--addr",
-        "127.0.0.1:0",
-        "--platform",
-        "unlimited",
-        "--function",
-    ])
-    .arg(format!("propack={}", bootstrap.display()))
-    .args(extra)
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
-    // The instances inherit this environment: that is how the runtime finds moto's S3.
-    aws_env(&mut cmd, moto);
-    let mut child = cmd.spawn().expect("starting orchestrator platform serve");
-    let stderr = child.stderr.take().unwrap();
-    let server = Server(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("platform serve exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (server, url)
+fn start_platform(moto: &str, extra: &[&str]) -> (launch_support::Server, String) {
+    launch_support::platform_serve("unlimited", moto, extra)
 }
 
 #[test]
 fn launch_direct_runs_offline_against_moto_s3_and_the_local_invoke_api() {
     let Some(moto) = moto_url() else { return };
-    let (orchestrator, bootstrap) = launch_support::binaries();
+    let (orchestrator, _) = launch_support::binaries();
     let bucket = format!("e2e-{}", std::process::id());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = S3Store::new(AwsClients::from_conf(&static_conf(&moto, "us-east-1"), true).s3);
     rt.block_on(store.ensure_bucket(&bucket)).unwrap();
 
-    let (_server, lambda_url) = start_platform(orchestrator, bootstrap, &moto, &[]);
+    let (_server, lambda_url) = start_platform(&moto, &[]);
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(orchestrator);
     cmd.args([
@@ -116,7 +57,7 @@ fn launch_direct_runs_offline_against_moto_s3_and_the_local_invoke_api() {
     ])
     .arg(dir.path())
     .env("AWS_ENDPOINT_URL_LAMBDA", &lambda_url);
-    aws_env(&mut cmd, &moto);
+    launch_support::aws_env(&mut cmd, &moto);
     let out = cmd.output().expect("running orchestrator launch");
     assert!(
         out.status.success(),
@@ -207,7 +148,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn launch_maps_a_command_over_an_s3_prefix_offline() {
     let Some(moto) = moto_url() else { return };
-    let (orchestrator, bootstrap) = launch_support::binaries();
+    let (orchestrator, _) = launch_support::binaries();
     let bucket = format!("map-{}", std::process::id());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = S3Store::new(AwsClients::from_conf(&static_conf(&moto, "us-east-1"), true).s3);
@@ -223,7 +164,7 @@ fn launch_maps_a_command_over_an_s3_prefix_offline() {
         }
     });
 
-    let (_server, lambda_url) = start_platform(orchestrator, bootstrap, &moto, &[]);
+    let (_server, lambda_url) = start_platform(&moto, &[]);
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(orchestrator);
     cmd.args([
@@ -253,7 +194,7 @@ fn launch_maps_a_command_over_an_s3_prefix_offline() {
     ])
     .arg(dir.path())
     .env("AWS_ENDPOINT_URL_LAMBDA", &lambda_url);
-    aws_env(&mut cmd, &moto);
+    launch_support::aws_env(&mut cmd, &moto);
     let out = cmd.output().expect("running orchestrator launch");
     assert!(
         out.status.success(),
@@ -285,7 +226,7 @@ fn launch_maps_a_command_over_an_s3_prefix_offline() {
 #[test]
 fn launch_runs_handler_events_on_a_managed_runtime_function_offline() {
     let Some(moto) = moto_url() else { return };
-    let (orchestrator, bootstrap) = launch_support::binaries();
+    let (orchestrator, _) = launch_support::binaries();
     let bucket = format!("events-{}", std::process::id());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = S3Store::new(AwsClients::from_conf(&static_conf(&moto, "us-east-1"), true).s3);
@@ -302,8 +243,6 @@ fn launch_runs_handler_events_on_a_managed_runtime_function_offline() {
     std::fs::write(dir.path().join("events.jsonl"), events).unwrap();
     let code_arg = code.display().to_string();
     let (_server, lambda_url) = start_platform(
-        orchestrator,
-        bootstrap,
         &moto,
         &[
             "--runtime",
@@ -339,7 +278,7 @@ fn launch_runs_handler_events_on_a_managed_runtime_function_offline() {
     ])
     .current_dir(dir.path())
     .env("AWS_ENDPOINT_URL_LAMBDA", &lambda_url);
-    aws_env(&mut cmd, &moto);
+    launch_support::aws_env(&mut cmd, &moto);
     let out = cmd.output().expect("running orchestrator launch");
     assert!(
         out.status.success(),

@@ -451,64 +451,6 @@ fn a_malformed_manifest_line_is_refused_with_its_line_number() {
     assert!(err.contains("line 2"), "{err}");
 }
 
-/// Kills the platform server when the test ends, however it ends.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Environment of every process that talks to "AWS": S3 at `s3_url`, static credentials.
-fn aws_env(cmd: &mut Command, s3_url: &str) {
-    cmd.env("AWS_ENDPOINT_URL_S3", s3_url)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("PROPACK_S3_PATH_STYLE", "1")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_SESSION_TOKEN");
-}
-
-/// `orchestrator platform serve` on an ephemeral port with `platform`; its instances reach S3 at
-/// `s3_url`. Returns the server and its Invoke API URL.
-fn platform_serve(platform: &str, s3_url: &str) -> (Server, String) {
-    use std::io::BufRead;
-    let (orchestrator, bootstrap) = launch_support::binaries();
-    let mut cmd = Command::new(orchestrator);
-    cmd.args([
-        "platform",
-        "serve",
-        "--addr",
-        "127.0.0.1:0",
-        "--platform",
-        platform,
-    ])
-    .arg("--function")
-    .arg(format!("propack={}", bootstrap.display()))
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::piped());
-    aws_env(&mut cmd, s3_url);
-    let mut child = cmd.spawn().expect("starting orchestrator platform serve");
-    let stderr = child.stderr.take().unwrap();
-    let server = Server(child);
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("platform serve exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (server, url)
-}
-
 /// `launch --backend aws --mode direct` of `job` against `lambda_url` and S3 at `s3_url`.
 fn launch_aws(job: &Job, bucket: &str, k: usize, s3_url: &str, lambda_url: &str) -> Output {
     let mut cmd = job.orchestrator();
@@ -533,7 +475,7 @@ fn launch_aws(job: &Job, bucket: &str, k: usize, s3_url: &str, lambda_url: &str)
     .args(["--packing", &k.to_string(), "--platform", "unlimited"])
     .args(["--max-in-flight", "8", "--json", "--out", "run"])
     .env("AWS_ENDPOINT_URL_LAMBDA", lambda_url);
-    aws_env(&mut cmd, s3_url);
+    launch_support::aws_env(&mut cmd, s3_url);
     cmd.output().expect("running orchestrator launch")
 }
 
@@ -585,7 +527,7 @@ fn s3_500s_503s_and_resets_from_a_fault_proxy_are_retried_by_every_client() {
     let bucket = format!("faults-s3-{}", std::process::id());
     let (status, body) = propack_tests::http_request(&moto, "PUT", &format!("/{bucket}"), &[], "");
     assert!(status == 200, "creating the bucket: {status} {body}");
-    let (_server, lambda_url) = platform_serve("unlimited", &proxy.url());
+    let (_server, lambda_url) = launch_support::platform_serve("unlimited", &proxy.url(), &[]);
     let out = launch_aws(&job, &bucket, 4, &proxy.url(), &lambda_url);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(json(&out)["verified"], true);
@@ -622,7 +564,8 @@ fn a_429_storm_on_invoke_is_absorbed_by_the_direct_fan_outs_backoff() {
     let bucket = format!("faults-429-{}", std::process::id());
     let (status, body) = propack_tests::http_request(&moto, "PUT", &format!("/{bucket}"), &[], "");
     assert!(status == 200, "creating the bucket: {status} {body}");
-    let (_server, lambda_url) = platform_serve(&platform.display().to_string(), &moto);
+    let (_server, lambda_url) =
+        launch_support::platform_serve(&platform.display().to_string(), &moto, &[]);
     let out = launch_aws(&job, &bucket, 2, &moto, &lambda_url);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(json(&out)["verified"], true);

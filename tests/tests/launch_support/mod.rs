@@ -51,3 +51,69 @@ pub fn orchestrator_in(cwd: &Path) -> Command {
         .env("PROPACK_PLANS", cwd.join("plans.json"));
     cmd
 }
+
+/// Kills a server process when the test ends, however it ends.
+#[allow(dead_code, reason = "only the tests that run `platform serve` use it")]
+pub struct Server(pub std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Environment of every process that talks to "AWS": S3 at `s3_url` (moto, or a proxy in
+/// front of it), static credentials, nothing from the user's own AWS configuration.
+#[allow(dead_code, reason = "only the AWS-backend tests use it")]
+pub fn aws_env(cmd: &mut Command, s3_url: &str) {
+    cmd.env("AWS_ENDPOINT_URL_S3", s3_url)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("PROPACK_S3_PATH_STYLE", "1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_SESSION_TOKEN");
+}
+
+/// `orchestrator platform serve` on an ephemeral port serving `propack` (this build's
+/// `bootstrap`) on `platform`, with `extra` arguments; its instances reach S3 at `s3_url`.
+/// Returns the server and its Invoke API URL.
+#[allow(dead_code, reason = "only the tests that run `platform serve` use it")]
+pub fn platform_serve(platform: &str, s3_url: &str, extra: &[&str]) -> (Server, String) {
+    use std::io::BufRead;
+    let (orchestrator, bootstrap) = binaries();
+    let mut cmd = Command::new(orchestrator);
+    cmd.args([
+        "platform",
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--platform",
+        platform,
+    ])
+    .arg("--function")
+    .arg(format!("propack={}", bootstrap.display()))
+    .args(extra)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    // The instances inherit this environment: that is how the runtime finds S3.
+    aws_env(&mut cmd, s3_url);
+    let mut child = cmd.spawn().expect("starting orchestrator platform serve");
+    let stderr = child.stderr.take().unwrap();
+    let server = Server(child);
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("platform serve exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (server, url)
+}
