@@ -593,6 +593,22 @@ struct AppEval<'a> {
     model: Model,
 }
 
+impl<'a> AppEval<'a> {
+    /// The app's ProPack model fitted on `platform`.
+    fn new(
+        workload: &'a SimWorkload,
+        platform: &'a PlatformProfile,
+        cfg: &'a EvalConfig,
+    ) -> Result<Self, EvalError> {
+        Ok(Self {
+            model: Model::new(&workload.profile, platform.clone(), ModelKind::Propack)?,
+            workload,
+            platform,
+            cfg,
+        })
+    }
+}
+
 /// Mean simulated metrics of one C: every feasible k at each memory a plan chose, k = 1
 /// at each right-sized memory, and the PyWren baseline.
 struct Simulated {
@@ -811,13 +827,7 @@ pub fn evaluate_app(
     pywren: &PywrenCalibration,
     cfg: &EvalConfig,
 ) -> Result<Vec<EvalRow>, EvalError> {
-    let model = Model::new(&workload.profile, platform.clone(), ModelKind::Propack)?;
-    let app = AppEval {
-        workload,
-        platform,
-        cfg,
-        model,
-    };
+    let app = AppEval::new(workload, platform, cfg)?;
     let mut rows = Vec::new();
     for &c in &cfg.tasks {
         let kmax = app.model.packing.k_max.clamp(1, c);
@@ -872,13 +882,7 @@ pub fn uneven(
     cfg: &EvalConfig,
 ) -> Result<UnevenRow, EvalError> {
     use rand::SeedableRng;
-    let model = Model::new(&workload.profile, platform.clone(), ModelKind::Propack)?;
-    let app = AppEval {
-        workload,
-        platform,
-        cfg,
-        model,
-    };
+    let app = AppEval::new(workload, platform, cfg)?;
     let kmax = app.model.packing.k_max.clamp(1, c);
     let planned = plan(
         &app.model,
@@ -1061,13 +1065,7 @@ pub fn compare_builtin_concurrency(
     default_per_instance: u64,
     cfg: &EvalConfig,
 ) -> Result<Vec<BuiltinRow>, EvalError> {
-    let model = Model::new(&workload.profile, platform.clone(), ModelKind::Propack)?;
-    let app = AppEval {
-        workload,
-        platform,
-        cfg,
-        model,
-    };
+    let app = AppEval::new(workload, platform, cfg)?;
     let measured_kmax = app.model.packing.k_max.max(1);
     let mut out = Vec::new();
     for &c in &cfg.tasks {

@@ -40,7 +40,6 @@ use crate::contract::azure::{
 use crate::contract::{BatchResult, ErrorPayload, TaskStatus};
 
 pub(super) use crate::contract::azure::PORT_ENV;
-use crate::deadline::DeadlineResolver;
 use crate::handler::Instance;
 
 /// The functions this handler serves.
@@ -78,15 +77,7 @@ pub(super) fn main(runtime: Runtime, port_arg: Option<u16>) -> Result<ExitCode, 
     let addr = SocketAddr::from(([127, 0, 0, 1], port(port_arg)?));
     let max_body = serve::max_body_bytes()?;
     let functions = Arc::new(Functions::from_env());
-    let instance = Arc::new(
-        runtime
-            .instance()?
-            .with_resolver(DeadlineResolver::from_env().missing_header_expected()),
-    );
-    let ready = {
-        let instance = Arc::clone(&instance);
-        move || instance.mark_ready(runtime.started)
-    };
+    let (instance, ready) = serve::http_instance(runtime)?;
     serve::listen(addr, ready, move |req, abort| {
         route(
             Arc::clone(&functions),

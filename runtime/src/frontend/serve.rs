@@ -56,10 +56,11 @@ fn listen_addr(addr: Option<SocketAddr>) -> Result<SocketAddr, RuntimeError> {
     }
 }
 
-pub(super) fn main(runtime: Runtime, addr: Option<SocketAddr>) -> Result<ExitCode, RuntimeError> {
-    init_tracing("info");
-    let addr = listen_addr(addr)?;
-    let max_body = max_body_bytes()?;
+/// The instance an HTTP front-end serves (its deadlines from the function's timeout, since
+/// HTTP requests carry no deadline header) and the call that marks it ready once listening.
+pub(super) fn http_instance(
+    runtime: Runtime,
+) -> Result<(Arc<Instance>, impl FnOnce() + Send + 'static), RuntimeError> {
     let instance = Arc::new(
         runtime
             .instance()?
@@ -69,6 +70,14 @@ pub(super) fn main(runtime: Runtime, addr: Option<SocketAddr>) -> Result<ExitCod
         let instance = Arc::clone(&instance);
         move || instance.mark_ready(runtime.started)
     };
+    Ok((instance, ready))
+}
+
+pub(super) fn main(runtime: Runtime, addr: Option<SocketAddr>) -> Result<ExitCode, RuntimeError> {
+    init_tracing("info");
+    let addr = listen_addr(addr)?;
+    let max_body = max_body_bytes()?;
+    let (instance, ready) = http_instance(runtime)?;
     listen(addr, ready, move |req, abort| {
         serve_request(Arc::clone(&instance), req, max_body, abort)
     })
