@@ -4,6 +4,7 @@
 
 mod launch_support;
 
+use std::path::Path;
 use std::process::Command;
 
 use propack_orchestrator::backend::aws::AwsClients;
@@ -18,17 +19,11 @@ fn start_platform(moto: &str, extra: &[&str]) -> (launch_support::Server, String
     launch_support::platform_serve("unlimited", moto, extra)
 }
 
-#[test]
-fn launch_direct_runs_offline_against_moto_s3_and_the_local_invoke_api() {
-    let Some(moto) = moto_url() else { return };
+/// `launch --backend aws --mode direct --bucket BUCKET --function propack ARGS` in `cwd`,
+/// against the local Invoke API at `lambda_url` and S3 at `moto`; asserts that it succeeded
+/// and returns its `--json` summary.
+fn launch_direct(cwd: &Path, moto: &str, lambda_url: &str, bucket: &str, args: &[&str]) -> Value {
     let (orchestrator, _) = launch_support::binaries();
-    let bucket = format!("e2e-{}", std::process::id());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let store = S3Store::new(AwsClients::from_conf(&static_conf(&moto, "us-east-1"), true).s3);
-    rt.block_on(store.ensure_bucket(&bucket)).unwrap();
-
-    let (_server, lambda_url) = start_platform(&moto, &[]);
-    let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(orchestrator);
     cmd.args([
         "launch",
@@ -37,27 +32,13 @@ fn launch_direct_runs_offline_against_moto_s3_and_the_local_invoke_api() {
         "--mode",
         "direct",
         "--bucket",
-        &bucket,
-        "--function",
-        "propack",
-        "--benchmark",
-        "sort",
-        "--size",
-        "64KB",
-        "--tasks",
-        "6",
-        "--packing",
-        "2",
-        "--platform",
-        "unlimited",
-        "--max-in-flight",
-        "4",
-        "--json",
-        "--out",
+        bucket,
     ])
-    .arg(dir.path())
-    .env("AWS_ENDPOINT_URL_LAMBDA", &lambda_url);
-    launch_support::aws_env(&mut cmd, &moto);
+    .args(["--function", "propack"])
+    .args(args)
+    .current_dir(cwd)
+    .env("AWS_ENDPOINT_URL_LAMBDA", lambda_url);
+    launch_support::aws_env(&mut cmd, moto);
     let out = cmd.output().expect("running orchestrator launch");
     assert!(
         out.status.success(),
@@ -65,8 +46,43 @@ fn launch_direct_runs_offline_against_moto_s3_and_the_local_invoke_api() {
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout)
     );
-    let summary: Value =
-        serde_json::from_slice(&out.stdout).expect("--json prints one JSON summary");
+    serde_json::from_slice(&out.stdout).expect("--json prints one JSON summary")
+}
+
+#[test]
+fn launch_direct_runs_offline_against_moto_s3_and_the_local_invoke_api() {
+    let Some(moto) = moto_url() else { return };
+    let bucket = format!("e2e-{}", std::process::id());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = S3Store::new(AwsClients::from_conf(&static_conf(&moto, "us-east-1"), true).s3);
+    rt.block_on(store.ensure_bucket(&bucket)).unwrap();
+
+    let (_server, lambda_url) = start_platform(&moto, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().display().to_string();
+    let summary = launch_direct(
+        dir.path(),
+        &moto,
+        &lambda_url,
+        &bucket,
+        &[
+            "--benchmark",
+            "sort",
+            "--size",
+            "64KB",
+            "--tasks",
+            "6",
+            "--packing",
+            "2",
+            "--platform",
+            "unlimited",
+            "--max-in-flight",
+            "4",
+            "--json",
+            "--out",
+            &out_dir,
+        ],
+    );
     assert_eq!(summary["backend"], "aws", "{summary}");
     assert_eq!(summary["tasks"], 6);
     let text = summary.to_string();
@@ -148,7 +164,6 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn launch_maps_a_command_over_an_s3_prefix_offline() {
     let Some(moto) = moto_url() else { return };
-    let (orchestrator, _) = launch_support::binaries();
     let bucket = format!("map-{}", std::process::id());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = S3Store::new(AwsClients::from_conf(&static_conf(&moto, "us-east-1"), true).s3);
@@ -166,43 +181,30 @@ fn launch_maps_a_command_over_an_s3_prefix_offline() {
 
     let (_server, lambda_url) = start_platform(&moto, &[]);
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(orchestrator);
-    cmd.args([
-        "launch",
-        "--backend",
-        "aws",
-        "--mode",
-        "direct",
-        "--bucket",
+    let out_dir = dir.path().display().to_string();
+    let summary = launch_direct(
+        dir.path(),
+        &moto,
+        &lambda_url,
         &bucket,
-        "--function",
-        "propack",
-        "--exec",
-        r#"sh -c 'tr a-z A-Z < "$0" > "$1"' {input} {output}"#,
-        "--map",
-        &format!("s3://{bucket}/in/"),
-        "--output-prefix",
-        &format!("s3://{bucket}/out/"),
-        "--packing",
-        "4",
-        "--platform",
-        "unlimited",
-        "--max-in-flight",
-        "8",
-        "--json",
-        "--out",
-    ])
-    .arg(dir.path())
-    .env("AWS_ENDPOINT_URL_LAMBDA", &lambda_url);
-    launch_support::aws_env(&mut cmd, &moto);
-    let out = cmd.output().expect("running orchestrator launch");
-    assert!(
-        out.status.success(),
-        "launch failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
+        &[
+            "--exec",
+            r#"sh -c 'tr a-z A-Z < "$0" > "$1"' {input} {output}"#,
+            "--map",
+            &format!("s3://{bucket}/in/"),
+            "--output-prefix",
+            &format!("s3://{bucket}/out/"),
+            "--packing",
+            "4",
+            "--platform",
+            "unlimited",
+            "--max-in-flight",
+            "8",
+            "--json",
+            "--out",
+            &out_dir,
+        ],
     );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["workload"], "map", "{summary}");
     assert_eq!(summary["tasks"], 100);
     assert_eq!(summary["k"], 4);
@@ -226,7 +228,6 @@ fn launch_maps_a_command_over_an_s3_prefix_offline() {
 #[test]
 fn launch_runs_handler_events_on_a_managed_runtime_function_offline() {
     let Some(moto) = moto_url() else { return };
-    let (orchestrator, _) = launch_support::binaries();
     let bucket = format!("events-{}", std::process::id());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = S3Store::new(AwsClients::from_conf(&static_conf(&moto, "us-east-1"), true).s3);
@@ -253,40 +254,25 @@ fn launch_runs_handler_events_on_a_managed_runtime_function_offline() {
             &code_arg,
         ],
     );
-    let mut cmd = Command::new(orchestrator);
-    cmd.args([
-        "launch",
-        "--backend",
-        "aws",
-        "--mode",
-        "direct",
-        "--bucket",
+    let summary = launch_direct(
+        dir.path(),
+        &moto,
+        &lambda_url,
         &bucket,
-        "--function",
-        "propack",
-        "--handler",
-        "app.handler",
-        "--events",
-        "events.jsonl",
-        "--packing",
-        "3",
-        "--platform",
-        "unlimited",
-        "--json",
-        "--out",
-        "run",
-    ])
-    .current_dir(dir.path())
-    .env("AWS_ENDPOINT_URL_LAMBDA", &lambda_url);
-    launch_support::aws_env(&mut cmd, &moto);
-    let out = cmd.output().expect("running orchestrator launch");
-    assert!(
-        out.status.success(),
-        "launch failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
+        &[
+            "--handler",
+            "app.handler",
+            "--events",
+            "events.jsonl",
+            "--packing",
+            "3",
+            "--platform",
+            "unlimited",
+            "--json",
+            "--out",
+            "run",
+        ],
     );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (
             &summary["backend"],
