@@ -298,20 +298,16 @@ fn ctrl_c_drains_in_flight_batches_and_resume_runs_the_rest_once() {
         "{stderr}"
     );
 
-    let started = |root: &Path| -> Vec<String> {
-        let text = std::fs::read_to_string(root.join("count")).unwrap_or_default();
-        let mut v: Vec<String> = text.lines().map(str::to_owned).collect();
-        v.sort();
-        v
-    };
-    let before = started(root);
+    let before: usize = propack_tests::line_counts(&root.join("count"))
+        .values()
+        .sum();
     let status = json(&run(root, &["status", "run", "--json"]));
     assert_eq!(
         status["done"].as_u64().unwrap() as usize,
-        before.len(),
+        before,
         "every started task finished into the journal: {status}"
     );
-    assert!(before.len() < 12, "the interrupt stopped the run: {status}");
+    assert!(before < 12, "the interrupt stopped the run: {status}");
 
     let resumed = run(root, &["resume", "run", "--json"]);
     assert!(
@@ -320,16 +316,13 @@ fn ctrl_c_drains_in_flight_batches_and_resume_runs_the_rest_once() {
         String::from_utf8_lossy(&resumed.stderr)
     );
     let r = json(&resumed);
-    assert_eq!(
-        r["ran"].as_u64().unwrap() as usize,
-        12 - before.len(),
-        "{r}"
+    assert_eq!(r["ran"].as_u64().unwrap() as usize, 12 - before, "{r}");
+    let runs = propack_tests::line_counts(&root.join("count"));
+    assert_eq!(runs.len(), 12, "every task started: {runs:?}");
+    assert!(
+        runs.values().all(|&n| n == 1),
+        "each task started once in all: {runs:?}"
     );
-    let all = started(root);
-    let mut distinct = all.clone();
-    distinct.dedup();
-    assert_eq!(all.len(), 12, "each task started once in all: {all:?}");
-    assert_eq!(distinct.len(), 12);
     for i in 0..12 {
         let out = std::fs::read_to_string(root.join(format!("out/{i:02}"))).unwrap();
         assert_eq!(out, format!("{i}\n"));
