@@ -14,6 +14,33 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `cargo` (the one running these tests) in the workspace root, for tests that build a binary.
+///
+/// `cargo test` gives a test process the test crate's own variables; ring's build script
+/// watches `CARGO_MANIFEST_DIR`, so passing them on made such a build, and every later
+/// `cargo test` from a shell, rebuild ring and the AWS SDK above it (5 minutes each here).
+pub fn cargo_build(args: &[&str]) -> std::process::Command {
+    let mut cargo =
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let per_crate = key.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .contains(&key.as_ref());
+        if per_crate {
+            cargo.env_remove(key.as_ref());
+        }
+    }
+    cargo.current_dir(workspace_root()).arg("build").args(args);
+    cargo
+}
+
 /// The AWS measurements of the ProPack paper, if present beside the checkout
 /// (`../shared/propack-aws-2021`). Tests that need them skip with a message
 /// when this is `None`.

@@ -18,9 +18,7 @@ fn example_bootstrap() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let root = propack_tests::workspace_root();
-        let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .current_dir(&root)
-            .args(["build", "-p", "propack-example-builtin"])
+        let status = propack_tests::cargo_build(&["-p", "propack-example-builtin"])
             .status()
             .expect("running cargo build");
         assert!(

@@ -234,12 +234,13 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// The pids a fixture module recorded in `inits.log` at import: one per handler initialisation.
+/// The pids a fixture module recorded in `inits.log` at import (`PID EPOCH_MS` lines): one
+/// per handler initialisation.
 pub fn inits(root: &Path) -> Vec<u32> {
     std::fs::read_to_string(root.join("inits.log"))
         .unwrap_or_default()
         .lines()
-        .map(|l| l.parse().unwrap())
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
         .collect()
 }
 

@@ -12,22 +12,18 @@ pub fn binaries() -> &'static (PathBuf, PathBuf) {
     static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     BINS.get_or_init(|| {
         let root = propack_tests::workspace_root();
-        let status =
-            std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-                .current_dir(&root)
-                .args([
-                    "build",
-                    "-p",
-                    "propack-runtime",
-                    "--bin",
-                    "bootstrap",
-                    "-p",
-                    "propack-orchestrator",
-                    "--bin",
-                    "orchestrator",
-                ])
-                .status()
-                .expect("running cargo build");
+        let status = propack_tests::cargo_build(&[
+            "-p",
+            "propack-runtime",
+            "--bin",
+            "bootstrap",
+            "-p",
+            "propack-orchestrator",
+            "--bin",
+            "orchestrator",
+        ])
+        .status()
+        .expect("running cargo build");
         assert!(
             status.success(),
             "cargo build of orchestrator and bootstrap failed"

@@ -914,6 +914,8 @@ impl LambdaPlatform {
         }
         // Lambda injects the execution role's credentials into every instance; the emulator
         // forwards the caller's (and its S3 endpoint, e.g. moto) so s3:// tasks work offline.
+        // PROPACK_PARALLELISM stands in for a function environment variable: the host's cores are
+        // not the instance's vCPUs, so a caller may pin the workers per instance.
         for key in [
             "PATH",
             "HOME",
@@ -927,6 +929,7 @@ impl LambdaPlatform {
             "AWS_ENDPOINT_URL",
             "AWS_ENDPOINT_URL_S3",
             "PROPACK_S3_PATH_STYLE",
+            "PROPACK_PARALLELISM",
         ] {
             if let Some(v) = std::env::var_os(key) {
                 cmd.env(key, v);
