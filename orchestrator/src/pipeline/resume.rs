@@ -15,9 +15,7 @@ use propack_runtime::Task;
 use serde::{Deserialize, Serialize};
 
 use super::verify::check_output;
-use super::{
-    Attempt, BackendSpec, BarProgress, PipelineError, RunProgress, StagedJob, Target, Ui, run_job,
-};
+use super::{Attempt, BackendSpec, PipelineError, StagedJob, Target, Ui, run_job};
 use crate::journal::{self, JOURNAL_FILE, RunState};
 use crate::platform::PlatformProfile;
 use crate::report::{RunReport, SummaryMetrics};
@@ -407,6 +405,7 @@ async fn reattach(
     p: &journal::PendingExecution,
     ui: Ui,
 ) -> Result<Reattachment, PipelineError> {
+    use super::{BarProgress, RunProgress};
     use crate::backend::aws::sfn::Reattached;
     let crate::backend::AnyBackend::Aws(aws) = backend else {
         return Err(PipelineError::Usage(format!(

@@ -399,6 +399,10 @@ impl AwsBackend {
         )
         .await?;
         let launch_epoch_ms = now_ms();
+        if job.stop.requested() {
+            // Interrupted while staging: start nothing, so `resume` has nothing to re-attach to.
+            return Ok(nothing_returned(batches, launch_epoch_ms));
+        }
         let name = sfn::execution_name(&job.run_id);
         let (arn, started) = sfn::start_or_attach(&self.clients.sfn, &sm, &name, &input).await?;
         info.execution_arn = Some(arn.clone());
@@ -432,11 +436,7 @@ impl AwsBackend {
                 progress.execution_left(&arn, self.opts.stop_on_interrupt);
                 // Nothing has returned yet (ResultWriter writes at the end): every batch
                 // is left without an end in the journal, for `resume` to collect.
-                let rows: Vec<_> = (0..batches.len()).map(|b| (b, None, 0.0, 0.0, 0)).collect();
-                return Ok(RunOutcome {
-                    records: invoke::records_from_results(batches, &rows, launch_epoch_ms),
-                    results: Vec::new(),
-                });
+                return Ok(nothing_returned(batches, launch_epoch_ms));
             }
         };
         let returned_s = (now_ms() - launch_epoch_ms) as f64 / 1000.0;
@@ -609,6 +609,15 @@ impl AwsBackend {
         write_info(&job.run_dir, &info)?;
         self.last_run = Some(info);
         Ok(outcome)
+    }
+}
+
+/// The outcome of a run whose batches all ended without a result.
+fn nothing_returned(batches: &[Batch], launch_epoch_ms: u64) -> RunOutcome {
+    let rows: Vec<_> = (0..batches.len()).map(|b| (b, None, 0.0, 0.0, 0)).collect();
+    RunOutcome {
+        records: invoke::records_from_results(batches, &rows, launch_epoch_ms),
+        results: Vec::new(),
     }
 }
 
