@@ -48,6 +48,99 @@ pub enum Entry {
         /// Why, as the backend saw it.
         error: String,
     },
+    /// The attempt started a Step Functions execution, whose results arrive only when it
+    /// ends: written as soon as StartExecution returns, so that `resume` can re-attach to it.
+    Execution {
+        /// The attempt it belongs to.
+        attempt: u32,
+        /// Where the execution is and what to collect when it ends.
+        execution: ExecutionRecord,
+    },
+}
+
+/// A Step Functions execution an attempt started, as `resume` needs it to re-attach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    /// The execution's ARN.
+    pub execution_arn: String,
+    /// `s3://bucket/propack/runs/<run id>/results/`: where its ResultWriter writes.
+    pub results_prefix: String,
+    /// Outputs the tasks named as local files, to download once their task succeeded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub downloads: Vec<Download>,
+}
+
+/// An output staged to S3 that belongs at a local path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Download {
+    /// Where the task writes it (`s3://...`).
+    pub uri: String,
+    /// Where it goes locally.
+    pub path: PathBuf,
+    /// The task that writes it.
+    pub task: String,
+}
+
+/// An execution of an attempt that may hold results the journal lacks, and the tasks of
+/// that attempt no line has ended yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingExecution {
+    /// The attempt.
+    pub attempt: u32,
+    /// Its packing degree.
+    pub k: usize,
+    /// The execution.
+    pub execution: ExecutionRecord,
+    /// Tasks of the attempt with neither a result nor a failure line.
+    pub pending: BTreeSet<String>,
+}
+
+/// The executions whose attempts still have tasks without an end: the orchestrator stopped
+/// waiting for them (killed, or interrupted) before their results were journalled.
+pub fn pending_executions(entries: &[Entry]) -> Vec<PendingExecution> {
+    let mut tasks: BTreeMap<u32, (usize, BTreeSet<String>)> = BTreeMap::new();
+    let mut executions: Vec<(u32, &ExecutionRecord)> = Vec::new();
+    for e in entries {
+        match e {
+            Entry::Attempt {
+                attempt,
+                k,
+                tasks: ids,
+                ..
+            } => {
+                tasks.insert(*attempt, (*k, ids.iter().cloned().collect()));
+            }
+            Entry::Result { attempt, result } => {
+                if let Some((_, ids)) = tasks.get_mut(attempt) {
+                    for t in &result.tasks {
+                        ids.remove(&t.id);
+                    }
+                }
+            }
+            Entry::Failed {
+                attempt, task_ids, ..
+            } => {
+                if let Some((_, ids)) = tasks.get_mut(attempt) {
+                    for id in task_ids {
+                        ids.remove(id);
+                    }
+                }
+            }
+            Entry::Execution { attempt, execution } => executions.push((*attempt, execution)),
+        }
+    }
+    executions
+        .into_iter()
+        .filter_map(|(attempt, execution)| {
+            let (k, pending) = tasks.get(&attempt)?;
+            (!pending.is_empty()).then(|| PendingExecution {
+                attempt,
+                k: *k,
+                execution: execution.clone(),
+                pending: pending.clone(),
+            })
+        })
+        .collect()
 }
 
 /// An open journal, appending one attempt's records.
@@ -67,17 +160,7 @@ impl Journal {
         k: usize,
         tasks: Vec<String>,
     ) -> std::io::Result<Self> {
-        let path = dir.join(JOURNAL_FILE);
-        drop_torn_tail(&path)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
-        let j = Self {
-            path,
-            attempt,
-            file: Mutex::new(file),
-        };
+        let j = Self::reopen(dir, attempt)?;
         j.append(&Entry::Attempt {
             attempt,
             run_id: run_id.to_owned(),
@@ -85,6 +168,22 @@ impl Journal {
             tasks,
         })?;
         Ok(j)
+    }
+
+    /// Opens `dir/journal.jsonl` to append more lines to an attempt that already began
+    /// (the results of an execution `resume` re-attached to).
+    pub fn reopen(dir: &Path, attempt: u32) -> std::io::Result<Self> {
+        let path = dir.join(JOURNAL_FILE);
+        drop_torn_tail(&path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        Ok(Self {
+            path,
+            attempt,
+            file: Mutex::new(file),
+        })
     }
 
     /// The journal's path.
@@ -112,6 +211,14 @@ impl Journal {
         self.append(&Entry::Result {
             attempt: self.attempt,
             result: Box::new(result.clone()),
+        })
+    }
+
+    /// Records the execution this attempt started.
+    pub fn execution(&self, execution: &ExecutionRecord) -> std::io::Result<()> {
+        self.append(&Entry::Execution {
+            attempt: self.attempt,
+            execution: execution.clone(),
         })
     }
 
@@ -283,6 +390,7 @@ impl RunState {
                         }
                     }
                 }
+                Entry::Execution { .. } => {}
             }
         }
         let attempts = attempts
@@ -406,5 +514,52 @@ mod tests {
         let entries = read(&path).unwrap();
         assert_eq!(entries.len(), 3, "attempt 1, attempt 2, its result");
         assert!(std::fs::read_to_string(&path).unwrap().starts_with(&whole));
+    }
+
+    #[test]
+    fn an_execution_is_pending_while_its_attempt_has_tasks_without_an_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let exec = |n: &str| ExecutionRecord {
+            execution_arn: format!("arn:aws:states:r:1:execution:sm:{n}"),
+            results_prefix: format!("s3://b/propack/runs/{n}/results/"),
+            downloads: vec![Download {
+                uri: "s3://b/o".into(),
+                path: "/tmp/o".into(),
+                task: "a".into(),
+            }],
+        };
+        let j = Journal::open(dir.path(), 1, "r", 2, ids(&["a", "b", "c", "d"])).unwrap();
+        j.execution(&exec("r")).unwrap();
+        let path = j.path().to_owned();
+        let pending = || pending_executions(&read(&path).unwrap());
+        let p = pending();
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].attempt, p[0].k), (1, 2));
+        assert_eq!(p[0].execution, exec("r"), "the record round-trips");
+        assert_eq!(
+            p[0].pending,
+            ids(&["a", "b", "c", "d"]).into_iter().collect()
+        );
+        j.result(&result(&[("a", "succeeded"), ("b", "failed")]))
+            .unwrap();
+        j.failed(&ids(&["c"]), "Lambda.Unknown").unwrap();
+        assert_eq!(pending()[0].pending, ids(&["d"]).into_iter().collect());
+        j.failed(&ids(&["d"]), "the execution ended ABORTED")
+            .unwrap();
+        assert!(pending().is_empty(), "every task of attempt 1 has an end");
+        // The execution line does not change what the run's state counts.
+        let state = RunState::from_entries(&read(&path).unwrap());
+        assert_eq!(
+            (state.attempts[0].succeeded, state.attempts[0].failed),
+            (1, 3)
+        );
+        drop(j);
+        let j = Journal::open(dir.path(), 2, "r-r2", 1, ids(&["b", "c", "d"])).unwrap();
+        j.execution(&exec("r-r2")).unwrap();
+        let p = pending();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].attempt, 2);
+        assert_eq!(p[0].pending.len(), 3);
     }
 }

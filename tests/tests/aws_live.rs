@@ -195,3 +195,70 @@ fn live_step_functions_distributed_map_launch() {
         assert_eq!(d.status().as_str(), "SUCCEEDED");
     });
 }
+
+/// Interrupts its own run as soon as the execution has started, keeping the journal's record.
+#[derive(Default)]
+struct InterruptOnStart(std::sync::Mutex<Option<propack_orchestrator::journal::ExecutionRecord>>);
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl propack_orchestrator::backend::Progress for InterruptOnStart {
+    fn batch_done(&self, _tasks: usize, _failed: usize) {}
+    fn execution_started(&self, e: &propack_orchestrator::journal::ExecutionRecord) {
+        *self.0.lock().unwrap() = Some(e.clone());
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+#[ignore = "needs a live AWS account (PROPACK_LIVE_BUCKET, PROPACK_LIVE_ROLE_ARN, AWS_REGION)"]
+fn live_an_interrupted_sfn_launch_is_collected_by_reattaching() {
+    let bucket = env("PROPACK_LIVE_BUCKET");
+    rt().block_on(async {
+        let clients = AwsClients::from_env(None).await;
+        let arn = deployed(&clients).await;
+        let mut d = propack_step_functions::DefinitionOptions::new(20, 5);
+        d.function = arn.clone();
+        d.mode = propack_step_functions::ModeRequest::Distributed;
+        let definition = propack_step_functions::build_definition(&d).unwrap();
+        let mut opts = AwsOptions::new(bucket);
+        opts.function = arn;
+        opts.mode = AwsMode::Sfn;
+        opts.state_machine = STATE_MACHINE.into();
+        opts.role_arn = Some(env("PROPACK_LIVE_ROLE_ARN"));
+        let mut backend = AwsBackend::with_clients(clients, opts);
+        let run_id = format!("live-reattach-{}", std::process::id());
+        let mut j = job(&run_id, spin_tasks(20), 5, definition);
+        j.stop = propack_orchestrator::backend::Stop::new(&INTERRUPTED);
+        let seen = InterruptOnStart::default();
+        let out = backend.run_job(&j, &seen).await.unwrap();
+        assert!(
+            out.results.is_empty(),
+            "interrupted before the execution ended"
+        );
+        let record = seen
+            .0
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("the execution was journalled");
+        let pending = (0..20).map(|i| format!("t{i}")).collect();
+        let r = backend
+            .reattach(&record, &pending, &NoProgress, Default::default())
+            .await
+            .unwrap();
+        let sfn::Reattached::Collected { end, collected, .. } = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(end.status, "SUCCEEDED");
+        assert_eq!(collected.results.len(), 4, "ResultWriter output read back");
+        assert!(collected.lost.is_empty(), "{:?}", collected.lost);
+        let ok = collected
+            .results
+            .iter()
+            .flat_map(|r| &r.tasks)
+            .filter(|t| t.status == TaskStatus::Succeeded)
+            .count();
+        assert_eq!(ok, 20);
+    });
+}

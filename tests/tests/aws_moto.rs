@@ -11,7 +11,6 @@ mod launch_support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use propack_orchestrator::backend::NoProgress;
 use propack_orchestrator::backend::aws::clients::static_conf;
 use propack_orchestrator::backend::aws::deploy::{
     Code, FunctionEnv, FunctionSpec, deploy_function,
@@ -20,6 +19,7 @@ use propack_orchestrator::backend::aws::elf::{EM_X86_64, synthetic_elf};
 use propack_orchestrator::backend::aws::package::{LambdaArch, LambdaRuntime, verify_zip};
 use propack_orchestrator::backend::aws::zip::{ZipEntry, read_zip, write_zip};
 use propack_orchestrator::backend::aws::{AwsBackend, AwsClients, AwsOptions, sfn};
+use propack_orchestrator::backend::{NoProgress, Stop};
 use propack_runtime::s3::S3Store;
 use propack_runtime::uri::S3Uri;
 use propack_runtime::{ExecSpec, Task, TaskAction};
@@ -374,7 +374,10 @@ fn state_machine_is_created_updated_started_once_and_described() {
             let (exec2, started2) = sfn::start_or_attach(&c.sfn, &arn, &run, r#"{"run_id":"other"}"#).await.unwrap();
             assert!(!started2, "a relaunch of the same run attaches to its execution");
             assert_eq!(exec, exec2, "the idempotent name gives the same execution ARN");
-            let end = sfn::wait_execution(&c.sfn, &exec, Duration::from_millis(100), &NoProgress).await.unwrap();
+            let api = sfn::SdkExecutions { sfn: c.sfn.clone(), store: S3Store::new(c.s3.clone()) };
+            let sfn::Waited::Ended(end) = sfn::wait_execution(&api, &exec, Duration::from_millis(100), &NoProgress, Stop::NEVER).await.unwrap() else {
+                panic!("an uninterrupted wait ends with the execution")
+            };
             assert_eq!(end.status, "SUCCEEDED", "{end:?}");
             let out: Value = serde_json::from_str(end.output.as_deref().unwrap()).unwrap();
             assert_eq!(out, json!({"run_id": "run/7", "r": {"v": 2}}));

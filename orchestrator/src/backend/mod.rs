@@ -83,6 +83,17 @@ pub trait Progress: Send + Sync {
 
     /// A batch ended without a result (its invocation or child execution failed).
     fn batch_lost(&self, _task_ids: &[String], _error: &str) {}
+
+    /// A Step Functions execution started (the pipeline journals it at once, so that
+    /// `resume` can re-attach to it if this process dies before it ends).
+    fn execution_started(&self, _execution: &crate::journal::ExecutionRecord) {}
+
+    /// The wait for execution `arn` ended on an interrupt: it keeps running, or was asked
+    /// to stop (`stopped`).
+    fn execution_left(&self, _arn: &str, _stopped: bool) {}
+
+    /// Something the user should know now (e.g. which execution is being waited for).
+    fn note(&self, _text: &str) {}
 }
 
 /// Progress that goes nowhere (tests, `--json`).

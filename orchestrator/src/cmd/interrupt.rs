@@ -8,10 +8,17 @@ use propack_orchestrator::backend::Stop;
 static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Takes over Ctrl-C for a run whose journal lives in `run_dir` and returns the stop the
-/// pipeline passes to its jobs. Every journal line is whole and flushed when written, so
-/// exiting on the second Ctrl-C leaves a journal that `orchestrator resume` reads.
-pub fn install(run_dir: &std::path::Path) -> Stop {
+/// pipeline passes to its jobs (`sfn`: its batches run in a Step Functions execution,
+/// which the backend leaves running or stops). Every journal line is whole and flushed
+/// when written, so exiting on the second Ctrl-C leaves a journal that `orchestrator resume` reads.
+pub fn install(run_dir: &std::path::Path, sfn: bool) -> Stop {
     let hint = format!("orchestrator resume {}", run_dir.display());
+    let first = if sfn {
+        "\ninterrupted: no longer waiting for the Step Functions execution (Ctrl-C again to exit at once)"
+    } else {
+        "\ninterrupted: starting no new invocations and waiting for those in flight \
+         (Ctrl-C again to exit at once)"
+    };
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -24,10 +31,7 @@ pub fn install(run_dir: &std::path::Path) -> Stop {
                 return;
             }
             STOP.store(true, Ordering::SeqCst);
-            eprintln!(
-                "\ninterrupted: starting no new invocations and waiting for those in flight \
-                 (Ctrl-C again to exit at once)"
-            );
+            eprintln!("{first}");
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!("exiting now; every returned batch is in the journal: {hint}");
                 std::process::exit(130);

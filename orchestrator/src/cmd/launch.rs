@@ -9,6 +9,7 @@ use propack_orchestrator::backend::BackendKind;
 use propack_orchestrator::function::{LambdaRuntime, ManagedFunction};
 use propack_orchestrator::pipeline::events::EventsSpec;
 use propack_orchestrator::pipeline::map::{MapOver, MapSpec};
+use propack_orchestrator::pipeline::resume;
 use propack_orchestrator::pipeline::{
     self, BackendSpec, JobSource, LaunchRequest, Packing, PlanSpec, Ui,
 };
@@ -141,6 +142,11 @@ pub struct Args {
     /// Seed of generated inputs and of the platform's cold-start samples.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// --mode sfn: the first Ctrl-C stops the Step Functions execution (StopExecution).
+    /// Without it the execution keeps running and `orchestrator resume RUN_DIR` re-attaches
+    /// to it (waits for it if still running, then collects its results).
+    #[arg(long)]
+    pub stop_on_interrupt: bool,
 }
 
 /// AWS is the default backend only when credentials and a bucket are configured.
@@ -305,7 +311,9 @@ fn backend(args: &Args) -> anyhow::Result<BackendSpec> {
             let bucket = args.bucket.clone().ok_or_else(|| {
                 UsageError("--backend aws needs --bucket (or PROPACK_BUCKET)".into())
             })?;
-            Ok(BackendSpec::Aws(args.aws.options(bucket)))
+            let mut o = args.aws.options(bucket);
+            o.stop_on_interrupt = args.stop_on_interrupt;
+            Ok(BackendSpec::Aws(o))
         }
         BackendKind::Local => Ok(BackendSpec::Local {
             bootstrap: match &args.bootstrap {
@@ -376,9 +384,10 @@ fn request(args: &Args) -> anyhow::Result<LaunchRequest> {
 /// Runs `orchestrator launch`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let req = request(&args)?;
+    let sfn = resume::BackendRecord::of(&req.backend).is_sfn();
     let ui = Ui {
         quiet: args.json || !std::io::stderr().is_terminal(),
-        stop: super::interrupt::install(&req.run_dir),
+        stop: super::interrupt::install(&req.run_dir, sfn),
     };
     let report = pipeline::launch(&req, ui)?;
     report

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use propack_orchestrator::pipeline::Ui;
-use propack_orchestrator::pipeline::resume::{self, RunStatus};
+use propack_orchestrator::pipeline::resume::{self, Reattachment, RunStatus};
 
 /// Arguments of `orchestrator resume`.
 #[derive(Debug, clap::Args)]
@@ -34,16 +34,22 @@ pub fn resume(a: ResumeArgs) -> anyhow::Result<()> {
     if a.packing == Some(0) {
         return Err(super::UsageError("--packing must be at least 1".into()).into());
     }
+    let sfn = resume::load(&a.run_dir)?.backend.is_sfn();
     let ui = Ui {
         quiet: a.json || !std::io::stderr().is_terminal(),
-        stop: super::interrupt::install(&a.run_dir),
+        stop: super::interrupt::install(&a.run_dir, sfn),
     };
     let s = resume::resume(&a.run_dir, a.packing, ui)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
+        for r in &s.reattached {
+            print_reattachment(r);
+        }
         match s.attempt {
-            None => println!("nothing to resume: every task is done"),
+            None if s.reattached.iter().any(|r| r.interrupted) => {}
+            None if s.reattached.is_empty() => println!("nothing to resume: every task is done"),
+            None => println!("nothing left to run"),
             Some(n) => println!("attempt {n}: ran {} tasks at k = {}", s.ran, s.k),
         }
         print_status(&s.status);
@@ -68,6 +74,25 @@ pub fn status(a: StatusArgs) -> anyhow::Result<()> {
         print_status(&s);
     }
     Ok(())
+}
+
+fn print_reattachment(r: &Reattachment) {
+    let head = format!("attempt {}: re-attached to {}", r.attempt, r.execution_arn);
+    match &r.status {
+        None if r.stopped => println!("{head}: interrupted while waiting; stopped it"),
+        None => println!("{head}: interrupted while waiting; it keeps running"),
+        Some(status) => println!(
+            "{head}: {}{status}; {} batch results journalled ({} tasks succeeded), {} tasks without a result",
+            if r.waited {
+                "waited until it ended "
+            } else {
+                "it had ended "
+            },
+            r.results,
+            r.succeeded,
+            r.lost
+        ),
+    }
 }
 
 fn print_status(s: &RunStatus) {

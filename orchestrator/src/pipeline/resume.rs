@@ -71,6 +71,9 @@ pub enum BackendRecord {
         state_machine: String,
         /// Region override.
         region: Option<String>,
+        /// `launch --stop-on-interrupt`: a Ctrl-C stops the execution rather than leaving it running.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stop_on_interrupt: bool,
     },
 }
 
@@ -96,8 +99,14 @@ impl BackendRecord {
                 direct: o.mode == crate::backend::aws::AwsMode::Direct,
                 state_machine: o.state_machine.clone(),
                 region: o.region.clone(),
+                stop_on_interrupt: o.stop_on_interrupt,
             },
         }
+    }
+
+    /// Whether the run's batches ran in Step Functions executions (which `resume` re-attaches to).
+    pub fn is_sfn(&self) -> bool {
+        matches!(self, Self::Aws { direct: false, .. })
     }
 
     /// The spec again.
@@ -121,6 +130,7 @@ impl BackendRecord {
                 direct,
                 state_machine,
                 region,
+                stop_on_interrupt,
             } => {
                 use crate::backend::aws::{AwsMode, AwsOptions};
                 let mut o = AwsOptions::new(bucket.clone());
@@ -132,6 +142,7 @@ impl BackendRecord {
                 };
                 o.state_machine = state_machine.clone();
                 o.region = region.clone();
+                o.stop_on_interrupt = *stop_on_interrupt;
                 Ok(BackendSpec::Aws(o))
             }
             #[cfg(not(feature = "aws"))]
@@ -182,15 +193,18 @@ pub struct RunStatus {
     pub complete: bool,
 }
 
+/// Every entry of the run's journal (none before the first batch).
+fn journal_entries(dir: &Path) -> Result<Vec<journal::Entry>, PipelineError> {
+    let path = dir.join(JOURNAL_FILE);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    journal::read(&path).map_err(|e| PipelineError::Usage(e.to_string()))
+}
+
 /// The run's state from its journal, and the ids of the tasks that are done.
 fn done_tasks(dir: &Path, tasks: &[Task]) -> Result<(RunState, BTreeSet<String>), PipelineError> {
-    let path = dir.join(JOURNAL_FILE);
-    let entries = if path.exists() {
-        journal::read(&path).map_err(|e| PipelineError::Usage(e.to_string()))?
-    } else {
-        Vec::new()
-    };
-    let state = RunState::from_entries(&entries);
+    let state = RunState::from_entries(&journal_entries(dir)?);
     let done = tasks
         .iter()
         .filter(|t| state.succeeded.contains(&t.id) && check_output(t).is_ok())
@@ -230,7 +244,11 @@ pub fn status(dir: &Path) -> Result<RunStatus, PipelineError> {
 /// What one `orchestrator resume` did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResumeSummary {
-    /// The attempt's number (None when nothing was left to run).
+    /// The Step Functions executions of earlier attempts it re-attached to, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reattached: Vec<Reattachment>,
+    /// The attempt's number (None when nothing was left to run, or the user interrupted
+    /// the wait for a re-attached execution).
     pub attempt: Option<u32>,
     /// Its k.
     pub k: usize,
@@ -242,19 +260,48 @@ pub struct ResumeSummary {
     pub status: RunStatus,
 }
 
+/// What re-attaching to an earlier attempt's Step Functions execution found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reattachment {
+    /// The attempt that started the execution.
+    pub attempt: u32,
+    /// The execution.
+    pub execution_arn: String,
+    /// How it ended (SUCCEEDED, FAILED, TIMED_OUT, ABORTED); None when the wait was interrupted.
+    pub status: Option<String>,
+    /// It was still running and `resume` waited for it.
+    pub waited: bool,
+    /// Batch results it journalled for the attempt.
+    pub results: usize,
+    /// Tasks that succeeded in those results.
+    pub succeeded: usize,
+    /// Tasks of the attempt the execution ended without a result for (journalled as failed).
+    pub lost: usize,
+    /// The user interrupted the wait: the execution keeps running (or was stopped, below),
+    /// and no new attempt was started.
+    pub interrupted: bool,
+    /// With `--stop-on-interrupt`: the interrupted execution was asked to stop.
+    pub stopped: bool,
+}
+
 /// Runs the tasks of the run in `dir` that are not done, at `packing` (default the run's
 /// k), as attempt N in `dir/attempt-N`, then rewrites `run.json` and `report.md`.
+///
+/// A Step Functions run first re-attaches to every execution of an earlier attempt whose
+/// results the journal lacks (the orchestrator was killed or interrupted while waiting for
+/// it): it waits for one still running, journals its results as that attempt's, and only
+/// then runs what is still not done.
 pub fn resume(dir: &Path, packing: Option<usize>, ui: Ui) -> Result<ResumeSummary, PipelineError> {
     let rec = load(dir)?;
-    let (state, done) = done_tasks(dir, &rec.tasks)?;
-    let rest: Vec<Task> = rec
-        .tasks
-        .iter()
-        .filter(|t| !done.contains(&t.id))
-        .cloned()
-        .collect();
-    if rest.is_empty() {
+    let executions = if rec.backend.is_sfn() {
+        journal::pending_executions(&journal_entries(dir)?)
+    } else {
+        Vec::new()
+    };
+    let (_, done) = done_tasks(dir, &rec.tasks)?;
+    if executions.is_empty() && rec.tasks.iter().all(|t| done.contains(&t.id)) {
         return Ok(ResumeSummary {
+            reattached: Vec::new(),
             attempt: None,
             k: 0,
             ran: 0,
@@ -262,24 +309,61 @@ pub fn resume(dir: &Path, packing: Option<usize>, ui: Ui) -> Result<ResumeSummar
             status: status(dir)?,
         });
     }
-    let number = state.next_attempt();
-    let k = packing.unwrap_or(rec.k).clamp(1, rest.len());
     let spec = rec.backend.spec()?;
-    let staged = StagedJob {
-        workload: rec.workload.clone(),
-        size: None,
-        key: String::new(),
-        weights: vec![1.0; rest.len()],
-        tasks: rest,
-        task_seconds: rec.task_seconds,
-    };
-    let attempt_dir = dir.join(format!("attempt-{number}"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(PipelineError::io("starting the async runtime"))?;
-    let run = rt.block_on(async {
+    rt.block_on(async {
         let mut backend = spec.open().await?;
+        let mut reattached = Vec::new();
+        for p in &executions {
+            let r = reattach(&backend, dir, p, ui).await?;
+            let interrupted = r.interrupted;
+            reattached.push(r);
+            if interrupted {
+                let status = status(dir)?;
+                merge_into_report(dir, &status)?;
+                return Ok(ResumeSummary {
+                    reattached,
+                    attempt: None,
+                    k: 0,
+                    ran: 0,
+                    measured: None,
+                    status,
+                });
+            }
+        }
+        let (state, done) = done_tasks(dir, &rec.tasks)?;
+        let rest: Vec<Task> = rec
+            .tasks
+            .iter()
+            .filter(|t| !done.contains(&t.id))
+            .cloned()
+            .collect();
+        if rest.is_empty() {
+            let status = status(dir)?;
+            merge_into_report(dir, &status)?;
+            return Ok(ResumeSummary {
+                reattached,
+                attempt: None,
+                k: 0,
+                ran: 0,
+                measured: None,
+                status,
+            });
+        }
+        let number = state.next_attempt();
+        let k = packing.unwrap_or(rec.k).clamp(1, rest.len());
+        let staged = StagedJob {
+            workload: rec.workload.clone(),
+            size: None,
+            key: String::new(),
+            weights: vec![1.0; rest.len()],
+            tasks: rest,
+            task_seconds: rec.task_seconds,
+        };
+        let attempt_dir = dir.join(format!("attempt-{number}"));
         let target = Target {
             spec: &spec,
             platform: &rec.platform,
@@ -290,7 +374,7 @@ pub fn resume(dir: &Path, packing: Option<usize>, ui: Ui) -> Result<ResumeSummar
             number,
         };
         let run_id = format!("{}-r{number}", rec.run_id);
-        run_job(
+        let run = run_job(
             &mut backend,
             target,
             &staged,
@@ -299,17 +383,99 @@ pub fn resume(dir: &Path, packing: Option<usize>, ui: Ui) -> Result<ResumeSummar
             &attempt_dir,
             attempt,
         )
-        .await
-    })?;
-    let status = status(dir)?;
-    merge_into_report(dir, &status)?;
-    Ok(ResumeSummary {
-        attempt: Some(number),
-        k,
-        ran: staged.tasks.len(),
-        measured: Some(run.measured.into()),
-        status,
+        .await?;
+        let status = status(dir)?;
+        merge_into_report(dir, &status)?;
+        Ok(ResumeSummary {
+            reattached,
+            attempt: Some(number),
+            k,
+            ran: staged.tasks.len(),
+            measured: Some(run.measured.into()),
+            status,
+        })
     })
+}
+
+/// Re-attaches to one earlier attempt's execution, journalling what it returned as that attempt's.
+#[cfg(feature = "aws")]
+async fn reattach(
+    backend: &crate::backend::AnyBackend,
+    dir: &Path,
+    p: &journal::PendingExecution,
+    ui: Ui,
+) -> Result<Reattachment, PipelineError> {
+    use super::{BarProgress, RunProgress};
+    use crate::backend::aws::sfn::Reattached;
+    let crate::backend::AnyBackend::Aws(aws) = backend else {
+        return Err(PipelineError::Usage(format!(
+            "attempt {} ran a Step Functions execution, but this run's backend is not AWS",
+            p.attempt
+        )));
+    };
+    let journal = journal::Journal::reopen(dir, p.attempt).map_err(PipelineError::io(format!(
+        "opening the journal in {}",
+        dir.display()
+    )))?;
+    let n = p.pending.len();
+    let label = format!("attempt {} (re-attached)", p.attempt);
+    let bar = BarProgress::new(ui, n.div_ceil(p.k.max(1)), n, &label);
+    let progress = RunProgress {
+        bar: &bar,
+        journal: &journal,
+    };
+    let r = aws
+        .reattach(&p.execution, &p.pending, &progress, ui.stop)
+        .await;
+    bar.bar.finish_and_clear();
+    let mut out = Reattachment {
+        attempt: p.attempt,
+        execution_arn: p.execution.execution_arn.clone(),
+        status: None,
+        waited: false,
+        results: 0,
+        succeeded: 0,
+        lost: 0,
+        interrupted: false,
+        stopped: false,
+    };
+    match r.map_err(crate::backend::BackendError::from)? {
+        Reattached::Collected {
+            end,
+            waited,
+            collected,
+        } => {
+            out.status = Some(end.status);
+            out.waited = waited;
+            out.results = collected.results.len();
+            out.succeeded = collected
+                .results
+                .iter()
+                .flat_map(|r| &r.tasks)
+                .filter(|t| t.status == propack_runtime::TaskStatus::Succeeded)
+                .count();
+            out.lost = collected.lost.iter().map(|(ids, _)| ids.len()).sum();
+        }
+        Reattached::Interrupted { stopped } => {
+            out.interrupted = true;
+            out.stopped = stopped;
+        }
+    }
+    Ok(out)
+}
+
+/// Without the aws feature no run has executions to re-attach to.
+#[cfg(not(feature = "aws"))]
+async fn reattach(
+    _backend: &crate::backend::AnyBackend,
+    _dir: &Path,
+    p: &journal::PendingExecution,
+    _ui: Ui,
+) -> Result<Reattachment, PipelineError> {
+    Err(PipelineError::Usage(format!(
+        "attempt {} ran a Step Functions execution: resume it with a build that has the aws feature",
+        p.attempt
+    )))
 }
 
 /// Rewrites the run's `run.json` and report with the merged verification and the attempts.

@@ -1,5 +1,6 @@
 //! Progress for humans: bars on a terminal, nothing for `--json`, pipes and tests.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -91,6 +92,33 @@ impl Progress for RunProgress<'_> {
         if let Err(e) = self.journal.failed(task_ids, error) {
             eprintln!("warning: writing {}: {e}", self.journal.path().display());
         }
+    }
+
+    fn execution_started(&self, execution: &crate::journal::ExecutionRecord) {
+        if let Err(e) = self.journal.execution(execution) {
+            eprintln!("warning: writing {}: {e}", self.journal.path().display());
+        }
+    }
+
+    fn execution_left(&self, arn: &str, stopped: bool) {
+        let run_dir = self.journal.path().parent().unwrap_or(Path::new("."));
+        let text = if stopped {
+            format!(
+                "stopped the execution {arn} (--stop-on-interrupt); `orchestrator resume {}` \
+                 collects what it finished and runs the rest",
+                run_dir.display()
+            )
+        } else {
+            format!(
+                "the execution keeps running; `orchestrator resume {}` re-attaches to it ({arn})",
+                run_dir.display()
+            )
+        };
+        self.note(&text);
+    }
+
+    fn note(&self, text: &str) {
+        self.bar.bar.suspend(|| eprintln!("{text}"));
     }
 }
 

@@ -11,7 +11,7 @@
 //! The run layout in S3 is the step_functions crate's [`RunLayout`]:
 //! `propack/runs/<run_id>/{manifest.json, in/, out/, results/}`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -37,8 +37,9 @@ pub use invoke::FanoutOptions;
 use propack_runtime::s3::S3Store;
 use propack_runtime::uri::{ObjectUri, S3Uri};
 
-use super::{Backend, BackendError, Job, Progress, RunOutcome};
+use super::{Backend, BackendError, Job, Progress, RunOutcome, Stop};
 use crate::billing::{Orchestration, OrchestrationUsage};
+use sfn::Executions as _;
 
 /// How batches reach Lambda.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -74,6 +75,9 @@ pub struct AwsOptions {
     pub parallelism: Option<usize>,
     /// Download outputs that tasks named as `file://` URIs back to those paths.
     pub download_outputs: bool,
+    /// On the first Ctrl-C, stop the Step Functions execution (StopExecution) rather than
+    /// leave it running for `resume` to re-attach to.
+    pub stop_on_interrupt: bool,
 }
 
 impl AwsOptions {
@@ -90,6 +94,7 @@ impl AwsOptions {
             poll_every: Duration::from_secs(2),
             parallelism: None,
             download_outputs: true,
+            stop_on_interrupt: false,
         }
     }
 }
@@ -222,6 +227,14 @@ impl AwsBackend {
             clients,
             opts,
             last_run: None,
+        }
+    }
+
+    /// The Step Functions and S3 calls of waiting for and collecting executions.
+    pub fn executions(&self) -> sfn::SdkExecutions {
+        sfn::SdkExecutions {
+            sfn: self.clients.sfn.clone(),
+            store: self.store.clone(),
         }
     }
 
@@ -386,18 +399,48 @@ impl AwsBackend {
         )
         .await?;
         let launch_epoch_ms = now_ms();
+        if job.stop.requested() {
+            // Interrupted while staging: start nothing, so `resume` has nothing to re-attach to.
+            return Ok(nothing_returned(batches, launch_epoch_ms));
+        }
         let name = sfn::execution_name(&job.run_id);
         let (arn, started) = sfn::start_or_attach(&self.clients.sfn, &sm, &name, &input).await?;
         info.execution_arn = Some(arn.clone());
         info.started = Some(started);
-        let end =
-            sfn::wait_execution(&self.clients.sfn, &arn, self.opts.poll_every, progress).await?;
-        let returned_s = (now_ms() - launch_epoch_ms) as f64 / 1000.0;
         let results_prefix = S3Uri::new(self.opts.bucket.clone(), staged.layout.results_prefix());
-        let iterations = match sfn::read_result_writer(&self.store, &results_prefix).await? {
-            Some(r) => r,
-            None => sfn::results_from_output(end.output.as_deref().unwrap_or("[]")),
+        // Durable before the wait: an orchestrator killed while waiting leaves a journal
+        // (and aws.json) that `resume` re-attaches from.
+        progress.execution_started(&crate::journal::ExecutionRecord {
+            execution_arn: arn.clone(),
+            results_prefix: results_prefix.to_string(),
+            downloads: staged
+                .downloads
+                .iter()
+                .map(|(uri, path, task)| crate::journal::Download {
+                    uri: uri.to_string(),
+                    path: path.clone(),
+                    task: task.clone(),
+                })
+                .collect(),
+        });
+        write_info(&job.run_dir, info)?;
+        let api = self.executions();
+        let end = match sfn::wait_execution(&api, &arn, self.opts.poll_every, progress, job.stop)
+            .await?
+        {
+            sfn::Waited::Ended(end) => end,
+            sfn::Waited::Interrupted => {
+                if self.opts.stop_on_interrupt {
+                    api.stop(&arn).await?;
+                }
+                progress.execution_left(&arn, self.opts.stop_on_interrupt);
+                // Nothing has returned yet (ResultWriter writes at the end): every batch
+                // is left without an end in the journal, for `resume` to collect.
+                return Ok(nothing_returned(batches, launch_epoch_ms));
+            }
         };
+        let returned_s = (now_ms() - launch_epoch_ms) as f64 / 1000.0;
+        let iterations = api.results(&results_prefix, &end).await?;
         if end.status != "SUCCEEDED" && iterations.is_empty() {
             return Err(AwsError::Invalid(format!(
                 "execution {arn} ended {}: {}",
@@ -453,15 +496,23 @@ impl AwsBackend {
         staged: &StagedRun,
         outcome: &RunOutcome,
     ) -> Result<usize, AwsError> {
-        let ok: std::collections::BTreeSet<&str> = outcome
+        let ok: BTreeSet<&str> = outcome
             .records
             .tasks
             .iter()
             .filter(|t| t.status == TaskStatus::Succeeded)
             .map(|t| t.id.as_str())
             .collect();
-        let wanted: Vec<_> = staged
-            .downloads
+        self.download(&staged.downloads, &ok).await
+    }
+
+    /// Downloads the outputs of the tasks in `ok`.
+    async fn download(
+        &self,
+        downloads: &[(S3Uri, PathBuf, String)],
+        ok: &BTreeSet<&str>,
+    ) -> Result<usize, AwsError> {
+        let wanted: Vec<_> = downloads
             .iter()
             .filter(|(_, _, id)| ok.contains(id.as_str()))
             .collect();
@@ -474,6 +525,48 @@ impl AwsBackend {
         .try_collect::<Vec<_>>()
         .await?;
         Ok(n)
+    }
+
+    /// Re-attaches to the execution an earlier attempt started ([`sfn::reattach`]): waits
+    /// while it runs, passes the results its attempt's journal lacks to `progress`, and
+    /// downloads the outputs of the tasks that succeeded in them.
+    pub async fn reattach(
+        &self,
+        execution: &crate::journal::ExecutionRecord,
+        pending: &BTreeSet<String>,
+        progress: &dyn Progress,
+        stop: Stop,
+    ) -> Result<sfn::Reattached, AwsError> {
+        let prefix = S3Uri::parse(&execution.results_prefix)?;
+        let r = sfn::reattach(
+            &self.executions(),
+            &execution.execution_arn,
+            &prefix,
+            pending,
+            self.opts.poll_every,
+            progress,
+            stop,
+            self.opts.stop_on_interrupt,
+        )
+        .await?;
+        if let sfn::Reattached::Collected { collected, .. } = &r
+            && self.opts.download_outputs
+        {
+            let ok: BTreeSet<&str> = collected
+                .results
+                .iter()
+                .flat_map(|r| &r.tasks)
+                .filter(|t| t.status == TaskStatus::Succeeded)
+                .map(|t| t.id.as_str())
+                .collect();
+            let downloads = execution
+                .downloads
+                .iter()
+                .map(|d| Ok((S3Uri::parse(&d.uri)?, d.path.clone(), d.task.clone())))
+                .collect::<Result<Vec<_>, AwsError>>()?;
+            self.download(&downloads, &ok).await?;
+        }
+        Ok(r)
     }
 
     /// Runs the job: stage, execute (sfn or direct), collect, download outputs.
@@ -516,6 +609,15 @@ impl AwsBackend {
         write_info(&job.run_dir, &info)?;
         self.last_run = Some(info);
         Ok(outcome)
+    }
+}
+
+/// The outcome of a run whose batches all ended without a result.
+fn nothing_returned(batches: &[Batch], launch_epoch_ms: u64) -> RunOutcome {
+    let rows: Vec<_> = (0..batches.len()).map(|b| (b, None, 0.0, 0.0, 0)).collect();
+    RunOutcome {
+        records: invoke::records_from_results(batches, &rows, launch_epoch_ms),
+        results: Vec::new(),
     }
 }
 
