@@ -591,6 +591,42 @@ mod tests {
         assert!((r.metrics(0.95, &p).total_s - 3.5).abs() < 1e-9);
     }
 
+    /// Without warm reuse the account limit still holds: a new instance waits for a busy one
+    /// to end (limit 2, 1 s instances, 0.5 s cold starts): 0.5, 0.5, then 1.5 + 0.5 twice,
+    /// then 3 + 0.5.
+    #[test]
+    fn account_limit_holds_without_warm_reuse() {
+        let mut p = PlatformProfile::unlimited();
+        p.account_concurrency_limit = Some(2);
+        p.cold_start = DurationDist {
+            median_ms: 500.0,
+            p90_ms: 500.0,
+        };
+        let mut spec = SimSpec::new(5, 1, 3);
+        spec.warm_reuse = Some(false);
+        let r = simulate(&p, &fixed(&[(1, 1.0)]), &spec);
+        let starts: Vec<f64> = r.instances.iter().map(|i| i.start_s).collect();
+        assert_eq!(starts, vec![0.5, 0.5, 2.0, 2.0, 3.5]);
+        assert!(r.instances.iter().all(|i| i.cold_start));
+    }
+
+    /// Uneven tasks stretch a batch by its weights: D(1) = 1 s, D(2) = 1.5 s, weights
+    /// [3, 3 | 1, 1] (mean 2): the first batch does 1.5× the mean work (2.25 s), the second
+    /// 0.5× (0.75 s; its longest task alone, 1/2 · 1 s / 1.5 s, is less).
+    #[test]
+    fn weights_stretch_each_batch_by_its_work() {
+        let mut spec = SimSpec::new(4, 2, 0);
+        spec.weights = vec![3.0, 3.0, 1.0, 1.0];
+        spec.cold_starts = false;
+        let r = simulate(
+            &PlatformProfile::unlimited(),
+            &fixed(&[(1, 1.0), (2, 1.5)]),
+            &spec,
+        );
+        let ends: Vec<f64> = r.instances.iter().map(|i| i.end_s).collect();
+        assert_eq!(ends, vec![2.25, 0.75]);
+    }
+
     #[test]
     fn token_bucket_gates_new_instances_not_warm_ones() {
         // Burst 2, then 2 more every 10 s: the 3rd and 4th invocations take the
