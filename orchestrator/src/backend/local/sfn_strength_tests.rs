@@ -1,0 +1,219 @@
+//! The interpreter's pure parts pinned by hand (issue 19: cargo-mutants survivors): JSONPath,
+//! result paths, the 256 KiB limit, ItemBatcher's batches, and what `check_supported` refuses.
+
+use serde_json::json;
+
+use super::*;
+
+fn ctx() -> Ctx {
+    Ctx {
+        execution: json!({"Name": "x"}),
+        item: None,
+        map_item: None,
+        express: false,
+    }
+}
+
+fn unsupported_msg<T: std::fmt::Debug>(r: Flow<T>) -> String {
+    match r {
+        Err(Fail::Backend(BackendError::Unsupported(m))) => m,
+        Err(Fail::States(e)) => panic!("a States error, not unsupported: {e:?}"),
+        Err(Fail::Backend(e)) => panic!("another backend error: {e}"),
+        Ok(v) => panic!("accepted: {v:?}"),
+    }
+}
+
+#[test]
+fn jsonpath_segments_and_their_errors() {
+    assert_eq!(parse_path("$").unwrap(), (false, vec![]));
+    assert_eq!(
+        parse_path("$$.Map.Item").unwrap(),
+        (true, vec![Seg::Key("Map".into()), Seg::Key("Item".into())])
+    );
+    assert_eq!(
+        parse_path("$.a[2][*]['b c'][\"d\"].e").unwrap(),
+        (
+            false,
+            vec![
+                Seg::Key("a".into()),
+                Seg::Index(2),
+                Seg::All,
+                Seg::Key("b c".into()),
+                Seg::Key("d".into()),
+                Seg::Key("e".into()),
+            ]
+        )
+    );
+    assert_eq!(parse_path("$[ 1 ]").unwrap(), (false, vec![Seg::Index(1)]));
+    for (bad, says) in [
+        ("a.b", "is not a JSONPath"),
+        ("$..a", "empty field name"),
+        ("$.", "empty field name"),
+        ("$.a[0", "unclosed ["),
+        ("$a", "unexpected 'a'"),
+    ] {
+        let e = parse_path(bad).unwrap_err();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn wildcards_select_array_elements_and_object_values() {
+    let v = json!({"o": {"x": {"id": 1}, "y": {"id": 2}, "z": {}}, "s": "str"});
+    let all = |p: &str| select(&v, &parse_path(p).unwrap().1);
+    assert_eq!(all("$.o[*].id"), Some(json!([1, 2])));
+    assert_eq!(all("$.s[*]"), None);
+    assert_eq!(all("$.o.x"), Some(json!({"id": 1})));
+    assert_eq!(all("$.o.w"), None);
+}
+
+#[test]
+fn input_and_output_paths_absent_null_and_set() {
+    let c = ctx();
+    let v = json!({"a": {"b": 1}});
+    assert_eq!(c.filter(&None, v.clone()).ok(), Some(v.clone()));
+    assert_eq!(c.filter(&Some(None), v.clone()).ok(), Some(json!({})));
+    assert_eq!(
+        c.filter(&Some(Some("$.a".into())), v.clone()).ok(),
+        Some(json!({"b": 1}))
+    );
+    // The context object carries the Map item only inside a Map.
+    assert_eq!(c.context_object(), json!({"Execution": {"Name": "x"}}));
+}
+
+#[test]
+fn templates_refuse_intrinsics_and_non_string_paths() {
+    let c = ctx();
+    let t: PayloadTemplate = serde_json::from_value(json!({"a.$": "States.Format('x')"})).unwrap();
+    assert!(unsupported_msg(c.template(&t, &json!({}))).contains("intrinsic function"));
+    let t: PayloadTemplate = serde_json::from_value(json!({"a.$": 3})).unwrap();
+    assert!(unsupported_msg(c.template(&t, &json!({}))).contains("must hold a JSONPath string"));
+    let t = json!([{"v.$": "$.n"}, 7]);
+    assert_eq!(
+        c.template_value(&t, &json!({"n": 1})).ok(),
+        Some(json!([{"v": 1}, 7]))
+    );
+}
+
+#[test]
+fn result_paths_set_nested_fields_and_refuse_the_rest() {
+    let set = |p: &str, raw, result| apply_result_path(&Some(Some(p.to_owned())), raw, result);
+    assert_eq!(set("$", json!({"a": 1}), json!(2)).ok(), Some(json!(2)));
+    // A field under a non-object replaces it with an object.
+    assert_eq!(
+        set("$.a.b", json!({"a": 1, "c": 3}), json!(2)).ok(),
+        Some(json!({"a": {"b": 2}, "c": 3}))
+    );
+    assert!(unsupported_msg(set("$$.x", json!({}), json!(1))).contains("context object"));
+    assert!(unsupported_msg(set("$.a[0]", json!({}), json!(1))).contains("only field names"));
+}
+
+/// 300 bytes are kept whole; longer text is cut at 300 bytes, or before the character that
+/// straddles byte 300.
+#[test]
+fn truncation_keeps_300_bytes_on_a_char_boundary() {
+    let s = "a".repeat(300);
+    assert_eq!(truncate(&s), s);
+    let s = "a".repeat(301);
+    assert_eq!(truncate(&s), format!("{}…", "a".repeat(300)));
+    // 299 ASCII bytes then "é" (2 bytes) straddles byte 300.
+    let s = format!("{}é{}", "a".repeat(299), "b".repeat(10));
+    assert_eq!(truncate(&s), format!("{}…", "a".repeat(299)));
+}
+
+/// The limit is 262,144 bytes of serialised JSON, inclusive.
+#[test]
+fn state_data_limit_is_inclusive() {
+    // A JSON string of n characters serialises to n + 2 bytes.
+    let at = json!("x".repeat(MAX_PAYLOAD_BYTES as usize - 2));
+    assert!(within_limit(&at, "the input").is_ok());
+    let over = json!("x".repeat(MAX_PAYLOAD_BYTES as usize - 1));
+    match within_limit(&over, "the input") {
+        Err(Fail::States(e)) => {
+            assert_eq!(e.error, "States.DataLimitExceeded");
+            assert!(e.cause.starts_with("the input of 262145 bytes"), "{}", e.cause);
+        }
+        _ => panic!("262,145 bytes accepted"),
+    }
+}
+
+/// Batches close at `max_items` items or before `max_bytes` would be passed, counting each
+/// item's JSON plus one byte of separator: `{"i":N}` is 7 bytes, so 8 per item.
+#[test]
+fn item_batches_by_count_and_bytes() {
+    let items: Vec<Value> = (0..5).map(|i| json!({"i": i})).collect();
+    let sizes = |b: Vec<Vec<Value>>| b.iter().map(Vec::len).collect::<Vec<_>>();
+    assert_eq!(sizes(item_batches(items.clone(), 2, usize::MAX)), [2, 2, 1]);
+    assert_eq!(sizes(item_batches(items.clone(), 5, usize::MAX)), [5]);
+    // 16 bytes hold exactly two items, 15 only one; one item over the limit still goes alone.
+    assert_eq!(sizes(item_batches(items.clone(), 10, 16)), [2, 2, 1]);
+    assert_eq!(sizes(item_batches(items.clone(), 10, 15)), [1, 1, 1, 1, 1]);
+    assert_eq!(sizes(item_batches(items.clone(), 10, 1)), [1, 1, 1, 1, 1]);
+    assert!(item_batches(Vec::new(), 2, 100).is_empty());
+    assert_eq!(item_batches(items, 2, usize::MAX)[1], [json!({"i": 2}), json!({"i": 3})]);
+}
+
+fn refused(def: Value) -> String {
+    let machine: StateMachine = serde_json::from_value(def).unwrap();
+    match check_supported(&machine) {
+        Err(BackendError::Unsupported(m)) => m,
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+fn map_with(extra: Value) -> Value {
+    let mut m = json!({"Type": "Map", "End": true, "ItemProcessor": {"StartAt": "P",
+        "States": {"P": {"Type": "Pass", "End": true}}}});
+    for (k, v) in extra.as_object().unwrap() {
+        m[k] = v.clone();
+    }
+    json!({"StartAt": "M", "States": {"M": m}})
+}
+
+#[test]
+fn check_supported_names_what_it_refuses() {
+    let ok = |def: Value| {
+        let machine: StateMachine = serde_json::from_value(def).unwrap();
+        check_supported(&machine).unwrap();
+    };
+    ok(json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+        "Resource": "arn:aws:lambda:us-east-1:1:function:f", "End": true}}}));
+    ok(json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+        "Resource": LAMBDA_INVOKE, "End": true}}}));
+    assert!(
+        refused(json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+            "Resource": "arn:aws:lambda:us-east-1:1:layer:f", "End": true}}}))
+        .contains("only arn:aws:states:::lambda:invoke")
+    );
+    assert!(
+        refused(json!({"StartAt": "X", "States": {"T": {"Type": "Pass", "End": true}}}))
+            .contains("StartAt \"X\" names no state")
+    );
+    assert!(
+        refused(json!({"StartAt": "T", "States": {"T": {"Type": "Pass", "Next": "Y"}}}))
+            .contains("Next \"Y\" names no state")
+    );
+    assert!(
+        refused(json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+            "Resource": LAMBDA_INVOKE, "End": true,
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Z"}]}}}))
+        .contains("Next \"Z\" names no state")
+    );
+    let m = map_with(json!({"ItemProcessor": {"StartAt": "Q",
+        "States": {"P": {"Type": "Pass", "End": true}}}}));
+    assert!(refused(m).contains("the ItemProcessor of state \"M\": StartAt \"Q\""));
+    let reader = |resource: &str, input_type: &str| {
+        map_with(json!({"ItemReader": {"Resource": resource,
+            "ReaderConfig": {"InputType": input_type}}}))
+    };
+    ok(reader(S3_GET_OBJECT, "JSON"));
+    ok(map_with(
+        json!({"ItemReader": {"Resource": S3_GET_OBJECT}, "ResultWriter": {"Resource": S3_PUT_OBJECT}}),
+    ));
+    assert!(refused(reader("arn:aws:states:::s3:listObjectsV2", "JSON")).contains("ItemReader resource"));
+    assert!(refused(reader(S3_GET_OBJECT, "CSV")).contains("InputType Csv"));
+    assert!(
+        refused(map_with(json!({"ResultWriter": {"Resource": S3_GET_OBJECT}})))
+            .contains("ResultWriter resource")
+    );
+}
