@@ -217,3 +217,185 @@ fn check_supported_names_what_it_refuses() {
             .contains("ResultWriter resource")
     );
 }
+
+fn interpreter(storage: &Path) -> Interpreter {
+    let platform = LambdaPlatform::new(crate::platform::PlatformProfile::unlimited(), vec![], 1);
+    Interpreter::new(platform, storage, None)
+}
+
+async fn run_def(interp: &Interpreter, def: Value, input: Value) -> Execution {
+    interp
+        .execute(&parse(&def).unwrap(), "e1", input)
+        .await
+        .unwrap()
+}
+
+fn distributed_map(execution_type: &str) -> Value {
+    json!({"StartAt": "M", "States": {"M": {"Type": "Map",
+        "ItemReader": {"Resource": S3_GET_OBJECT,
+            "ReaderConfig": {"InputType": "JSON", "MaxItems": 5},
+            "Parameters": {"Bucket": "b", "Key.$": "$.key"}},
+        "ItemSelector": {"v.$": "$$.Map.Item.Value.n", "i.$": "$$.Map.Item.Index"},
+        "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"run.$": "$.run"}},
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": execution_type},
+            "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        "ResultWriter": {"Resource": S3_PUT_OBJECT, "Parameters": {"Bucket": "b", "Prefix": "res/"}},
+        "Label": "Run-Batches!",
+        "End": true}}})
+}
+
+/// A Distributed Map reads at most MaxItems items from S3, selects and batches them (2 per
+/// child, with the BatchInput), and writes each child's output to the ResultWriter under the
+/// Map Run's id (the label without punctuation, then the run's number).
+#[tokio::test]
+async fn distributed_map_reads_selects_batches_and_writes_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<Value> = (1..=7).map(|n| json!({"n": n * 10})).collect();
+    std::fs::create_dir_all(dir.path().join("b")).unwrap();
+    std::fs::write(dir.path().join("b/items.json"), Value::Array(items).to_string()).unwrap();
+    let interp = interpreter(dir.path());
+    let ex = run_def(
+        &interp,
+        distributed_map("STANDARD"),
+        json!({"key": "items.json", "run": "r"}),
+    )
+    .await;
+    let arn = "arn:aws:states:us-east-1:000000000000:mapRun:propack-local/e1:RunBatches-0";
+    assert_eq!(
+        ex.result.unwrap(),
+        json!({"MapRunArn": arn, "ResultWriterDetails":
+            {"Bucket": "b", "Key": "res/RunBatches-0/manifest.json"}})
+    );
+    let read = |key: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(storage_path(dir.path(), "b", key)).unwrap())
+            .unwrap()
+    };
+    let manifest = read("res/RunBatches-0/manifest.json");
+    assert_eq!(manifest["ResultFiles"]["FAILED"], json!([]));
+    assert_eq!(manifest["ResultFiles"]["PENDING"], json!([]));
+    let key = manifest["ResultFiles"]["SUCCEEDED"][0]["Key"].as_str().unwrap();
+    assert_eq!(key, "res/RunBatches-0/SUCCEEDED_0.json");
+    let ok = read(key);
+    let outputs: Vec<Value> = ok
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str(e["Output"].as_str().unwrap()).unwrap())
+        .collect();
+    let item = |i: u64| json!({"v": (i + 1) * 10, "i": i});
+    assert_eq!(
+        outputs,
+        [
+            json!({"Items": [item(0), item(1)], "BatchInput": {"run": "r"}}),
+            json!({"Items": [item(2), item(3)], "BatchInput": {"run": "r"}}),
+            json!({"Items": [item(4)], "BatchInput": {"run": "r"}}),
+        ]
+    );
+    assert_eq!(ok[2]["Status"], "SUCCEEDED");
+    assert_eq!(ok[2]["ExecutionArn"], format!("{arn}:2"));
+    // The Map state, then per STANDARD child its start and its Pass state.
+    assert_eq!(ex.usage.standard_transitions, 1 + 3 * 2);
+    assert_eq!(ex.usage.express_executions, 0);
+
+    // EXPRESS children bill a request each instead of their states' transitions; the next
+    // Map Run of this interpreter is number 1.
+    let ex = run_def(
+        &interp,
+        distributed_map("EXPRESS"),
+        json!({"key": "items.json", "run": "r"}),
+    )
+    .await;
+    assert_eq!(
+        ex.result.unwrap()["ResultWriterDetails"]["Key"],
+        "res/RunBatches-1/manifest.json"
+    );
+    assert_eq!(ex.usage.standard_transitions, 1 + 3);
+    assert_eq!(ex.usage.express_executions, 3);
+}
+
+fn failing_map(extra: Value) -> Value {
+    let mut m = json!({"Type": "Map", "ItemsPath": "$.xs",
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom", "Cause": "c"}}},
+        "End": true});
+    for (k, v) in extra.as_object().unwrap() {
+        m[k] = v.clone();
+    }
+    json!({"StartAt": "M", "States": {"M": m}})
+}
+
+/// Failure tolerance counts items, not children: 5 items in batches of 2 are 3 failed
+/// children but 5 failed items, so a count of 4 is exceeded and 5 is not.
+#[tokio::test]
+async fn tolerated_failure_count_counts_items_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let interp = interpreter(dir.path());
+    let input = json!({"xs": [1, 2, 3, 4, 5]});
+    let batched = |count: u64| {
+        failing_map(json!({"ItemBatcher": {"MaxItemsPerBatch": 2},
+            "ToleratedFailureCount": count}))
+    };
+    let ex = run_def(&interp, batched(4), input.clone()).await;
+    let e = ex.result.unwrap_err();
+    assert_eq!(e.error, "States.ExceedToleratedFailureThreshold");
+    assert_eq!(
+        e.cause,
+        "5 of 5 items of Map \"M\" failed or timed out, above the tolerated threshold"
+    );
+    let ex = run_def(&interp, batched(5), input.clone()).await;
+    assert_eq!(
+        ex.result.unwrap(),
+        json!([{"Error": "Boom", "Cause": "c"}, {"Error": "Boom", "Cause": "c"},
+               {"Error": "Boom", "Cause": "c"}])
+    );
+    // Without a tolerance any failed item fails the Map.
+    let ex = run_def(&interp, failing_map(json!({})), input).await;
+    assert_eq!(
+        ex.result.unwrap_err().error,
+        "States.ExceedToleratedFailureThreshold"
+    );
+}
+
+/// A failed inline Map fails with its first item's error; Retry runs it again (each retry
+/// is a transition) and Catch routes the error into the state's input at its ResultPath:
+/// Map + 3 attempts of the item's Fail state + 2 retries + the catching Pass = 7.
+#[tokio::test]
+async fn retry_then_catch_a_failed_inline_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let interp = interpreter(dir.path());
+    let def = json!({"StartAt": "M", "States": {
+        "M": {"Type": "Map", "ItemsPath": "$.xs",
+            "ItemProcessor": {"StartAt": "F",
+                "States": {"F": {"Type": "Fail", "Error": "Boom", "Cause": "c"}}},
+            "Retry": [{"ErrorEquals": ["Other"], "MaxAttempts": 5, "IntervalSeconds": 0},
+                      {"ErrorEquals": ["Boom"], "MaxAttempts": 2, "IntervalSeconds": 0}],
+            "Catch": [{"ErrorEquals": ["Other"], "Next": "Wrong"},
+                      {"ErrorEquals": ["Boom"], "ResultPath": "$.err", "Next": "C"}],
+            "End": true},
+        "Wrong": {"Type": "Fail", "Error": "WrongCatcher"},
+        "C": {"Type": "Pass", "End": true}}});
+    let ex = run_def(&interp, def, json!({"xs": [1]})).await;
+    assert_eq!(
+        ex.result.unwrap(),
+        json!({"xs": [1], "err": {"Error": "Boom", "Cause": "c"}})
+    );
+    assert_eq!(ex.usage.standard_transitions, 7);
+}
+
+/// Pass, Succeed and Fail states with their paths and defaults.
+#[tokio::test]
+async fn pass_succeed_and_fail_follow_their_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let interp = interpreter(dir.path());
+    let def = json!({"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "InputPath": "$.in", "Result": {"r": 1}, "ResultPath": "$.res",
+              "OutputPath": "$.res", "Next": "B"},
+        "B": {"Type": "Pass", "Parameters": {"got.$": "$.r"}, "Next": "S"},
+        "S": {"Type": "Succeed", "InputPath": "$.got"}}});
+    let ex = run_def(&interp, def, json!({"in": {"x": 0}})).await;
+    assert_eq!(ex.result.unwrap(), json!(1));
+    let def = json!({"StartAt": "F", "States": {"F": {"Type": "Fail"}}});
+    let e = run_def(&interp, def, json!({})).await.result.unwrap_err();
+    assert_eq!((e.error.as_str(), e.cause.as_str()), ("States.Fail", ""));
+}
