@@ -675,6 +675,21 @@ mod tests {
         );
     }
 
+    /// On a shared host a timed-out instance occupies the host only until the timeout: one
+    /// 10 s instance after a 1 s cold start, cut at 5 s, ends at 1 + 5 = 6 s.
+    #[test]
+    fn a_timed_out_instance_on_a_shared_host_runs_until_its_timeout() {
+        let mut p = PlatformProfile::unlimited().on_host(2.0, 0.0);
+        p.timeout_s = 5.0;
+        p.cold_start = DurationDist {
+            median_ms: 1000.0,
+            p90_ms: 1000.0,
+        };
+        let r = simulate(&p, &fixed(&[(1, 10.0)]), &SimSpec::new(1, 1, 0));
+        assert!(!r.instances[0].ok);
+        assert_eq!((r.instances[0].start_s, r.instances[0].end_s), (1.0, 6.0));
+    }
+
     #[test]
     fn client_pool_issues_at_its_rate() {
         let p = interval_platform(47.0);
