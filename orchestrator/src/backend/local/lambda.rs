@@ -1179,6 +1179,10 @@ fn parse_error_body(body: &[u8], header: Option<&str>) -> (String, String) {
 }
 
 #[cfg(test)]
+#[path = "lambda_strength_tests.rs"]
+mod strength_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -1,0 +1,23 @@
+#!/usr/bin/env python3
+# A stand-in function for the Lambda emulator's tests: it answers each event with what the
+# instance saw (request headers, environment, working directory, the event), or, as the
+# event asks, posts an error ("error"), sleeps past its timeout ("sleep_s") or exits ("exit").
+import json, os, sys, time, urllib.request
+
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+while True:
+    with urllib.request.urlopen(api + "next") as r:
+        rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        headers = {k.lower(): v for k, v in r.headers.items()}
+        ev = json.loads(r.read())
+    if ev.get("exit"):
+        sys.exit(3)
+    time.sleep(ev.get("sleep_s", 0))
+    if ev.get("error"):
+        body = json.dumps({"errorType": ev["error"], "errorMessage": "asked to"}).encode()
+        req = urllib.request.Request(api + rid + "/error", data=body, method="POST")
+        urllib.request.urlopen(req).read()
+        continue
+    out = {"headers": headers, "env": dict(os.environ), "cwd": os.getcwd(), "event": ev}
+    req = urllib.request.Request(api + rid + "/response", data=json.dumps(out).encode(), method="POST")
+    urllib.request.urlopen(req).read()
