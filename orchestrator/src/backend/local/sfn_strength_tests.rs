@@ -399,3 +399,122 @@ async fn pass_succeed_and_fail_follow_their_fields() {
     let e = run_def(&interp, def, json!({})).await.result.unwrap_err();
     assert_eq!((e.error.as_str(), e.cause.as_str()), ("States.Fail", ""));
 }
+
+/// An interpreter whose platform runs the echo stand-in (see the Lambda emulator's tests)
+/// as function `echo` (its own timeout, 10 s, is longer than any Task's TimeoutSeconds here).
+fn echo_interpreter(dir: &Path) -> Interpreter {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("bootstrap");
+    std::fs::write(&script, include_str!("testdata/echo_function.py")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let profile = crate::platform::PlatformProfile::unlimited();
+    let mut f = super::super::lambda::FunctionConfig::new("echo", &script, &profile);
+    f.timeout_s = 10.0;
+    let platform = LambdaPlatform::new(profile, vec![f], 1);
+    Interpreter::new(platform, dir.join("storage"), None)
+}
+
+fn task(resource: &str, extra: Value) -> Value {
+    let mut t = json!({"Type": "Task", "Resource": resource, "End": true});
+    for (k, v) in extra.as_object().unwrap() {
+        t[k] = v.clone();
+    }
+    json!({"StartAt": "T", "States": {"T": t}})
+}
+
+/// lambda:invoke wraps the function's response as Step Functions does (`Payload`, status,
+/// request id); a function ARN as the Resource passes the input and returns the response
+/// as is. Each attempt is logged with its Map item and attempt number.
+#[tokio::test]
+async fn tasks_invoke_the_function_and_shape_its_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let interp = echo_interpreter(dir.path());
+    let def = task(
+        LAMBDA_INVOKE,
+        json!({"Parameters": {"FunctionName": "echo", "Payload.$": "$.p", "Qualifier": "$LATEST",
+            "InvocationType": "RequestResponse"},
+            "ResultSelector": {"event.$": "$.Payload.event", "status.$": "$.StatusCode",
+                "version.$": "$.ExecutedVersion", "rid.$": "$.SdkResponseMetadata.RequestId",
+                "http.$": "$.SdkHttpMetadata.HttpStatusCode"}}),
+    );
+    let ex = run_def(&interp, def, json!({"p": {"x": 1}})).await;
+    assert_eq!(ex.invocations.len(), 1);
+    let log = &ex.invocations[0];
+    assert_eq!((log.item, log.attempt), (None, 0));
+    assert_eq!(
+        ex.result.unwrap(),
+        json!({"event": {"x": 1}, "status": 200, "version": "$LATEST",
+            "rid": log.invocation.request_id, "http": 200})
+    );
+    let arn = "arn:aws:lambda:us-east-1:000000000000:function:echo";
+    let ex = run_def(&interp, task(arn, json!({"ResultSelector": {"e.$": "$.event"}})), json!({"y": 2}))
+        .await;
+    assert_eq!(ex.result.unwrap(), json!({"e": {"y": 2}}));
+    // Inside a Map each attempt carries its item.
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.xs",
+        "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": arn,
+            "End": true}}}, "End": true}}});
+    let ex = run_def(&interp, def, json!({"xs": [{"a": 1}, {"a": 2}]})).await;
+    let mut items: Vec<Option<usize>> = ex.invocations.iter().map(|l| l.item).collect();
+    items.sort();
+    assert_eq!(items, [Some(0), Some(1)]);
+}
+
+/// How a Task fails: the function's own error type, a missing function, the Task's
+/// TimeoutSeconds, and parameters the interpreter does not run.
+#[tokio::test]
+async fn tasks_fail_with_step_functions_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let interp = echo_interpreter(dir.path());
+    let invoke = |params: Value, extra: Value| {
+        let mut e = json!({"Parameters": params});
+        for (k, v) in extra.as_object().unwrap() {
+            e[k] = v.clone();
+        }
+        task(LAMBDA_INVOKE, e)
+    };
+    let ex = run_def(
+        &interp,
+        invoke(json!({"FunctionName": "echo", "Payload": {"error": "My.Error"}}), json!({})),
+        json!({}),
+    )
+    .await;
+    let e = ex.result.unwrap_err();
+    assert_eq!(e.error, "My.Error");
+    assert_eq!(
+        serde_json::from_str::<Value>(&e.cause).unwrap(),
+        json!({"errorType": "My.Error", "errorMessage": "asked to"})
+    );
+    let ex = run_def(&interp, invoke(json!({"FunctionName": "nope"}), json!({})), json!({})).await;
+    let e = ex.result.unwrap_err();
+    assert_eq!(
+        (e.error.as_str(), e.cause.as_str()),
+        ("Lambda.ResourceNotFoundException", "Function not found: nope")
+    );
+    let ex = run_def(
+        &interp,
+        invoke(
+            json!({"FunctionName": "echo", "Payload": {"sleep_s": 3}}),
+            json!({"TimeoutSeconds": 1}),
+        ),
+        json!({}),
+    )
+    .await;
+    let e = ex.result.unwrap_err();
+    assert_eq!(
+        (e.error.as_str(), e.cause.as_str()),
+        ("States.Timeout", "the Task ran longer than 1 s")
+    );
+    let ex = run_def(&interp, invoke(json!({"Payload": {}}), json!({})), json!({})).await;
+    assert_eq!(ex.result.unwrap_err().error, "States.Runtime");
+    for (params, says) in [
+        (json!({"FunctionName": "echo", "ClientContext": "x"}), "lambda:invoke parameter \"ClientContext\""),
+        (json!({"FunctionName": "echo", "InvocationType": "Event"}), "InvocationType other than RequestResponse"),
+    ] {
+        let e = interp
+            .execute(&parse(&invoke(params, json!({}))).unwrap(), "e", json!({}))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains(says), "{e}");
+    }
+}
