@@ -518,3 +518,20 @@ async fn tasks_fail_with_step_functions_errors() {
         assert!(e.to_string().contains(says), "{e}");
     }
 }
+
+/// Without `JitterStrategy: FULL` a retry waits its whole interval (sleeps last at least
+/// as long as asked, so this lower bound cannot flake).
+#[tokio::test]
+async fn retries_without_jitter_wait_the_whole_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let interp = interpreter(dir.path());
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.xs",
+        "ItemProcessor": {"StartAt": "F",
+            "States": {"F": {"Type": "Fail", "Error": "Boom"}}},
+        "Retry": [{"ErrorEquals": ["Boom"], "MaxAttempts": 1, "IntervalSeconds": 1}],
+        "End": true}}});
+    let t0 = std::time::Instant::now();
+    let ex = run_def(&interp, def, json!({"xs": [1]})).await;
+    assert_eq!(ex.result.unwrap_err().error, "Boom");
+    assert!(t0.elapsed() >= Duration::from_secs(1), "{:?}", t0.elapsed());
+}
