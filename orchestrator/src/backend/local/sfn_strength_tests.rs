@@ -535,3 +535,19 @@ async fn retries_without_jitter_wait_the_whole_interval() {
     assert_eq!(ex.result.unwrap_err().error, "Boom");
     assert!(t0.elapsed() >= Duration::from_secs(1), "{:?}", t0.elapsed());
 }
+
+/// States inside a Map's processor see their item in the context object (`$$.Map.Item`).
+#[tokio::test]
+async fn processor_states_see_their_map_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let interp = interpreter(dir.path());
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.xs",
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass",
+            "Parameters": {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index"}, "End": true}}},
+        "End": true}}});
+    let ex = run_def(&interp, def, json!({"xs": ["a", "b"]})).await;
+    assert_eq!(
+        ex.result.unwrap(),
+        json!([{"v": "a", "i": 0}, {"v": "b", "i": 1}])
+    );
+}

@@ -233,6 +233,18 @@ mod tests {
         assert_eq!(c.kmax(), 8);
     }
 
+    /// At a measured k the curve is that point's value exactly, the last one included
+    /// (interpolating to it, 0.2 + (0.9 − 0.2), would give 0.8999999999999999).
+    #[test]
+    fn measured_points_are_returned_exactly() {
+        let d = PackingDurations::new([(1, 0.2), (2, 0.9)]).unwrap();
+        assert_eq!(d.median_s(2), 0.9);
+        assert_eq!(d.median_s(1), 0.2);
+        let d = PackingDurations::new([(1, 0.2), (2, 0.9), (4, 1.0)]).unwrap();
+        assert_eq!(d.median_s(2), 0.9);
+        assert_eq!(d.median_s(4), 1.0);
+    }
+
     #[test]
     fn repeated_points_are_averaged_and_bad_ones_rejected() {
         let c = PackingDurations::new([(2, 3.0), (1, 1.0), (2, 5.0)]).unwrap();
