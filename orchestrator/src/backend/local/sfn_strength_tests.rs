@@ -551,3 +551,41 @@ async fn processor_states_see_their_map_item() {
         json!([{"v": "a", "i": 0}, {"v": "b", "i": 1}])
     );
 }
+
+/// Every item that ran is reported to the item callback, with its output or error; items
+/// left unstarted by a stop are not (their tasks count as not run).
+#[tokio::test]
+async fn the_item_callback_sees_finished_items_not_unstarted_ones() {
+    static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let dir = tempfile::tempdir().unwrap();
+    let seen: Arc<Mutex<Vec<(usize, Result<Value, String>)>>> = Arc::default();
+    let cb: ItemCallback = {
+        let seen = seen.clone();
+        Arc::new(move |d: ItemDone<'_>| {
+            let out = d.output.map(Clone::clone).map_err(|e| e.error.clone());
+            seen.lock().unwrap().push((d.index, out));
+        })
+    };
+    let platform = LambdaPlatform::new(crate::platform::PlatformProfile::unlimited(), vec![], 1);
+    let interp = Interpreter::new(platform, dir.path(), Some(cb));
+    let def = |fail: bool| {
+        let p = if fail {
+            json!({"Type": "Fail", "Error": "Boom"})
+        } else {
+            json!({"Type": "Pass", "End": true})
+        };
+        json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.xs",
+            "ItemProcessor": {"StartAt": "P", "States": {"P": p}}, "End": true}}})
+    };
+    run_def(&interp, def(false), json!({"xs": [7]})).await;
+    run_def(&interp, def(true), json!({"xs": [8]})).await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(0, Ok(json!(7))), (0, Err("Boom".to_owned()))]
+    );
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+    interp.set_stop(Stop::new(&STOP));
+    let ex = run_def(&interp, def(false), json!({"xs": [1, 2]})).await;
+    assert_eq!(ex.result.unwrap_err().error, NOT_STARTED_ERROR);
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
