@@ -216,3 +216,86 @@ async fn the_account_limit_throttles_or_waits_for_a_warm_instance() {
     assert_eq!(platform.instances().len(), 1);
     platform.shutdown();
 }
+
+/// A runtime that reports an init error or exits during init fails the invocation with
+/// that error (no event reaches it); the platform keeps no instance of it.
+#[tokio::test]
+async fn init_failures_are_function_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = PlatformProfile::unlimited();
+    let mut f = echo(dir.path(), &profile);
+    f.env.insert("ECHO_INIT".into(), "error".into());
+    let mut g = f.clone();
+    g.name = "exits".into();
+    g.env.insert("ECHO_INIT".into(), "exit".into());
+    let platform = LambdaPlatform::new(profile, vec![f, g], 1);
+    let inv = call(&platform, json!({})).await;
+    let (ty, b) = error_of(&inv);
+    assert_eq!(ty, "Runtime.ConfigError");
+    assert_eq!(b, json!({"errorType": "Runtime.ConfigError", "errorMessage": "no config"}));
+    assert!(inv.cold_start && inv.request_id.is_empty());
+    let inv = platform.invoke("exits", "{}", AtLimit::Wait).await.unwrap();
+    let (ty, b) = error_of(&inv);
+    assert_eq!(ty, "Runtime.ExitError");
+    let msg = b["errorMessage"].as_str().unwrap();
+    assert!(msg.contains("exit"), "{msg}");
+    // Both instances are gone once their processes end.
+    for _ in 0..500 {
+        if platform.instances().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(platform.instances().is_empty());
+    platform.shutdown();
+}
+
+/// An instance idle for longer than the TTL is reclaimed by the reaper (once a second):
+/// the next call is cold on a new instance.
+#[tokio::test]
+async fn idle_instances_are_reclaimed_after_the_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = PlatformProfile::unlimited();
+    let f = echo(dir.path(), &profile);
+    let platform = LambdaPlatform::new(profile, vec![f], 1);
+    platform.set_idle_ttl(Duration::ZERO);
+    let first = call(&platform, json!({})).await;
+    assert_eq!(first.instance_id, "i-00001");
+    for _ in 0..500 {
+        if platform.instances().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(platform.instances().is_empty());
+    let next = call(&platform, json!({})).await;
+    assert_eq!((next.instance_id.as_str(), next.cold_start), ("i-00002", true));
+    platform.shutdown();
+}
+
+/// New instances appear at the scaling rule's pace: on a 200 ms interval the third of
+/// three concurrent calls cannot start before 0.4 s (a sleep's lower bound, so no flake).
+#[tokio::test]
+async fn new_instances_follow_the_scaling_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut profile = PlatformProfile::aws_2021();
+    profile.scaling = crate::platform::Scaling::Interval { interval_ms: 200.0 };
+    profile.cold_start.median_ms = 0.0;
+    let f = echo(dir.path(), &profile);
+    let platform = LambdaPlatform::new(profile, vec![f], 1);
+    let calls: Vec<_> = (0..3)
+        .map(|i| {
+            let p = platform.clone();
+            tokio::spawn(async move { call(&p, json!({"i": i})).await })
+        })
+        .collect();
+    let mut starts = Vec::new();
+    for c in calls {
+        let inv = c.await.unwrap();
+        assert!(inv.cold_start);
+        starts.push(inv.start_s);
+    }
+    starts.sort_by(f64::total_cmp);
+    assert!(starts[1] >= 0.2 && starts[2] >= 0.4, "{starts:?}");
+    platform.shutdown();
+}
