@@ -281,6 +281,31 @@ mod tests {
         );
     }
 
+    /// One residual is the whole spread (it is centred, so 0): every draw is the median.
+    #[test]
+    fn a_single_residual_draws_the_median() {
+        let c = PackingDurations::new([(1, 2.0)])
+            .unwrap()
+            .with_spread_from(&[5.0]);
+        assert_eq!(c.residuals(), &[0.0]);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        assert_eq!(c.sample(1, &mut rng), 2.0);
+    }
+
+    /// `Scaled` multiplies k tasks' durations by `ratios[k − 1]`, the last ratio beyond the
+    /// list, 1 without ratios.
+    #[test]
+    fn scaled_durations_use_the_ratio_of_their_k() {
+        let inner = PackingDurations::new([(1, 1.0), (2, 2.0), (3, 3.0)]).unwrap();
+        let s = Scaled::new(&inner, vec![2.0, 3.0]);
+        assert_eq!(s.median_s(1), 2.0);
+        assert_eq!(s.median_s(2), 6.0);
+        assert_eq!(s.median_s(3), 9.0);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        assert_eq!(s.sample(2, &mut rng), 6.0);
+        assert_eq!(Scaled::new(&inner, Vec::new()).median_s(2), 2.0);
+    }
+
     #[test]
     fn lognormal_has_its_median_and_p90() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
