@@ -405,7 +405,10 @@ mod tests {
             OrchestrationUsage::derive(&r, Dispatch::Direct, 2),
             OrchestrationUsage::default()
         );
-        let r = run_of((0..41).map(|b| record(b, 0.0, 1.0, true, 0.0)).collect(), 164);
+        let r = run_of(
+            (0..41).map(|b| record(b, 0.0, 1.0, true, 0.0)).collect(),
+            164,
+        );
         let u = OrchestrationUsage::derive(&r, sf, 2);
         assert_eq!((u.standard_transitions, u.express_executions), (42, 41));
         assert!((u.express_billed_s - 41.0).abs() < 1e-9, "{u:?}");

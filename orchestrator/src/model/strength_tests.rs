@@ -328,7 +328,10 @@ fn billed_init_counts_each_new_environment_once() {
     // 100 instances of 2.5 s.
     let m = model();
     let p = m.predict(400, 4);
-    close(p.expense.compute_usd / m.platform.price_per_instance_second(), 250.0);
+    close(
+        p.expense.compute_usd / m.platform.price_per_instance_second(),
+        250.0,
+    );
 }
 
 /// CPUs an instance keeps busy without measured CPU time: min(k, vCPUs), at least 0.001.

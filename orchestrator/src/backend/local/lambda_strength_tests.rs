@@ -48,7 +48,10 @@ fn request_ids_are_uuid_shaped() {
     let id = random_request_id(&mut rng);
     let groups: Vec<usize> = id.split('-').map(str::len).collect();
     assert_eq!(groups, [8, 4, 4, 4, 12], "{id}");
-    assert!(id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()), "{id}");
+    assert!(
+        id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()),
+        "{id}"
+    );
     assert_ne!(random_request_id(&mut rng), id);
 }
 
@@ -93,27 +96,58 @@ async fn instances_see_lambdas_environment_and_headers() {
     }
     let stream = env["AWS_LAMBDA_LOG_STREAM_NAME"].as_str().unwrap();
     assert!(stream.ends_with("/[$LATEST]i-00001"), "{stream}");
-    assert_eq!(stream.len(), "YYYY/MM/DD/[$LATEST]i-00001".len(), "{stream}");
-    assert!(env["AWS_LAMBDA_RUNTIME_API"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert_eq!(
+        stream.len(),
+        "YYYY/MM/DD/[$LATEST]i-00001".len(),
+        "{stream}"
+    );
+    assert!(
+        env["AWS_LAMBDA_RUNTIME_API"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
     let h = &out["headers"];
-    assert_eq!(h["lambda-runtime-aws-request-id"], first.request_id.as_str());
+    assert_eq!(
+        h["lambda-runtime-aws-request-id"],
+        first.request_id.as_str()
+    );
     assert_eq!(h["lambda-runtime-invoked-function-arn"], arn.as_str());
-    let deadline: u64 = h["lambda-runtime-deadline-ms"].as_str().unwrap().parse().unwrap();
-    assert!((before + 2_500..=after + 2_500).contains(&deadline), "{deadline}");
+    let deadline: u64 = h["lambda-runtime-deadline-ms"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (before + 2_500..=after + 2_500).contains(&deadline),
+        "{deadline}"
+    );
     let trace = h["lambda-runtime-trace-id"].as_str().unwrap();
     let want = format!("-{};Sampled=0", &first.request_id.replace('-', "")[..24]);
-    assert!(trace.starts_with("Root=1-") && trace.ends_with(&want), "{trace}");
-    assert_eq!((first.instance_id.as_str(), first.cold_start), ("i-00001", true));
+    assert!(
+        trace.starts_with("Root=1-") && trace.ends_with(&want),
+        "{trace}"
+    );
+    assert_eq!(
+        (first.instance_id.as_str(), first.cold_start),
+        ("i-00001", true)
+    );
     assert!(first.requested_s <= first.start_s && first.start_s <= first.end_s);
 
     let second = call(&platform, json!({"n": 2})).await;
-    assert_eq!((second.instance_id.as_str(), second.cold_start), ("i-00001", false));
+    assert_eq!(
+        (second.instance_id.as_str(), second.cold_start),
+        ("i-00001", false)
+    );
     assert_eq!(second.init_ms, 0.0);
     assert_ne!(second.request_id, first.request_id);
     assert_eq!(platform.function_names(), ["echo"]);
     let live = platform.instances();
     assert_eq!(live.len(), 1);
-    assert_eq!((live[0].id.as_str(), live[0].function.as_str()), ("i-00001", "echo"));
+    assert_eq!(
+        (live[0].id.as_str(), live[0].function.as_str()),
+        ("i-00001", "echo")
+    );
     assert!(!live[0].busy && live[0].pid > 0);
     platform.shutdown();
     let e = platform
@@ -134,7 +168,10 @@ async fn a_task_root_is_the_working_directory() {
     let platform = LambdaPlatform::new(profile, vec![f], 1);
     let out = body(&call(&platform, json!({})).await);
     let code = std::fs::canonicalize(code.path()).unwrap();
-    assert_eq!(std::fs::canonicalize(out["cwd"].as_str().unwrap()).unwrap(), code);
+    assert_eq!(
+        std::fs::canonicalize(out["cwd"].as_str().unwrap()).unwrap(),
+        code
+    );
     assert_eq!(
         std::fs::canonicalize(out["env"]["LAMBDA_TASK_ROOT"].as_str().unwrap()).unwrap(),
         code
@@ -159,20 +196,32 @@ async fn errors_exits_and_timeouts_end_an_invocation_as_lambda_does() {
     let inv = call(&platform, json!({"error": "My.Error"})).await;
     let (ty, b) = error_of(&inv);
     assert_eq!(ty, "My.Error");
-    assert_eq!(b, json!({"errorType": "My.Error", "errorMessage": "asked to"}));
+    assert_eq!(
+        b,
+        json!({"errorType": "My.Error", "errorMessage": "asked to"})
+    );
     let warm = call(&platform, json!({})).await;
-    assert_eq!((warm.instance_id.as_str(), warm.cold_start), ("i-00001", false));
+    assert_eq!(
+        (warm.instance_id.as_str(), warm.cold_start),
+        ("i-00001", false)
+    );
 
     let inv = call(&platform, json!({"exit": true})).await;
     let (ty, b) = error_of(&inv);
     assert_eq!(ty, "Runtime.ExitError");
     let msg = b["errorMessage"].as_str().unwrap();
     assert!(
-        msg.starts_with(&format!("RequestId: {} Error: Runtime exited", inv.request_id)),
+        msg.starts_with(&format!(
+            "RequestId: {} Error: Runtime exited",
+            inv.request_id
+        )),
         "{msg}"
     );
     let next = call(&platform, json!({})).await;
-    assert_eq!((next.instance_id.as_str(), next.cold_start), ("i-00002", true));
+    assert_eq!(
+        (next.instance_id.as_str(), next.cold_start),
+        ("i-00002", true)
+    );
 
     let inv = call(&platform, json!({"sleep_s": 5})).await;
     let (ty, b) = error_of(&inv);
@@ -182,7 +231,10 @@ async fn errors_exits_and_timeouts_end_an_invocation_as_lambda_does() {
         format!("{} Task timed out after 1.00 seconds", inv.request_id)
     );
     let next = call(&platform, json!({})).await;
-    assert_eq!((next.instance_id.as_str(), next.cold_start), ("i-00003", true));
+    assert_eq!(
+        (next.instance_id.as_str(), next.cold_start),
+        ("i-00003", true)
+    );
     platform.shutdown();
 }
 
@@ -211,7 +263,10 @@ async fn the_account_limit_throttles_or_waits_for_a_warm_instance() {
     let waited = call(&platform, json!({})).await;
     let first = busy.await.unwrap();
     assert_eq!(first.instance_id, "i-00001");
-    assert_eq!((waited.instance_id.as_str(), waited.cold_start), ("i-00001", false));
+    assert_eq!(
+        (waited.instance_id.as_str(), waited.cold_start),
+        ("i-00001", false)
+    );
     assert!(waited.start_s >= first.end_s);
     assert_eq!(platform.instances().len(), 1);
     platform.shutdown();
@@ -232,7 +287,10 @@ async fn init_failures_are_function_errors() {
     let inv = call(&platform, json!({})).await;
     let (ty, b) = error_of(&inv);
     assert_eq!(ty, "Runtime.ConfigError");
-    assert_eq!(b, json!({"errorType": "Runtime.ConfigError", "errorMessage": "no config"}));
+    assert_eq!(
+        b,
+        json!({"errorType": "Runtime.ConfigError", "errorMessage": "no config"})
+    );
     assert!(inv.cold_start && inv.request_id.is_empty());
     let inv = platform.invoke("exits", "{}", AtLimit::Wait).await.unwrap();
     let (ty, b) = error_of(&inv);
@@ -269,7 +327,10 @@ async fn idle_instances_are_reclaimed_after_the_ttl() {
     }
     assert!(platform.instances().is_empty());
     let next = call(&platform, json!({})).await;
-    assert_eq!((next.instance_id.as_str(), next.cold_start), ("i-00002", true));
+    assert_eq!(
+        (next.instance_id.as_str(), next.cold_start),
+        ("i-00002", true)
+    );
     platform.shutdown();
 }
 

@@ -131,7 +131,11 @@ fn state_data_limit_is_inclusive() {
     match within_limit(&over, "the input") {
         Err(Fail::States(e)) => {
             assert_eq!(e.error, "States.DataLimitExceeded");
-            assert!(e.cause.starts_with("the input of 262145 bytes"), "{}", e.cause);
+            assert!(
+                e.cause.starts_with("the input of 262145 bytes"),
+                "{}",
+                e.cause
+            );
         }
         _ => panic!("262,145 bytes accepted"),
     }
@@ -150,7 +154,10 @@ fn item_batches_by_count_and_bytes() {
     assert_eq!(sizes(item_batches(items.clone(), 10, 15)), [1, 1, 1, 1, 1]);
     assert_eq!(sizes(item_batches(items.clone(), 10, 1)), [1, 1, 1, 1, 1]);
     assert!(item_batches(Vec::new(), 2, 100).is_empty());
-    assert_eq!(item_batches(items, 2, usize::MAX)[1], [json!({"i": 2}), json!({"i": 3})]);
+    assert_eq!(
+        item_batches(items, 2, usize::MAX)[1],
+        [json!({"i": 2}), json!({"i": 3})]
+    );
 }
 
 fn refused(def: Value) -> String {
@@ -210,11 +217,16 @@ fn check_supported_names_what_it_refuses() {
     ok(map_with(
         json!({"ItemReader": {"Resource": S3_GET_OBJECT}, "ResultWriter": {"Resource": S3_PUT_OBJECT}}),
     ));
-    assert!(refused(reader("arn:aws:states:::s3:listObjectsV2", "JSON")).contains("ItemReader resource"));
+    assert!(
+        refused(reader("arn:aws:states:::s3:listObjectsV2", "JSON"))
+            .contains("ItemReader resource")
+    );
     assert!(refused(reader(S3_GET_OBJECT, "CSV")).contains("InputType Csv"));
     assert!(
-        refused(map_with(json!({"ResultWriter": {"Resource": S3_GET_OBJECT}})))
-            .contains("ResultWriter resource")
+        refused(map_with(
+            json!({"ResultWriter": {"Resource": S3_GET_OBJECT}})
+        ))
+        .contains("ResultWriter resource")
     );
 }
 
@@ -253,7 +265,11 @@ async fn distributed_map_reads_selects_batches_and_writes_results() {
     let dir = tempfile::tempdir().unwrap();
     let items: Vec<Value> = (1..=7).map(|n| json!({"n": n * 10})).collect();
     std::fs::create_dir_all(dir.path().join("b")).unwrap();
-    std::fs::write(dir.path().join("b/items.json"), Value::Array(items).to_string()).unwrap();
+    std::fs::write(
+        dir.path().join("b/items.json"),
+        Value::Array(items).to_string(),
+    )
+    .unwrap();
     let interp = interpreter(dir.path());
     let ex = run_def(
         &interp,
@@ -268,13 +284,14 @@ async fn distributed_map_reads_selects_batches_and_writes_results() {
             {"Bucket": "b", "Key": "res/RunBatches-0/manifest.json"}})
     );
     let read = |key: &str| -> Value {
-        serde_json::from_slice(&std::fs::read(storage_path(dir.path(), "b", key)).unwrap())
-            .unwrap()
+        serde_json::from_slice(&std::fs::read(storage_path(dir.path(), "b", key)).unwrap()).unwrap()
     };
     let manifest = read("res/RunBatches-0/manifest.json");
     assert_eq!(manifest["ResultFiles"]["FAILED"], json!([]));
     assert_eq!(manifest["ResultFiles"]["PENDING"], json!([]));
-    let key = manifest["ResultFiles"]["SUCCEEDED"][0]["Key"].as_str().unwrap();
+    let key = manifest["ResultFiles"]["SUCCEEDED"][0]["Key"]
+        .as_str()
+        .unwrap();
     assert_eq!(key, "res/RunBatches-0/SUCCEEDED_0.json");
     let ok = read(key);
     let outputs: Vec<Value> = ok
@@ -447,8 +464,12 @@ async fn tasks_invoke_the_function_and_shape_its_result() {
             "rid": log.invocation.request_id, "http": 200})
     );
     let arn = "arn:aws:lambda:us-east-1:000000000000:function:echo";
-    let ex = run_def(&interp, task(arn, json!({"ResultSelector": {"e.$": "$.event"}})), json!({"y": 2}))
-        .await;
+    let ex = run_def(
+        &interp,
+        task(arn, json!({"ResultSelector": {"e.$": "$.event"}})),
+        json!({"y": 2}),
+    )
+    .await;
     assert_eq!(ex.result.unwrap(), json!({"e": {"y": 2}}));
     // Inside a Map each attempt carries its item.
     let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.xs",
@@ -475,7 +496,10 @@ async fn tasks_fail_with_step_functions_errors() {
     };
     let ex = run_def(
         &interp,
-        invoke(json!({"FunctionName": "echo", "Payload": {"error": "My.Error"}}), json!({})),
+        invoke(
+            json!({"FunctionName": "echo", "Payload": {"error": "My.Error"}}),
+            json!({}),
+        ),
         json!({}),
     )
     .await;
@@ -485,11 +509,19 @@ async fn tasks_fail_with_step_functions_errors() {
         serde_json::from_str::<Value>(&e.cause).unwrap(),
         json!({"errorType": "My.Error", "errorMessage": "asked to"})
     );
-    let ex = run_def(&interp, invoke(json!({"FunctionName": "nope"}), json!({})), json!({})).await;
+    let ex = run_def(
+        &interp,
+        invoke(json!({"FunctionName": "nope"}), json!({})),
+        json!({}),
+    )
+    .await;
     let e = ex.result.unwrap_err();
     assert_eq!(
         (e.error.as_str(), e.cause.as_str()),
-        ("Lambda.ResourceNotFoundException", "Function not found: nope")
+        (
+            "Lambda.ResourceNotFoundException",
+            "Function not found: nope"
+        )
     );
     let ex = run_def(
         &interp,
@@ -505,11 +537,22 @@ async fn tasks_fail_with_step_functions_errors() {
         (e.error.as_str(), e.cause.as_str()),
         ("States.Timeout", "the Task ran longer than 1 s")
     );
-    let ex = run_def(&interp, invoke(json!({"Payload": {}}), json!({})), json!({})).await;
+    let ex = run_def(
+        &interp,
+        invoke(json!({"Payload": {}}), json!({})),
+        json!({}),
+    )
+    .await;
     assert_eq!(ex.result.unwrap_err().error, "States.Runtime");
     for (params, says) in [
-        (json!({"FunctionName": "echo", "ClientContext": "x"}), "lambda:invoke parameter \"ClientContext\""),
-        (json!({"FunctionName": "echo", "InvocationType": "Event"}), "InvocationType other than RequestResponse"),
+        (
+            json!({"FunctionName": "echo", "ClientContext": "x"}),
+            "lambda:invoke parameter \"ClientContext\"",
+        ),
+        (
+            json!({"FunctionName": "echo", "InvocationType": "Event"}),
+            "InvocationType other than RequestResponse",
+        ),
     ] {
         let e = interp
             .execute(&parse(&invoke(params, json!({}))).unwrap(), "e", json!({}))
