@@ -40,6 +40,9 @@ fn close(got: f64, want: f64) {
 fn expected_maximum_rank_by_hand() {
     close(z_of_max(0.0), 0.0);
     close(z_of_max(1.0), 0.0);
+    // Two is the first n with a maximum: l = √(2 ln 2) = 1.177410, so
+    // 1.177410 − (ln ln 2 + ln 4π) / 2.354820 = 0.258227.
+    close(z_of_max(2.0), 0.258_226_694_3);
     // n = 51: ln 51 = 3.931826, l = 2.804220, (ln 3.931826 + ln 12.566371) / 5.608440 = 0.695404.
     close(z_of_max(51.0), 2.108_816_949_6);
     close(z_of_max(100.0), 2.366_254_792_9);
