@@ -346,3 +346,32 @@ fn cpu_demand_without_measurements_is_min_k_vcpus() {
     close(m.cpu_demand(3, 0.0, 6.0), 3.0);
     close(m.cpu_demand(3, 1.0, 0.0), 1e-3);
 }
+
+/// Token-bucket environments by hand: a burst, then `per_interval` more every interval
+/// (plus the cold start), the last group only what the account limit leaves.
+#[test]
+fn token_bucket_environment_groups_by_hand() {
+    let mut m = model();
+    m.measured_arrivals = false;
+    m.platform.cold_start.median_ms = 500.0;
+    m.platform.account_concurrency_limit = Some(3);
+    m.platform.scaling = crate::platform::Scaling::TokenBucket {
+        burst: 1,
+        per_interval: 1,
+        interval_s: 2.5,
+    };
+    assert_eq!(m.environment_groups(10), [(0.5, 1), (3.0, 1), (5.5, 1)]);
+    m.platform.scaling = crate::platform::Scaling::TokenBucket {
+        burst: 2,
+        per_interval: 5,
+        interval_s: 2.5,
+    };
+    assert_eq!(m.environment_groups(10), [(0.5, 2), (3.0, 1)]);
+    // Warm reuse is the rule's only off measured arrivals and only for the ProPack model.
+    assert!(m.warm_reuse());
+    m.measured_arrivals = true;
+    assert!(!m.warm_reuse());
+    m.measured_arrivals = false;
+    m.kind = ModelKind::Paper;
+    assert!(!m.warm_reuse());
+}
