@@ -632,3 +632,27 @@ async fn the_item_callback_sees_finished_items_not_unstarted_ones() {
     assert_eq!(ex.result.unwrap_err().error, NOT_STARTED_ERROR);
     assert_eq!(seen.lock().unwrap().len(), 2);
 }
+
+/// A child whose invocation the platform did not start (a stopped run) is not reported to
+/// the item callback either: its tasks count as not run.
+#[tokio::test]
+async fn the_item_callback_skips_children_whose_invocation_never_started() {
+    static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Mutex::new(0usize));
+    let cb: ItemCallback = {
+        let seen = seen.clone();
+        Arc::new(move |_: ItemDone<'_>| *seen.lock().unwrap() += 1)
+    };
+    let echo = echo_interpreter(dir.path());
+    echo.inner.platform.set_stop(Stop::new(&STOP));
+    let interp = Interpreter::new(echo.inner.platform.clone(), dir.path(), Some(cb));
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.xs",
+        "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task",
+            "Resource": "arn:aws:lambda:us-east-1:000000000000:function:echo", "End": true}}},
+        "End": true}}});
+    let ex = run_def(&interp, def, json!({"xs": [1, 2]})).await;
+    assert_eq!(ex.result.unwrap_err().error, NOT_STARTED_ERROR);
+    assert!(ex.invocations.is_empty());
+    assert_eq!(*seen.lock().unwrap(), 0);
+}
