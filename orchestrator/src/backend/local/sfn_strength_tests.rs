@@ -601,11 +601,12 @@ async fn processor_states_see_their_map_item() {
 async fn the_item_callback_sees_finished_items_not_unstarted_ones() {
     static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let dir = tempfile::tempdir().unwrap();
-    let seen: Arc<Mutex<Vec<(usize, Result<Value, String>)>>> = Arc::default();
+    type Seen = Vec<(usize, Result<Value, String>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let cb: ItemCallback = {
         let seen = seen.clone();
         Arc::new(move |d: ItemDone<'_>| {
-            let out = d.output.map(Clone::clone).map_err(|e| e.error.clone());
+            let out = d.output.cloned().map_err(|e| e.error.clone());
             seen.lock().unwrap().push((d.index, out));
         })
     };
