@@ -343,6 +343,83 @@ mod tests {
         assert!((bill(&r, &p).compute_usd - 4.5).abs() < 1e-9);
     }
 
+    fn run_of(instances: Vec<InstanceRecord>, tasks: usize) -> RunRecords {
+        let tasks = (0..tasks)
+            .map(|i| crate::records::TaskRecord {
+                id: format!("t{i}"),
+                batch: 0,
+                status: propack_runtime::TaskStatus::Succeeded,
+                start_s: None,
+                end_s: None,
+            })
+            .collect();
+        RunRecords {
+            instances,
+            tasks,
+            ..RunRecords::default()
+        }
+    }
+
+    /// One child per instance, lasting its handler time (end − start, not end): handlers
+    /// of 1.05 s (0.5 → 1.55) and 2.0 s (1.0 → 3.0) bill 1.1 + 2.0 = 3.1 EXPRESS seconds.
+    #[test]
+    fn usage_of_records_is_one_child_per_instance() {
+        let r = run_of(
+            vec![
+                record(0, 0.5, 1.55, true, 0.0),
+                record(1, 1.0, 3.0, false, 0.0),
+            ],
+            8,
+        );
+        let u =
+            OrchestrationUsage::of_records(&r, Orchestration::Distributed(ExecutionType::Express));
+        assert_eq!(u.standard_transitions, 3);
+        assert_eq!(u.express_executions, 2);
+        assert!((u.express_billed_s - 3.1).abs() < 1e-9, "{u:?}");
+    }
+
+    /// Without a definition the usage follows the builder's choices for C tasks packed k (the
+    /// largest instance's tasks): 8 tasks in 2 batches of 4 fit an inline Map (Map state +
+    /// 2 Task states); 164 tasks in 41 batches exceed its 40 iterations, so a Distributed Map
+    /// with EXPRESS children for 1 s batches (worst case 3 · (1 + 10) + 3 + 61 = 97 s ≤ 300 s)
+    /// and STANDARD children for 100 s ones (394 s); direct invokes bill nothing.
+    #[test]
+    fn derived_usage_follows_the_builders_choices() {
+        let sf = Dispatch::StepFunctions { task_bytes: 100 };
+        let r = run_of(
+            vec![
+                record(0, 0.0, 1.0, true, 0.0),
+                record(1, 0.0, 1.0, true, 0.0),
+            ],
+            8,
+        );
+        assert_eq!(
+            OrchestrationUsage::derive(&r, sf, 2),
+            OrchestrationUsage {
+                standard_transitions: 3,
+                express_executions: 0,
+                express_billed_s: 0.0
+            }
+        );
+        assert_eq!(
+            OrchestrationUsage::derive(&r, Dispatch::Direct, 2),
+            OrchestrationUsage::default()
+        );
+        let r = run_of(
+            (0..41).map(|b| record(b, 0.0, 1.0, true, 0.0)).collect(),
+            164,
+        );
+        let u = OrchestrationUsage::derive(&r, sf, 2);
+        assert_eq!((u.standard_transitions, u.express_executions), (42, 41));
+        assert!((u.express_billed_s - 41.0).abs() < 1e-9, "{u:?}");
+        let r = run_of(
+            (0..41).map(|b| record(b, 0.0, 100.0, true, 0.0)).collect(),
+            164,
+        );
+        let u = OrchestrationUsage::derive(&r, sf, 2);
+        assert_eq!((u.standard_transitions, u.express_executions), (83, 0));
+    }
+
     #[test]
     fn arm64_uses_its_own_price() {
         let mut p = platform();

@@ -310,3 +310,87 @@ fn queued_inputs_are_prefetched() {
     assert_eq!(r.tasks[1].status, TaskStatus::Succeeded, "{:?}", r.tasks[1]);
     assert_eq!(r.tasks[1].stdout_tail, "fetched early\n");
 }
+
+/// A built-in's `cpu_ms` is the CPU its own run took on the worker thread, not the thread's
+/// total: on one worker a no-op after a 300 ms spin reports far less than the spin.
+#[test]
+fn builtin_cpu_time_is_per_task() {
+    let b = batch(json!({"parallelism": 1, "tasks": [
+        {"id": "spin", "builtin": {"name": "spin", "params": {"ms": 300}}},
+        {"id": "noop", "builtin": {"name": "noop"}},
+    ]}));
+    let r = run_batch(&b, &cfg(), &Storage::from_env().unwrap());
+    let spin = r.tasks[0].cpu_ms.unwrap();
+    let noop = r.tasks[1].cpu_ms.unwrap();
+    assert!(spin >= 20, "spin cpu_ms {spin}");
+    assert!(noop < spin / 2, "noop cpu_ms {noop} after a spin of {spin}");
+}
+
+/// A built-in cannot be killed, so its timeout is judged when it returns: one that ran past
+/// it is timed out, one within it succeeds, and one that failed (after its timeout) stays
+/// failed.
+#[test]
+fn builtin_timeouts_are_judged_after_the_fact() {
+    use propack_runtime::executor::{BoxError, BuiltinTask, Builtins};
+    let mut builtins = Builtins::new();
+    builtins.insert(
+        "slow_failure",
+        |_: &BuiltinTask<'_>| -> Result<Value, BoxError> {
+            std::thread::sleep(Duration::from_millis(50));
+            Err("failed on purpose".into())
+        },
+    );
+    let b = batch(json!({"tasks": [
+        {"id": "over", "timeout_ms": 100, "builtin": {"name": "sleep", "params": {"ms": 300}}},
+        {"id": "within", "timeout_ms": 60000, "builtin": {"name": "noop"}},
+        {"id": "failed", "timeout_ms": 1, "builtin": {"name": "slow_failure"}},
+    ]}));
+    let cfg = ExecutorConfig { builtins, ..cfg() };
+    let r = run_batch(&b, &cfg, &Storage::from_env().unwrap());
+    let t = &r.tasks[0];
+    assert_eq!(t.status, TaskStatus::TimedOut, "{t:?}");
+    let e = t.error.as_deref().unwrap();
+    assert!(
+        e.starts_with("built-in ran ") && e.ends_with(" ms, over its timeout of 100 ms"),
+        "{e}"
+    );
+    assert_eq!(r.tasks[1].status, TaskStatus::Succeeded, "{:?}", r.tasks[1]);
+    let t = &r.tasks[2];
+    assert_eq!(t.status, TaskStatus::Failed, "{t:?}");
+    assert!(
+        t.error.as_deref().unwrap().ends_with("failed on purpose"),
+        "{t:?}"
+    );
+}
+
+/// With a `logs_prefix` an exec task's whole stdout and stderr go to
+/// `<prefix>/<run_id>/<task_id>.stdout|.stderr` (the run id as one URI segment), named in
+/// its record, and the staged files leave the scratch root.
+#[test]
+fn full_logs_go_under_the_logs_prefix() {
+    let scratch = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let prefix = format!("file://{}/logs", logs.path().display());
+    let b = batch(json!({"run_id": "r 1", "logs_prefix": prefix, "tasks": [
+        sh("t1", "echo out; echo err >&2"),
+    ]}));
+    let cfg = ExecutorConfig {
+        scratch_root: scratch.path().to_path_buf(),
+        ..cfg()
+    };
+    let r = run_batch(&b, &cfg, &Storage::from_env().unwrap());
+    let t = &r.tasks[0];
+    assert_eq!(t.status, TaskStatus::Succeeded, "{t:?}");
+    assert_eq!(t.logs_error, None);
+    let uri = |ext: &str| format!("{prefix}/r%201/t1.{ext}");
+    assert_eq!(t.stdout_uri.as_deref(), Some(uri("stdout").as_str()));
+    assert_eq!(t.stderr_uri.as_deref(), Some(uri("stderr").as_str()));
+    let read = |ext: &str| {
+        std::fs::read_to_string(logs.path().join(format!("logs/r%201/t1.{ext}"))).unwrap()
+    };
+    assert_eq!(
+        (read("stdout"), read("stderr")),
+        ("out\n".to_owned(), "err\n".to_owned())
+    );
+    assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0);
+}

@@ -40,6 +40,9 @@ fn close(got: f64, want: f64) {
 fn expected_maximum_rank_by_hand() {
     close(z_of_max(0.0), 0.0);
     close(z_of_max(1.0), 0.0);
+    // Two is the first n with a maximum: l = √(2 ln 2) = 1.177410, so
+    // 1.177410 − (ln ln 2 + ln 4π) / 2.354820 = 0.258227.
+    close(z_of_max(2.0), 0.258_226_694_3);
     // n = 51: ln 51 = 3.931826, l = 2.804220, (ln 3.931826 + ln 12.566371) / 5.608440 = 0.695404.
     close(z_of_max(51.0), 2.108_816_949_6);
     close(z_of_max(100.0), 2.366_254_792_9);
@@ -246,4 +249,129 @@ fn invalid_requests_are_refused() {
     let mut r = req(Objective::Time);
     r.tasks = 0;
     assert!(plan(&m, &r).unwrap_err().to_string().contains("at least 1"));
+}
+
+/// The model names the CLI accepts, and nothing else.
+#[test]
+fn model_kind_parses_its_names() {
+    assert_eq!("propack".parse::<ModelKind>().unwrap(), ModelKind::Propack);
+    assert_eq!("paper".parse::<ModelKind>().unwrap(), ModelKind::Paper);
+    let e = "Paper".parse::<ModelKind>().unwrap_err().to_string();
+    assert!(e.contains("unknown model \"Paper\""), "{e}");
+}
+
+/// The paper's model needs the scaling runs' scale times; the ProPack model does not.
+/// Arrivals are the measured ones only on the platform the scaling runs were measured on.
+#[test]
+fn fitting_needs_scale_times_for_paper_and_measures_arrivals_on_their_platform() {
+    let mut profile = synthetic_profile();
+    for r in &mut profile.scaling.runs {
+        r.scale_time_s = None;
+    }
+    let e = Model::new(&profile, PlatformProfile::aws_2021(), ModelKind::Paper).unwrap_err();
+    assert!(e.to_string().contains("scale times"), "{e}");
+    assert!(Model::new(&profile, PlatformProfile::aws_2021(), ModelKind::Propack).is_ok());
+    assert!(model().measured_arrivals);
+    let mut profile = synthetic_profile();
+    profile.scaling.platform = String::new();
+    let m = Model::new(&profile, PlatformProfile::aws_2021(), ModelKind::Propack).unwrap();
+    assert!(!m.measured_arrivals);
+    // Not measured: aws-2021's rule of 47 ms per instance from 0 plus its 250 ms cold
+    // start, not the measured T0 = 2 s and 50 ms.
+    close(m.predict(400, 4).scale_s, 0.047 * 99.0 + 0.25);
+}
+
+/// Environments a warm-reusing launch can use, `(ready_s, count)`: an Interval platform
+/// (aws-2021: 47 ms) adds one per arrival, Unlimited all at once, both capped by the
+/// account limit and n.
+#[test]
+fn environment_groups_by_hand() {
+    let mut m = model();
+    m.platform.account_concurrency_limit = Some(3);
+    m.platform.cold_start.median_ms = 250.0;
+    let g = m.environment_groups(10);
+    assert_eq!(g.len(), 3);
+    for (i, (ready, count)) in g.iter().enumerate() {
+        close(*ready, 0.047 * i as f64 + 0.25);
+        assert_eq!(*count, 1);
+    }
+    assert_eq!(m.environment_groups(2).len(), 2);
+    m.platform.scaling = crate::platform::Scaling::Unlimited;
+    assert_eq!(m.environment_groups(10), [(0.25, 3)]);
+    assert_eq!(m.environment_groups(2), [(0.25, 2)]);
+    m.platform.account_concurrency_limit = None;
+    assert_eq!(m.environment_groups(7), [(0.25, 7)]);
+}
+
+/// Where the platform bills init, each new environment's first invocation pays the cold
+/// start: 56 tasks at k = 7 on the small bucket are 8 invocations of 4 s on 3 environments,
+/// so 8 · 4 + 3 · 0.5 = 33.5 billed seconds (32 where init is free).
+#[test]
+fn billed_init_counts_each_new_environment_once() {
+    let mut plat = PlatformProfile::aws_today();
+    plat.name = "bucket".into();
+    plat.account_concurrency_limit = Some(3);
+    plat.scaling = crate::platform::Scaling::TokenBucket {
+        burst: 2,
+        per_interval: 1,
+        interval_s: 2.5,
+    };
+    plat.cold_start = crate::platform::DurationDist {
+        median_ms: 500.0,
+        p90_ms: 500.0,
+    };
+    plat.bills_init = true;
+    let price = plat.price_per_instance_second();
+    let m = Model::new(&synthetic_profile(), plat.clone(), ModelKind::Propack).unwrap();
+    close(m.predict(56, 7).expense.compute_usd / price, 33.5);
+    plat.bills_init = false;
+    let m = Model::new(&synthetic_profile(), plat, ModelKind::Propack).unwrap();
+    close(m.predict(56, 7).expense.compute_usd / price, 32.0);
+    // Without reuse (aws-2021 bills no init) every invocation is its own environment:
+    // 100 instances of 2.5 s.
+    let m = model();
+    let p = m.predict(400, 4);
+    close(
+        p.expense.compute_usd / m.platform.price_per_instance_second(),
+        250.0,
+    );
+}
+
+/// CPUs an instance keeps busy without measured CPU time: min(k, vCPUs), at least 0.001.
+#[test]
+fn cpu_demand_without_measurements_is_min_k_vcpus() {
+    let m = model();
+    close(m.cpu_demand(4, 2.0, 2.0), 2.0);
+    close(m.cpu_demand(1, 2.0, 6.0), 1.0);
+    close(m.cpu_demand(3, 0.0, 6.0), 3.0);
+    close(m.cpu_demand(3, 1.0, 0.0), 1e-3);
+}
+
+/// Token-bucket environments by hand: a burst, then `per_interval` more every interval
+/// (plus the cold start), the last group only what the account limit leaves.
+#[test]
+fn token_bucket_environment_groups_by_hand() {
+    let mut m = model();
+    m.measured_arrivals = false;
+    m.platform.cold_start.median_ms = 500.0;
+    m.platform.account_concurrency_limit = Some(3);
+    m.platform.scaling = crate::platform::Scaling::TokenBucket {
+        burst: 1,
+        per_interval: 1,
+        interval_s: 2.5,
+    };
+    assert_eq!(m.environment_groups(10), [(0.5, 1), (3.0, 1), (5.5, 1)]);
+    m.platform.scaling = crate::platform::Scaling::TokenBucket {
+        burst: 2,
+        per_interval: 5,
+        interval_s: 2.5,
+    };
+    assert_eq!(m.environment_groups(10), [(0.5, 2), (3.0, 1)]);
+    // Warm reuse is the rule's only off measured arrivals and only for the ProPack model.
+    assert!(m.warm_reuse());
+    m.measured_arrivals = true;
+    assert!(!m.warm_reuse());
+    m.measured_arrivals = false;
+    m.kind = ModelKind::Paper;
+    assert!(!m.warm_reuse());
 }

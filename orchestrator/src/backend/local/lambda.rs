@@ -1022,7 +1022,11 @@ impl LambdaPlatform {
 
 /// Today's date as `YYYY/MM/DD` for log stream names, without a date crate.
 fn chrono_date() -> String {
-    let days = (epoch_ms() / 86_400_000) as i64;
+    civil_date((epoch_ms() / 86_400_000) as i64)
+}
+
+/// The date `days` after 1970-01-01 as `YYYY/MM/DD`.
+fn civil_date(days: i64) -> String {
     // Civil-from-days (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -1180,6 +1184,10 @@ fn parse_error_body(body: &[u8], header: Option<&str>) -> (String, String) {
         .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
     (ty, msg)
 }
+
+#[cfg(test)]
+#[path = "lambda_strength_tests.rs"]
+mod strength_tests;
 
 #[cfg(test)]
 mod tests {

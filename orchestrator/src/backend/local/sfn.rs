@@ -1187,6 +1187,10 @@ pub fn item_batches(items: Vec<Value>, max_items: usize, max_bytes: usize) -> Ve
 mod limits_tests;
 
 #[cfg(test)]
+#[path = "sfn_strength_tests.rs"]
+mod strength_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -233,6 +233,18 @@ mod tests {
         assert_eq!(c.kmax(), 8);
     }
 
+    /// At a measured k the curve is that point's value exactly, the last one included
+    /// (interpolating to it, 0.2 + (0.9 − 0.2), would give 0.8999999999999999).
+    #[test]
+    fn measured_points_are_returned_exactly() {
+        let d = PackingDurations::new([(1, 0.2), (2, 0.9)]).unwrap();
+        assert_eq!(d.median_s(2), 0.9);
+        assert_eq!(d.median_s(1), 0.2);
+        let d = PackingDurations::new([(1, 0.2), (2, 0.9), (4, 1.0)]).unwrap();
+        assert_eq!(d.median_s(2), 0.9);
+        assert_eq!(d.median_s(4), 1.0);
+    }
+
     #[test]
     fn repeated_points_are_averaged_and_bad_ones_rejected() {
         let c = PackingDurations::new([(2, 3.0), (1, 1.0), (2, 5.0)]).unwrap();
@@ -267,6 +279,31 @@ mod tests {
             (800..1200).contains(&below),
             "median residual is 0: {below}"
         );
+    }
+
+    /// One residual is the whole spread (it is centred, so 0): every draw is the median.
+    #[test]
+    fn a_single_residual_draws_the_median() {
+        let c = PackingDurations::new([(1, 2.0)])
+            .unwrap()
+            .with_spread_from(&[5.0]);
+        assert_eq!(c.residuals(), &[0.0]);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        assert_eq!(c.sample(1, &mut rng), 2.0);
+    }
+
+    /// `Scaled` multiplies k tasks' durations by `ratios[k − 1]`, the last ratio beyond the
+    /// list, 1 without ratios.
+    #[test]
+    fn scaled_durations_use_the_ratio_of_their_k() {
+        let inner = PackingDurations::new([(1, 1.0), (2, 2.0), (3, 3.0)]).unwrap();
+        let s = Scaled::new(&inner, vec![2.0, 3.0]);
+        assert_eq!(s.median_s(1), 2.0);
+        assert_eq!(s.median_s(2), 6.0);
+        assert_eq!(s.median_s(3), 9.0);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        assert_eq!(s.sample(2, &mut rng), 6.0);
+        assert_eq!(Scaled::new(&inner, Vec::new()).median_s(2), 2.0);
     }
 
     #[test]

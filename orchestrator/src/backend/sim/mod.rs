@@ -536,6 +536,33 @@ mod tests {
         assert!((net - 1.15).abs() < 1e-9);
     }
 
+    /// On an `Interval` platform every invocation is a new instance even when an earlier
+    /// one has long finished (0.1 s instances issued every 0.5 s); a client pool on the same
+    /// platform hands the next invocation to the finished, warm one.
+    #[test]
+    fn interval_platforms_never_reuse_but_a_client_pool_does() {
+        let p = interval_platform(500.0);
+        let d = fixed(&[(1, 0.1)]);
+        let r = simulate(&p, &d, &SimSpec::new(3, 1, 0));
+        let ids: Vec<&str> = r.instances.iter().map(|i| i.instance_id.as_str()).collect();
+        assert_eq!(ids, ["sim-0", "sim-1", "sim-2"]);
+        assert!(r.instances.iter().all(|i| i.cold_start));
+        let mut spec = SimSpec::new(3, 1, 0);
+        spec.dispatch = Dispatch::ClientPool { rate_per_s: 2.0 };
+        let r = simulate(&p, &d, &spec);
+        let ids: Vec<&str> = r.instances.iter().map(|i| i.instance_id.as_str()).collect();
+        assert_eq!(ids, ["sim-0", "sim-0", "sim-0"]);
+        let cold: Vec<bool> = r.instances.iter().map(|i| i.cold_start).collect();
+        assert_eq!(cold, [true, false, false]);
+        // A pool without a rate issues everything at once (not at j / 0 = ∞).
+        spec.dispatch = Dispatch::ClientPool { rate_per_s: 0.0 };
+        let r = simulate(&p, &d, &spec);
+        let requested: Vec<f64> = r.instances.iter().map(|i| i.requested_s).collect();
+        assert_eq!(requested, [0.0; 3]);
+        let ends: Vec<f64> = r.instances.iter().map(|i| i.end_s).collect();
+        assert_eq!(ends, [0.1; 3]);
+    }
+
     #[test]
     fn account_limit_makes_waves_with_warm_reuse() {
         // Unlimited scaling, limit 2, 5 single-task instances of 1 s each and a
@@ -562,6 +589,42 @@ mod tests {
             assert!(running <= 2);
         }
         assert!((r.metrics(0.95, &p).total_s - 3.5).abs() < 1e-9);
+    }
+
+    /// Without warm reuse the account limit still holds: a new instance waits for a busy one
+    /// to end (limit 2, 1 s instances, 0.5 s cold starts): 0.5, 0.5, then 1.5 + 0.5 twice,
+    /// then 3 + 0.5.
+    #[test]
+    fn account_limit_holds_without_warm_reuse() {
+        let mut p = PlatformProfile::unlimited();
+        p.account_concurrency_limit = Some(2);
+        p.cold_start = DurationDist {
+            median_ms: 500.0,
+            p90_ms: 500.0,
+        };
+        let mut spec = SimSpec::new(5, 1, 3);
+        spec.warm_reuse = Some(false);
+        let r = simulate(&p, &fixed(&[(1, 1.0)]), &spec);
+        let starts: Vec<f64> = r.instances.iter().map(|i| i.start_s).collect();
+        assert_eq!(starts, vec![0.5, 0.5, 2.0, 2.0, 3.5]);
+        assert!(r.instances.iter().all(|i| i.cold_start));
+    }
+
+    /// Uneven tasks stretch a batch by its weights: D(1) = 1 s, D(2) = 1.5 s, weights
+    /// [3, 3 | 1, 1] (mean 2): the first batch does 1.5× the mean work (2.25 s), the second
+    /// 0.5× (0.75 s; its longest task alone, 1/2 · 1 s / 1.5 s, is less).
+    #[test]
+    fn weights_stretch_each_batch_by_its_work() {
+        let mut spec = SimSpec::new(4, 2, 0);
+        spec.weights = vec![3.0, 3.0, 1.0, 1.0];
+        spec.cold_starts = false;
+        let r = simulate(
+            &PlatformProfile::unlimited(),
+            &fixed(&[(1, 1.0), (2, 1.5)]),
+            &spec,
+        );
+        let ends: Vec<f64> = r.instances.iter().map(|i| i.end_s).collect();
+        assert_eq!(ends, vec![2.25, 0.75]);
     }
 
     #[test]
@@ -610,6 +673,21 @@ mod tests {
             r.instances[3].end_s,
             pred.total_s
         );
+    }
+
+    /// On a shared host a timed-out instance occupies the host only until the timeout: one
+    /// 10 s instance after a 1 s cold start, cut at 5 s, ends at 1 + 5 = 6 s.
+    #[test]
+    fn a_timed_out_instance_on_a_shared_host_runs_until_its_timeout() {
+        let mut p = PlatformProfile::unlimited().on_host(2.0, 0.0);
+        p.timeout_s = 5.0;
+        p.cold_start = DurationDist {
+            median_ms: 1000.0,
+            p90_ms: 1000.0,
+        };
+        let r = simulate(&p, &fixed(&[(1, 10.0)]), &SimSpec::new(1, 1, 0));
+        assert!(!r.instances[0].ok);
+        assert_eq!((r.instances[0].start_s, r.instances[0].end_s), (1.0, 6.0));
     }
 
     #[test]
@@ -691,6 +769,132 @@ mod tests {
         assert_eq!(out.results[2].ended_at, 1020);
         // Inline Map: the Map state and one Task state per batch.
         assert_eq!(out.records.orchestration.standard_transitions, 4);
+    }
+
+    /// Counts what the backend reports per batch.
+    #[derive(Default)]
+    struct Counted(std::sync::Mutex<Vec<(usize, usize)>>);
+
+    impl crate::backend::Progress for Counted {
+        fn batch_done(&self, tasks: usize, failed: usize) {
+            self.0.lock().unwrap().push((tasks, failed));
+        }
+    }
+
+    /// The backend's batch results carry the simulated times in ms, the cold start and the
+    /// worker count: 5 tasks at k = 2 on a 2-vCPU function with a fixed 250 ms cold start;
+    /// batches of 2 take 1.5 s, the last (1 task) 7 s, past the 6 s timeout.
+    #[test]
+    fn backend_results_carry_times_cold_starts_and_timeouts() {
+        let mut p = interval_platform(100.0);
+        p.timeout_s = 6.0;
+        p.vcpus = 2;
+        p.cold_start = DurationDist {
+            median_ms: 250.0,
+            p90_ms: 250.0,
+        };
+        let tasks: Vec<propack_runtime::Task> = (0..5)
+            .map(|i| {
+                serde_json::from_value(
+                    serde_json::json!({"id": format!("t{i}"), "builtin": {"name": "noop"}}),
+                )
+                .unwrap()
+            })
+            .collect();
+        let mut opts = propack_step_functions::DefinitionOptions::new(5, 2);
+        opts.shape.task_seconds = Some(1.0);
+        let job = Job {
+            run_id: "r2".into(),
+            tasks,
+            k: 2,
+            definition: propack_step_functions::build_definition(&opts).unwrap(),
+            run_dir: std::env::temp_dir(),
+            platform: p,
+            stop: crate::backend::Stop::NEVER,
+        };
+        let mut backend = SimBackend::new(Box::new(fixed(&[(1, 7.0), (2, 1.5)])), 5);
+        let progress = Counted::default();
+        let out = futures::executor::block_on(backend.run(&job, &progress)).unwrap();
+        assert_eq!(*progress.0.lock().unwrap(), [(2, 0), (2, 0), (1, 1)]);
+        // Batch 1: issued at 100 ms, started after its 250 ms cold start, 1.5 s long.
+        let b = &out.results[1];
+        assert_eq!(b.batch_id.as_deref(), Some("1"));
+        assert_eq!((b.received_at, b.started_at, b.ended_at), (350, 350, 1850));
+        assert_eq!((b.cold_start, b.init_ms, b.parallelism), (true, 250, 2));
+        assert_eq!(b.memory_mb, Some(u64::from(job.platform.memory_mb)));
+        assert_eq!(b.tasks[1].started_at, Some(350));
+        assert_eq!(b.tasks[1].ended_at, Some(1850));
+        assert_eq!(b.tasks[1].error, None);
+        // Batch 2 (one task) is cut at the timeout: 450 + 6,000 ms, its task timed out.
+        let b = &out.results[2];
+        assert_eq!((b.ended_at, b.parallelism), (6450, 1));
+        assert_eq!(b.tasks[0].status, TaskStatus::TimedOut);
+        assert_eq!(b.tasks[0].error.as_deref(), Some("simulated timeout"));
+        assert_eq!(b.tasks[0].ended_at, None);
+    }
+
+    #[test]
+    fn backend_refuses_k_zero() {
+        let mut opts = propack_step_functions::DefinitionOptions::new(1, 1);
+        opts.shape.task_seconds = Some(1.0);
+        let job = Job {
+            run_id: "r3".into(),
+            tasks: Vec::new(),
+            k: 0,
+            definition: propack_step_functions::build_definition(&opts).unwrap(),
+            run_dir: std::env::temp_dir(),
+            platform: interval_platform(10.0),
+            stop: crate::backend::Stop::NEVER,
+        };
+        let mut backend = SimBackend::new(Box::new(fixed(&[(1, 1.0)])), 5);
+        let r = futures::executor::block_on(backend.run(&job, &crate::backend::NoProgress));
+        assert!(matches!(r, Err(BackendError::InvalidJob(_))));
+    }
+
+    fn requested(batch: usize, requested_s: f64, duration_s: f64) -> InstanceRecord {
+        InstanceRecord {
+            batch,
+            attempt: 0,
+            instance_id: format!("i{batch}"),
+            cold_start: false,
+            requested_s,
+            start_s: requested_s + 0.5,
+            end_s: requested_s + 0.5 + duration_s,
+            init_ms: 0.0,
+            tasks: 1,
+            ok: true,
+        }
+    }
+
+    /// The artifact's service time at launch positions n − 1, ⌊0.9 n⌋ and ⌊n/2⌋ of 20
+    /// instances (issue time + handler time), ordered by issue time, ties by batch.
+    #[test]
+    fn artifact_service_times_by_launch_position() {
+        // Issued in reverse batch order: position p is batch 19 − p, issued at 0.1 p s,
+        // running 19 − p s.
+        let r = RunRecords {
+            instances: (0..20)
+                .map(|b| requested(b, 0.1 * (19 - b) as f64, b as f64))
+                .collect(),
+            ..RunRecords::default()
+        };
+        let at = |m| artifact_service_s(&r, m).unwrap();
+        assert!((at(ArtifactMetric::Net) - 1.9).abs() < 1e-9);
+        assert!((at(ArtifactMetric::Tail) - (1.8 + 1.0)).abs() < 1e-9);
+        assert!((at(ArtifactMetric::Median) - (1.0 + 9.0)).abs() < 1e-9);
+        // All issued at once: the batch decides, so position p is batch p.
+        let r = RunRecords {
+            instances: (0..20).rev().map(|b| requested(b, 0.0, b as f64)).collect(),
+            ..RunRecords::default()
+        };
+        let at = |m| artifact_service_s(&r, m).unwrap();
+        assert!((at(ArtifactMetric::Net) - 19.0).abs() < 1e-9);
+        assert!((at(ArtifactMetric::Tail) - 18.0).abs() < 1e-9);
+        assert!((at(ArtifactMetric::Median) - 10.0).abs() < 1e-9);
+        assert_eq!(
+            artifact_service_s(&RunRecords::default(), ArtifactMetric::Net),
+            None
+        );
     }
 
     #[test]

@@ -1,0 +1,32 @@
+#!/usr/bin/env python3
+# A stand-in function for the Lambda emulator's tests: it answers each event with what the
+# instance saw (request headers, environment, working directory, the event), or, as the
+# event asks, posts an error ("error"), sleeps past its timeout ("sleep_s") or exits ("exit").
+# ECHO_INIT=error posts an init error instead of starting; ECHO_INIT=exit exits during init.
+import json, os, sys, time, urllib.request
+
+runtime = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/"
+api = runtime + "invocation/"
+if os.environ.get("ECHO_INIT") == "exit":
+    sys.exit(2)
+if os.environ.get("ECHO_INIT") == "error":
+    req = urllib.request.Request(runtime + "init/error", data=b"no config", method="POST")
+    req.add_header("Lambda-Runtime-Function-Error-Type", "Runtime.ConfigError")
+    urllib.request.urlopen(req).read()
+    time.sleep(30)
+while True:
+    with urllib.request.urlopen(api + "next") as r:
+        rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        headers = {k.lower(): v for k, v in r.headers.items()}
+        ev = json.loads(r.read())
+    if ev.get("exit"):
+        sys.exit(3)
+    time.sleep(ev.get("sleep_s", 0))
+    if ev.get("error"):
+        body = json.dumps({"errorType": ev["error"], "errorMessage": "asked to"}).encode()
+        req = urllib.request.Request(api + rid + "/error", data=body, method="POST")
+        urllib.request.urlopen(req).read()
+        continue
+    out = {"headers": headers, "env": dict(os.environ), "cwd": os.getcwd(), "event": ev}
+    req = urllib.request.Request(api + rid + "/response", data=json.dumps(out).encode(), method="POST")
+    urllib.request.urlopen(req).read()
