@@ -788,6 +788,11 @@ impl Interpreter {
                     format!("Function not found: {f}"),
                 ));
             }
+            // Unreachable from a definition (the Task input's 256 KiB limit above comes
+            // first), named as Step Functions names Lambda errors it has no class for.
+            Err(e @ InvokeError::RequestTooLarge { .. }) => {
+                return Err(states_err("Lambda.AWSLambdaException", e.to_string()));
+            }
             // A missing or broken bootstrap fails every batch the same way: stop the run.
             Err(e) => return Err(Fail::Backend(e.into())),
         };
@@ -1277,6 +1282,40 @@ mod tests {
         assert!(parse(&def).unwrap_err().to_string().contains("dynamodb"));
         let def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Credentials": {}, "End": true}}});
         assert!(parse(&def).unwrap_err().to_string().contains("Credentials"));
+    }
+
+    /// Runs one lambda:invoke Task on the sized stand-in, asking for a response of `n` bytes.
+    async fn respond(n: u64) -> Execution {
+        let dir = tempfile::tempdir().unwrap();
+        let (platform, _) = crate::backend::local::lambda::tests::sized_platform(dir.path());
+        let def = parse(&json!({"StartAt": "Call", "States": {"Call": {
+            "Type": "Task", "Resource": LAMBDA_INVOKE,
+            "Parameters": {"FunctionName": "f", "Payload.$": "$"}, "End": true}}}))
+        .unwrap();
+        let interp = Interpreter::new(platform.clone(), &dir.path().join("s3"), None);
+        let run = interp
+            .execute(&def, "e", json!({ "respond_bytes": n }))
+            .await
+            .unwrap();
+        platform.shutdown();
+        run
+    }
+
+    #[tokio::test]
+    async fn lambdas_response_limit_comes_before_the_state_limit() {
+        // At Lambda's limit the response is returned, and Step Functions refuses it.
+        let at = respond(6_291_556).await.result.unwrap_err();
+        assert_eq!(at.error, "States.DataLimitExceeded", "{at:?}");
+        // One byte more and Lambda fails the invocation first: the Task's error is Lambda's.
+        let over = respond(6_291_557).await.result.unwrap_err();
+        assert_eq!(over.error, "Function.ResponseSizeTooLarge");
+        assert_eq!(
+            serde_json::from_str::<Value>(&over.cause).unwrap(),
+            json!({
+                "errorType": "Function.ResponseSizeTooLarge",
+                "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+            })
+        );
     }
 
     #[tokio::test]
