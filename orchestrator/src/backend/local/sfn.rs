@@ -1462,7 +1462,7 @@ mod tests {
             "Type": "Task", "Resource": LAMBDA_INVOKE,
             "Parameters": {"FunctionName": "f", "Payload.$": "$"}, "End": true}}}))
         .unwrap();
-        let interp = Interpreter::new(platform.clone(), &dir.path().join("s3"), None);
+        let interp = Interpreter::new(platform.clone(), dir.path().join("s3"), None);
         let run = interp
             .execute(&def, "e", json!({ "respond_bytes": n }))
             .await
