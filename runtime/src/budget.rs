@@ -1,9 +1,10 @@
 //! Fitting a [`BatchResult`] into a byte budget without dropping any task record or its status.
 //!
 //! Step Functions refuses a state over 256 KB (`States.DataLimitExceeded`) and Lambda a
-//! response over 6 MB, and either way every result of the batch is lost. [`fit`] shortens
-//! the record fields that can be re-read elsewhere, in this order, until the compact JSON
-//! serialisation is within the budget:
+//! response over 6 MB ([`crate::limits::LAMBDA_RESPONSE_LIMIT`], the Lambda front-end's
+//! budget when a batch names none), and either way every result of the batch is lost.
+//! [`fit`] shortens the record fields that can be re-read elsewhere, in this order, until
+//! the compact JSON serialisation is within the budget:
 //!
 //! 1. stdout/stderr tails, evenly: every tail is cut to the same cap (its last `cap`
 //!    bytes), the largest cap that fits, so no task loses more than another;
@@ -21,10 +22,6 @@
 use serde_json::{Value, json};
 
 use crate::contract::{BatchResult, TaskResult};
-
-/// Lambda's response payload limit for synchronous invokes (6 MiB): the default budget
-/// of the Lambda front-end when a batch names none.
-pub const LAMBDA_RESPONSE_LIMIT: u64 = 6 * 1024 * 1024;
 
 /// How much of an `error` message the last step keeps.
 pub const ERROR_KEEP_BYTES: usize = 256;

@@ -9,6 +9,7 @@
 //! - [`budget`]: fitting a batch result into a byte budget (`max_result_bytes`) by
 //!   shortening output tails and larger fields evenly, never dropping a task record.
 //! - [`deadline`]: invocation deadline parsing that tolerates emulators.
+//! - [`limits`]: Lambda's synchronous request and response payload limits.
 //! - [`uri`]: the object URIs tasks name (`s3://bucket/key`, `file:///path`),
 //!   parsed in one place; std only, like the contract.
 //! - `s3` (feature `s3`): the async S3 core — client settings for S3 and
@@ -68,6 +69,7 @@ pub mod executor;
 pub mod frontend;
 #[cfg(feature = "executor")]
 pub mod handler;
+pub mod limits;
 #[cfg(feature = "s3")]
 pub mod s3;
 #[cfg(feature = "executor")]

@@ -1,10 +1,11 @@
 //! Results that fit their budget, full logs at `logs_prefix`, and the program policy, through an `Instance`.
 
-use propack_runtime::budget::{self, LAMBDA_RESPONSE_LIMIT};
+use propack_runtime::budget;
 use propack_runtime::contract::{BatchResult, TaskStatus};
 use propack_runtime::deadline::DeadlineResolver;
 use propack_runtime::executor::TaskPolicy;
 use propack_runtime::handler::Instance;
+use propack_runtime::limits::LAMBDA_RESPONSE_LIMIT;
 use propack_runtime::{ExecutorConfig, Storage};
 use serde_json::{Value, json};
 

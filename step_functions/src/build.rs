@@ -641,6 +641,17 @@ fn item_processor(opts: &DefinitionOptions, config: ProcessorConfig) -> ItemProc
     }
 }
 
+/// The intrinsic that makes every batch's `logs_prefix` ([`crate::manifest::logs_prefix`])
+/// from `$.output_prefix`: a field every execution input has, so no console input can make
+/// it fail (a path to an absent field is `States.Runtime`, which no Catch handles).
+pub fn logs_prefix_path() -> String {
+    format!(
+        "States.Format('{{}}{}', {})",
+        crate::manifest::LOGS_UNDER_OUTPUT,
+        input_paths::OUTPUT_PREFIX
+    )
+}
+
 fn bucket_field(opts: &DefinitionOptions, m: &mut PayloadTemplate) {
     match &opts.bucket {
         Some(b) => m.insert("Bucket".into(), Value::String(b.clone())),
@@ -774,12 +785,14 @@ pub fn build_definition(opts: &DefinitionOptions) -> Result<Built, BuildError> {
                     },
                 ),
                 items_path: Some(input_paths::BATCHES.into()),
-                // Each batch's share of the 256 KiB Map output, next to its Items and
-                // BatchInput (the runtime reads top-level BatchInput fields too).
+                // Each batch's share of the 256 KiB Map output and where its full logs go,
+                // next to its Items and BatchInput (the runtime reads top-level BatchInput
+                // fields too; the batch's own win).
                 item_selector: Some(template(json!({
                     "Items.$": "$$.Map.Item.Value.Items",
                     "BatchInput.$": "$$.Map.Item.Value.BatchInput",
                     "max_result_bytes": max_result_bytes,
+                    "logs_prefix.$": logs_prefix_path(),
                 }))),
                 max_concurrency: Some(mc),
                 end: Some(true),
@@ -814,6 +827,7 @@ pub fn build_definition(opts: &DefinitionOptions) -> Result<Built, BuildError> {
                 batch_input.insert("parallelism".into(), json!(p));
             }
             batch_input.insert("max_result_bytes".into(), json!(max_result_bytes));
+            batch_input.insert("logs_prefix.$".into(), Value::String(logs_prefix_path()));
             let map = MapState {
                 comment: Some(format!(
                     "Distributed Map: the task manifest in S3 is packed {} tasks per batch into {batches} batches. \
@@ -1048,7 +1062,7 @@ mod tests {
             "run_id": "r".repeat(80),
             "batch_id": "999999",
             "output_prefix": prefix,
-            "logs_prefix": prefix,
+            "logs_prefix": crate::manifest::logs_prefix(&prefix),
             "parallelism": 1_024,
             "max_result_bytes": MAX_PAYLOAD_BYTES,
         });
@@ -1060,7 +1074,7 @@ mod tests {
         let request =
             json!({"FunctionName": function, "Payload": {"Items": [], "BatchInput": batch_input}});
         let measured = serde_json::to_vec(&request).unwrap().len() as u64;
-        assert_eq!(measured, 2_685);
+        assert_eq!(measured, 2_689);
         assert!(measured < BATCH_WRAPPER_ALLOWANCE);
         let b = build_definition(&opts(1000, 10)).unwrap();
         let batcher = map_of(&b).item_batcher.as_ref().unwrap();
@@ -1070,6 +1084,30 @@ mod tests {
             json!(258_048)
         );
         assert_eq!(b.max_result_bytes, 258_048);
+    }
+
+    #[test]
+    fn both_maps_give_every_batch_a_logs_prefix_from_the_output_prefix() {
+        assert_eq!(
+            logs_prefix_path(),
+            "States.Format('{}logs', $.output_prefix)"
+        );
+        let b = build_definition(&opts(1000, 10)).unwrap();
+        let batcher = map_of(&b).item_batcher.as_ref().unwrap();
+        assert_eq!(
+            batcher.batch_input.as_ref().unwrap()["logs_prefix.$"],
+            json!(logs_prefix_path())
+        );
+        let mut o = opts(60, 10);
+        o.mode = ModeRequest::Inline;
+        let b = build_definition(&o).unwrap();
+        let sel = map_of(&b).item_selector.as_ref().unwrap();
+        assert_eq!(sel["logs_prefix.$"], json!(logs_prefix_path()));
+        // What `launch` packs says the same.
+        assert_eq!(
+            crate::manifest::logs_prefix("s3://b/propack/runs/r/out/"),
+            "s3://b/propack/runs/r/out/logs"
+        );
     }
 
     /// Defect 1 of issue 18: the lambda:invoke envelope around a result, as AWS documents it.

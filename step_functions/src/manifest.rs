@@ -24,6 +24,17 @@ pub mod input_paths {
     pub const BATCHES: &str = "$.batches";
 }
 
+/// Where full task logs go, relative to the run's `output_prefix` (which ends with `/`):
+/// `<output_prefix>logs`, so they stay under the run prefix and the same place every
+/// way a run starts (the definitions derive it from the input's `output_prefix`,
+/// a field every input has: see [`crate::build::logs_prefix_path`]).
+pub const LOGS_UNDER_OUTPUT: &str = "logs";
+
+/// The `BatchInput.logs_prefix` of a run whose `output_prefix` is `output_prefix`.
+pub fn logs_prefix(output_prefix: &str) -> String {
+    format!("{output_prefix}{LOGS_UNDER_OUTPUT}")
+}
+
 /// One batch exactly as the runtime receives it from an `ItemBatcher`:
 /// `{"Items": [...], "BatchInput": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,7 +139,7 @@ pub fn pack(
                 parallelism,
                 handler: None,
                 max_result_bytes: None,
-                logs_prefix: None,
+                logs_prefix: Some(logs_prefix(output_prefix)),
             },
         })
         .collect())

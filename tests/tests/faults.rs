@@ -334,6 +334,15 @@ fn a_batch_result_over_its_budget_is_shortened_not_lost() {
         for t in r["tasks"].as_array().unwrap() {
             assert_eq!(t["status"], "succeeded", "{t}");
             assert_eq!(t["truncated"], true, "{t}");
+            // The whole logs are at the run's logs prefix, which the definition set.
+            for (field, c) in [("stdout_uri", "o"), ("stderr_uri", "e")] {
+                let uri = t[field]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no {field}: {t}"));
+                assert!(uri.contains("/out/logs/"), "{uri}");
+                let log = std::fs::read_to_string(uri.strip_prefix("file://").unwrap()).unwrap();
+                assert_eq!(log, c.repeat(8000), "{uri}");
+            }
         }
     }
     job.assert_complete();

@@ -1,5 +1,6 @@
 //! The local platform's Invoke API answers the real aws-sdk-lambda client like Lambda does:
-//! responses, function errors (`X-Amz-Function-Error: Unhandled`), unknown functions and 429 throttling.
+//! responses, function errors (`X-Amz-Function-Error: Unhandled`), unknown functions, 429 throttling
+//! and the 6 MB payload limits.
 
 mod launch_support;
 
@@ -240,4 +241,114 @@ async fn platform_serve_runs_the_same_platform_standalone() {
     let out = out.unwrap();
     let body: Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
     assert_eq!(body["tasks"][0]["status"], "succeeded", "{body}");
+}
+
+/// Answers `{"respond_bytes": N}` with exactly N bytes, ignoring any result budget (the real
+/// runtime fits its results, so it cannot go over), anything else with `{"received_bytes": N}`.
+const SIZED_FUNCTION: &str =
+    include_str!("../../orchestrator/src/backend/local/testdata/sized_function.py");
+
+/// A JSON string of exactly `n` bytes.
+fn json_string_of(n: usize) -> Vec<u8> {
+    let mut v = vec![b'a'; n];
+    v[0] = b'"';
+    v[n - 1] = b'"';
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invoke_api_enforces_lambdas_6_mb_payload_limits() {
+    use aws_sdk_lambda::error::ProvideErrorMetadata;
+    use propack_orchestrator::backend::aws::invoke::{FanoutOptions, fan_out};
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("bootstrap");
+    std::fs::write(&script, SIZED_FUNCTION).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let profile = PlatformProfile::unlimited();
+    let f = FunctionConfig::new("f", &script, &profile);
+    let platform = LambdaPlatform::new(profile, vec![f], 1);
+    let (addr, server) = invoke_api::spawn("127.0.0.1:0".parse().unwrap(), platform.clone())
+        .await
+        .unwrap();
+    let lambda = client(format!("http://{addr}")).await;
+
+    // Requests: 6,291,456 bytes run, one more is Lambda's 413 and nothing runs.
+    let e = lambda
+        .invoke()
+        .function_name("f")
+        .payload(Blob::new(json_string_of(6_291_457)))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.raw_response().unwrap().status().as_u16(), 413);
+    assert_eq!(e.code(), Some("RequestEntityTooLargeException"));
+    assert_eq!(
+        e.message(),
+        Some("Request must be smaller than 6291456 bytes for the InvokeFunction operation")
+    );
+    assert!(platform.instances().is_empty());
+    let out = lambda
+        .invoke()
+        .function_name("f")
+        .payload(Blob::new(json_string_of(6_291_456)))
+        .send()
+        .await
+        .unwrap();
+    assert!(out.function_error().is_none());
+    assert_eq!(
+        out.payload().unwrap().as_ref(),
+        br#"{"received_bytes": 6291456}"#
+    );
+
+    // Responses: 6,291,556 bytes come back, one more is Lambda's function error.
+    let ask = |n: usize| Blob::new(format!(r#"{{"respond_bytes": {n}}}"#));
+    let out = lambda
+        .invoke()
+        .function_name("f")
+        .payload(ask(6_291_556))
+        .send()
+        .await
+        .unwrap();
+    assert!(out.function_error().is_none());
+    assert_eq!(out.payload().unwrap().as_ref(), json_string_of(6_291_556));
+    let out = lambda
+        .invoke()
+        .function_name("f")
+        .payload(ask(6_291_557))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status_code(), 200);
+    assert_eq!(out.function_error(), Some("Unhandled"));
+    let err: Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
+    assert_eq!(
+        err,
+        json!({
+            "errorType": "Function.ResponseSizeTooLarge",
+            "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+        })
+    );
+
+    // The direct fan-out stops on an oversized batch and says how to make batches fit.
+    let e = fan_out(
+        &lambda,
+        "f",
+        vec![json_string_of(6_291_457)],
+        &[1],
+        &FanoutOptions::default(),
+        std::time::Instant::now(),
+        &propack_orchestrator::backend::NoProgress,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        e,
+        "lambda:Invoke on f: batch 0's request is 6291457 bytes, over Lambda's 6291456-byte \
+         synchronous payload limit (RequestEntityTooLargeException: Request must be smaller \
+         than 6291456 bytes for the InvokeFunction operation); pack fewer tasks per batch \
+         (--packing) or pass large inputs by URI"
+    );
+    server.abort();
+    platform.shutdown();
 }

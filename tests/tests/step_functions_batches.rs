@@ -55,7 +55,23 @@ fn jsonpath(doc: &Value, path: &str) -> Result<Value, String> {
     })
 }
 
-/// Evaluates a payload template (`key.$` fields are paths into `input`).
+/// `States.Format('…{}…', $.a, …)` with JSONPath arguments, the one intrinsic the
+/// definitions use: its paths must exist like any other.
+fn format(input: &Value, call: &str) -> Result<Value, String> {
+    let (template, args) = call
+        .strip_prefix("States.Format('")
+        .and_then(|r| r.strip_suffix(')'))
+        .and_then(|r| r.split_once('\''))
+        .ok_or_else(|| format!("{call}: not a States.Format the definitions use"))?;
+    let mut out = template.to_owned();
+    for arg in args.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        let v = jsonpath(input, arg)?;
+        out = out.replacen("{}", v.as_str().unwrap_or(&v.to_string()), 1);
+    }
+    Ok(Value::String(out))
+}
+
+/// Evaluates a payload template (`key.$` fields are paths into `input`, or `States.Format`).
 fn apply(template: &PayloadTemplate, input: &Value) -> Result<Value, String> {
     let mut out = Map::new();
     for (k, v) in template {
@@ -63,7 +79,12 @@ fn apply(template: &PayloadTemplate, input: &Value) -> Result<Value, String> {
             let path = v
                 .as_str()
                 .ok_or_else(|| format!("{k}: path must be a string"))?;
-            out.insert(name.to_owned(), jsonpath(input, path)?);
+            let v = if path.starts_with("States.") {
+                format(input, path)?
+            } else {
+                jsonpath(input, path)?
+            };
+            out.insert(name.to_owned(), v);
         } else if let Value::Object(inner) = v {
             out.insert(k.clone(), apply(inner, input)?);
         } else {
@@ -118,7 +139,8 @@ fn expand_distributed(map: &MapState, manifest: &[u8], input: &Value) -> Vec<Val
 }
 
 /// What an inline Map does: each element of `ItemsPath` is one iteration's input, through
-/// the `ItemSelector` (whose paths read the item as `$$.Map.Item.Value`).
+/// the `ItemSelector` (whose paths read the item as `$$.Map.Item.Value`, and whose
+/// `States.Format` reads the Map's input).
 fn expand_inline(map: &MapState, input: &Value) -> Vec<Value> {
     let items = jsonpath(input, map.items_path.as_deref().unwrap()).unwrap();
     let items = items
@@ -134,6 +156,10 @@ fn expand_inline(map: &MapState, input: &Value) -> Vec<Value> {
             let mut out = Map::new();
             for (k, v) in sel {
                 match (k.strip_suffix(".$"), v.as_str()) {
+                    (Some(key), Some(p)) if p.starts_with("States.") => {
+                        let v = format(input, p).unwrap_or_else(|e| panic!("{p}: {e}"));
+                        out.insert(key.to_owned(), v);
+                    }
                     (Some(key), Some(p)) => {
                         let rest = p
                             .strip_prefix("$$.Map.Item.Value")
@@ -187,6 +213,11 @@ fn check_iterations(
             batch.max_result_bytes
         );
         assert!(batch.output_prefix.as_deref().unwrap().contains(run_id));
+        assert_eq!(
+            batch.logs_prefix,
+            Some(format!("{}logs", batch.output_prefix.as_deref().unwrap())),
+            "every batch's full logs go under its run"
+        );
         assert!(batch.tasks.len() <= k && !batch.tasks.is_empty());
         if i + 1 < iterations.len() {
             assert_eq!(

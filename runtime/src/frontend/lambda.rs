@@ -70,7 +70,7 @@ pub(super) fn main(runtime: Runtime, api: String) -> Result<ExitCode, RuntimeErr
         }
         let instance = match runtime.instance() {
             // A result over Lambda's response limit is lost whole: budget it to fit.
-            Ok(i) => Arc::new(i.with_result_limit(crate::budget::LAMBDA_RESPONSE_LIMIT)),
+            Ok(i) => Arc::new(i.with_result_limit(crate::limits::LAMBDA_RESPONSE_LIMIT)),
             Err(e) => {
                 let payload = ErrorPayload::new("Runtime.InitError", e.to_string());
                 eprintln!("{}: init failed: {e}", super::program_name());

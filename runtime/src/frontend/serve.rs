@@ -14,9 +14,9 @@ use crate::contract::{ErrorPayload, headers};
 use crate::deadline::DeadlineResolver;
 use crate::handler::Instance;
 
-/// Lambda's synchronous request payload limit (6 MiB) plus 64 KiB of slack, so that
-/// whatever Lambda accepts, `serve` accepts too.
-const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024 + 64 * 1024;
+/// Lambda's synchronous request payload limit plus 64 KiB of slack, so that whatever
+/// Lambda accepts, `serve` accepts too.
+const DEFAULT_MAX_BODY_BYTES: usize = crate::limits::LAMBDA_REQUEST_LIMIT as usize + 64 * 1024;
 
 /// `PROPACK_MAX_BODY_BYTES`, else [`DEFAULT_MAX_BODY_BYTES`].
 pub(super) fn max_body_bytes() -> Result<usize, RuntimeError> {

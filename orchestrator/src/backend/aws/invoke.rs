@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::primitives::Blob;
+use propack_runtime::limits::LAMBDA_REQUEST_LIMIT;
 use propack_runtime::{Batch, BatchResult, ErrorPayload, TaskStatus};
 use rand::Rng;
 use tokio::task::JoinSet;
@@ -129,6 +130,19 @@ async fn invoke_one(
                     if attempt + 1 < opts.max_attempts {
                         tokio::time::sleep(opts.backoff(attempt)).await;
                     }
+                }
+                // Every batch is packed alike, so the others are about as large: stop the
+                // run (what returned is journaled) and say how to make batches fit.
+                ErrorClass::Permanent
+                    if e.raw_response().map(|r| r.status().as_u16()) == Some(413) =>
+                {
+                    return Err(AwsError::Invalid(format!(
+                        "lambda:Invoke on {function}: batch {batch}'s request is {} bytes, over \
+                         Lambda's {LAMBDA_REQUEST_LIMIT}-byte synchronous payload limit ({}); \
+                         pack fewer tasks per batch (--packing) or pass large inputs by URI",
+                        payload.len(),
+                        describe(&e)
+                    )));
                 }
                 ErrorClass::Denied | ErrorClass::Permanent => {
                     return Err(sdk_error(

@@ -2,8 +2,10 @@
 //!
 //! Responses mirror Lambda's: 200 with the function's response, or 200 with
 //! `X-Amz-Function-Error: Unhandled` and the error payload when the function
-//! failed; 404 `ResourceNotFoundException`; 429 `TooManyRequestsException`
-//! when the account concurrency limit is reached (the SDKs retry it).
+//! failed (`Function.ResponseSizeTooLarge` for a response over 6 MB); 404
+//! `ResourceNotFoundException`; 413 `RequestEntityTooLargeException` for a request
+//! over 6 MB; 429 `TooManyRequestsException` when the account concurrency limit is
+//! reached (the SDKs retry it).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -168,6 +170,12 @@ pub async fn handle(platform: &LambdaPlatform, req: Request<Incoming>) -> HttpRe
             StatusCode::TOO_MANY_REQUESTS,
             "TooManyRequestsException",
             "Rate Exceeded.",
+            &request_id,
+        ),
+        Err(e @ InvokeError::RequestTooLarge { .. }) => aws_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            super::lambda::REQUEST_TOO_LARGE,
+            &e.to_string(),
             &request_id,
         ),
         Err(InvokeError::NotFound(f)) => aws_error(

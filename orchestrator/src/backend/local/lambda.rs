@@ -28,6 +28,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use propack_runtime::contract::headers;
+use propack_runtime::limits::{LAMBDA_REQUEST_LIMIT, LAMBDA_RESPONSE_LIMIT};
 
 use crate::function::{EXEC_WRAPPER_PATH, EXEC_WRAPPER_SCRIPT, EXEC_WRAPPER_VAR, LambdaRuntime};
 use crate::platform::PlatformProfile;
@@ -40,6 +41,19 @@ pub const LOCAL_ACCOUNT: &str = "000000000000";
 pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(60);
 /// How long a new instance may take from process start to its first `/next` poll (Lambda's init limit).
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The error code Lambda answers a synchronous request over [`LAMBDA_REQUEST_LIMIT`] with
+/// (HTTP 413). The API model names `RequestTooLargeException`, but this is what Lambda
+/// sends (aws/aws-sdk#45), so SDKs see an unmodelled error with this code.
+pub const REQUEST_TOO_LARGE: &str = "RequestEntityTooLargeException";
+/// The function error of an invocation whose response is over [`LAMBDA_RESPONSE_LIMIT`].
+pub const RESPONSE_TOO_LARGE: &str = "Function.ResponseSizeTooLarge";
+
+/// Lambda's `errorMessage` for [`RESPONSE_TOO_LARGE`].
+fn response_too_large_message() -> String {
+    format!(
+        "Response payload size exceeded maximum allowed payload size ({LAMBDA_RESPONSE_LIMIT} bytes)."
+    )
+}
 
 /// A function deployed on the emulator.
 #[derive(Debug, Clone)]
@@ -233,6 +247,15 @@ pub enum InvokeError {
     /// The run was stopped before this invocation got an instance (see [`LambdaPlatform::set_stop`]).
     #[error("not started: the run was interrupted")]
     NotStarted,
+    /// The request payload is over [`LAMBDA_REQUEST_LIMIT`]; Lambda refuses it before
+    /// anything runs ([`REQUEST_TOO_LARGE`], HTTP 413). The message is Lambda's.
+    #[error(
+        "Request must be smaller than {LAMBDA_REQUEST_LIMIT} bytes for the InvokeFunction operation"
+    )]
+    RequestTooLarge {
+        /// Size of the refused payload.
+        bytes: u64,
+    },
 }
 
 /// How an invocation that reached the function ended.
@@ -568,7 +591,9 @@ impl LambdaPlatform {
         pool.waiters.clear();
     }
 
-    /// Invokes a function synchronously (RequestResponse).
+    /// Invokes a function synchronously (RequestResponse), within Lambda's payload limits:
+    /// a request over [`LAMBDA_REQUEST_LIMIT`] is [`InvokeError::RequestTooLarge`], a
+    /// response over [`LAMBDA_RESPONSE_LIMIT`] the function error [`RESPONSE_TOO_LARGE`].
     pub async fn invoke(
         &self,
         function: &str,
@@ -576,6 +601,10 @@ impl LambdaPlatform {
         at_limit: AtLimit,
     ) -> Result<Invocation, InvokeError> {
         let payload = payload.into();
+        let bytes = payload.len() as u64;
+        if bytes > LAMBDA_REQUEST_LIMIT {
+            return Err(InvokeError::RequestTooLarge { bytes });
+        }
         let cfg = self
             .function(function)
             .ok_or_else(|| InvokeError::NotFound(function.to_owned()))?
@@ -1133,18 +1162,34 @@ async fn runtime_api(req: Request<Incoming>, instance: &Instance) -> HttpRespons
         (Method::POST, r) if r.starts_with("invocation/") => {
             let tail = &r["invocation/".len()..];
             let (id, kind) = match tail.rsplit_once('/') {
-                Some(x) => x,
-                None => return respond(StatusCode::NOT_FOUND, "{}"),
+                Some(x) if x.1 == "response" || x.1 == "error" => x,
+                _ => return respond(StatusCode::NOT_FOUND, "{}"),
             };
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let Ok(body) = collect_capped(req.into_body(), LAMBDA_RESPONSE_LIMIT).await else {
+                // Lambda fails the invocation and answers the runtime 413 (its runtime
+                // client then reports the error; the instance lives on).
+                let body = serde_json::json!({
+                    "errorType": RESPONSE_TOO_LARGE,
+                    "errorMessage": response_too_large_message(),
+                });
+                let failed = Completion::Error {
+                    error_type: RESPONSE_TOO_LARGE.to_owned(),
+                    body: Bytes::from(body.to_string()),
+                };
+                if !instance.complete(Some(id), failed) {
+                    return invalid_request_id();
+                }
+                let to_runtime = serde_json::json!({
+                    "errorType": "RequestEntityTooLarge",
+                    "errorMessage": format!(
+                        "Exceeded maximum allowed payload size ({LAMBDA_RESPONSE_LIMIT} bytes)."
+                    ),
+                });
+                return respond(StatusCode::PAYLOAD_TOO_LARGE, to_runtime.to_string());
+            };
             let completion = match kind {
                 "response" => Completion::Response(body),
-                "error" => {
+                _ => {
                     let (ty, msg) = parse_error_body(&body, error_type_header.as_deref());
                     let body =
                         serde_json::json!({"errorType": ty, "errorMessage": msg}).to_string();
@@ -1153,21 +1198,45 @@ async fn runtime_api(req: Request<Incoming>, instance: &Instance) -> HttpRespons
                         body: Bytes::from(body),
                     }
                 }
-                _ => return respond(StatusCode::NOT_FOUND, "{}"),
             };
             if instance.complete(Some(id), completion) {
                 respond(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
             } else {
-                respond(
-                    StatusCode::BAD_REQUEST,
-                    r#"{"errorType":"InvalidRequestID","errorMessage":"Invalid request ID"}"#,
-                )
+                invalid_request_id()
             }
         }
         _ => respond(
             StatusCode::NOT_FOUND,
             r#"{"errorType":"NotFound","errorMessage":"unknown Runtime API route"}"#,
         ),
+    }
+}
+
+fn invalid_request_id() -> HttpResponse {
+    respond(
+        StatusCode::BAD_REQUEST,
+        r#"{"errorType":"InvalidRequestID","errorMessage":"Invalid request ID"}"#,
+    )
+}
+
+/// The whole body, or `Err(bytes read)` once it passes `limit`: the rest is read and
+/// dropped, so memory stays bounded and the sender still gets the answer.
+async fn collect_capped(mut body: Incoming, limit: u64) -> Result<Bytes, u64> {
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0u64;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len() as u64;
+            if seen <= limit {
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    if seen > limit {
+        Err(seen)
+    } else {
+        Ok(buf.freeze())
     }
 }
 
@@ -1190,7 +1259,7 @@ fn parse_error_body(body: &[u8], header: Option<&str>) -> (String, String) {
 mod strength_tests;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -1271,6 +1340,119 @@ mod tests {
         let d = chrono_date();
         assert_eq!(d.len(), 10);
         assert!(d.starts_with("20"), "{d}");
+    }
+
+    /// Answers `{"respond_bytes": N}` with exactly N bytes, whatever the limit (see the script).
+    pub(crate) const SIZED_FUNCTION: &str = include_str!("testdata/sized_function.py");
+
+    /// A platform running [`SIZED_FUNCTION`] as `f`, and the file its Runtime API answers go to.
+    pub(crate) fn sized_platform(dir: &Path) -> (LambdaPlatform, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("bootstrap");
+        std::fs::write(&script, SIZED_FUNCTION).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let answers = dir.join("answers.txt");
+        let p = PlatformProfile::unlimited();
+        let mut f = FunctionConfig::new("f", &script, &p);
+        f.env
+            .insert("RUNTIME_API_ANSWERS".into(), answers.display().to_string());
+        (LambdaPlatform::new(p, vec![f], 1), answers)
+    }
+
+    /// A JSON string of exactly `n` bytes.
+    pub(crate) fn json_string_of(n: u64) -> Bytes {
+        let mut v = vec![b'a'; n as usize];
+        v[0] = b'"';
+        v[n as usize - 1] = b'"';
+        Bytes::from(v)
+    }
+
+    #[tokio::test]
+    async fn requests_over_6_mib_are_refused_before_any_instance_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (platform, _) = sized_platform(dir.path());
+        let e = platform
+            .invoke("f", json_string_of(6_291_457), AtLimit::Wait)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, InvokeError::RequestTooLarge { bytes: 6_291_457 }),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
+        );
+        assert!(platform.instances().is_empty());
+
+        let inv = platform
+            .invoke("f", json_string_of(6_291_456), AtLimit::Wait)
+            .await
+            .unwrap();
+        assert_eq!(
+            inv.status,
+            InvokeStatus::Ok(Bytes::from_static(br#"{"received_bytes": 6291456}"#))
+        );
+        platform.shutdown();
+    }
+
+    #[tokio::test]
+    async fn responses_over_the_limit_fail_as_function_response_size_too_large() {
+        let dir = tempfile::tempdir().unwrap();
+        let (platform, answers) = sized_platform(dir.path());
+        let ask = |n: u64| Bytes::from(format!(r#"{{"respond_bytes": {n}}}"#));
+        let inv = platform
+            .invoke("f", ask(6_291_556), AtLimit::Wait)
+            .await
+            .unwrap();
+        assert_eq!(inv.status, InvokeStatus::Ok(json_string_of(6_291_556)));
+
+        let inv = platform
+            .invoke("f", ask(6_291_557), AtLimit::Wait)
+            .await
+            .unwrap();
+        let InvokeStatus::FunctionError { error_type, body } = inv.status else {
+            panic!("{:?}", inv.status)
+        };
+        assert_eq!(error_type, "Function.ResponseSizeTooLarge");
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            serde_json::json!({
+                "errorType": "Function.ResponseSizeTooLarge",
+                "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+            })
+        );
+        // The instance lives on: the next invocation is warm.
+        let inv = platform.invoke("f", ask(2), AtLimit::Wait).await.unwrap();
+        assert!(!inv.cold_start);
+        assert_eq!(inv.status, InvokeStatus::Ok(Bytes::from_static(b"\"\"")));
+        // The script notes an answer before it polls again, so one more call makes all three land.
+        platform.invoke("f", ask(2), AtLimit::Wait).await.unwrap();
+        platform.shutdown();
+        let answered = std::fs::read_to_string(answers).unwrap();
+        let lines: Vec<(&str, serde_json::Value)> = answered
+            .lines()
+            .take(3)
+            .map(|l| {
+                let (status, body) = l.split_once(' ').unwrap();
+                (status, serde_json::from_str(body).unwrap())
+            })
+            .collect();
+        let ok = serde_json::json!({"status": "OK"});
+        assert_eq!(
+            lines,
+            [
+                ("202", ok.clone()),
+                (
+                    "413",
+                    serde_json::json!({
+                        "errorType": "RequestEntityTooLarge",
+                        "errorMessage": "Exceeded maximum allowed payload size (6291556 bytes).",
+                    })
+                ),
+                ("202", ok),
+            ]
+        );
     }
 
     #[tokio::test]

@@ -7,6 +7,8 @@
 //! but this interpreter does not run is refused up front by [`check_supported`]
 //! with "not supported locally", never silently ignored.
 //! S3 (`ItemReader`, `ResultWriter`) is a directory: `s3://B/K` is `<storage>/B/K`.
+//! Of the intrinsic functions it runs `States.Format` (the definitions make each batch's
+//! `logs_prefix` with it).
 //!
 //! It enforces the run-time limits that asl-validator cannot see: 256 KiB of state data
 //! (execution and child inputs, state outputs, task inputs and results:
@@ -352,15 +354,92 @@ impl Ctx {
                 let p = v
                     .as_str()
                     .ok_or_else(|| unsupported(format!("{k:?} must hold a JSONPath string")))?;
-                if p.starts_with("States.") {
-                    return Err(unsupported(format!("intrinsic function {p:?}")));
-                }
-                out.insert(key.to_owned(), self.eval(p, input)?);
+                let v = if p.starts_with("States.") {
+                    self.intrinsic(p, input)?
+                } else {
+                    self.eval(p, input)?
+                };
+                out.insert(key.to_owned(), v);
             } else {
                 out.insert(k.clone(), self.template_value(v, input)?);
             }
         }
         Ok(Value::Object(out))
+    }
+
+    /// An intrinsic function call. Only `States.Format` with literal and JSONPath
+    /// arguments runs (what the generated definitions use); others are "not supported locally".
+    fn intrinsic(&self, call: &str, input: &Value) -> Flow<Value> {
+        let Some(args) = call
+            .strip_prefix("States.Format(")
+            .and_then(|r| r.trim_end().strip_suffix(')'))
+        else {
+            return Err(unsupported(format!("intrinsic function {call:?}")));
+        };
+        let args = split_intrinsic_args(args)
+            .ok_or_else(|| unsupported(format!("intrinsic function arguments in {call:?}")))?;
+        let Some((template, rest)) = args.split_first() else {
+            return Err(unsupported(format!("{call:?} without a template")));
+        };
+        let literal = |a: &str| {
+            a.strip_prefix('\'')
+                .and_then(|a| a.strip_suffix('\''))
+                .map(str::to_owned)
+        };
+        let Some(template) = literal(template) else {
+            return Err(unsupported(format!(
+                "{call:?}: the template must be a string literal"
+            )));
+        };
+        let mut values = Vec::with_capacity(rest.len());
+        for a in rest {
+            let v = if let Some(lit) = literal(a) {
+                Value::String(unescape(&lit))
+            } else if a.starts_with('$') {
+                self.eval(a, input)?
+            } else {
+                serde_json::from_str(a)
+                    .ok()
+                    .filter(|v: &Value| !v.is_object() && !v.is_array())
+                    .ok_or_else(|| unsupported(format!("intrinsic argument {a:?} in {call:?}")))?
+            };
+            values.push(match v {
+                Value::String(s) => s,
+                Value::Array(_) | Value::Object(_) => {
+                    return Err(states_err(
+                        "States.IntrinsicFailure",
+                        format!("{call}: States.Format takes strings, numbers, booleans and null, not {v}"),
+                    ));
+                }
+                other => other.to_string(),
+            });
+        }
+        let mut out = String::new();
+        let mut values = values.into_iter();
+        let mut chars = template.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => out.extend(chars.next()),
+                '{' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    let Some(v) = values.next() else {
+                        return Err(states_err(
+                            "States.IntrinsicFailure",
+                            format!("{call}: more {{}} than arguments"),
+                        ));
+                    };
+                    out.push_str(&v);
+                }
+                c => out.push(c),
+            }
+        }
+        if values.next().is_some() {
+            return Err(states_err(
+                "States.IntrinsicFailure",
+                format!("{call}: more arguments than {{}}"),
+            ));
+        }
+        Ok(Value::String(out))
     }
 
     fn template_value(&self, tpl: &Value, input: &Value) -> Flow<Value> {
@@ -383,6 +462,54 @@ impl Ctx {
             Some(Some(p)) => self.eval(p, &value),
         }
     }
+}
+
+/// The arguments of an intrinsic call, trimmed; a string literal keeps its quotes and
+/// escapes. `None` for an unterminated literal or a nested call.
+fn split_intrinsic_args(args: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = args.chars();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if quoted => {
+                cur.push(c);
+                cur.extend(chars.next());
+            }
+            '\'' if quoted => {
+                cur.push(c);
+                quoted = false;
+            }
+            '\'' if cur.trim().is_empty() => {
+                cur = "'".into();
+                quoted = true;
+            }
+            '(' | ')' if !quoted => return None,
+            ',' if !quoted => out.push(std::mem::take(&mut cur).trim().to_owned()),
+            c => cur.push(c),
+        }
+    }
+    if quoted {
+        return None;
+    }
+    if !cur.trim().is_empty() || !out.is_empty() {
+        out.push(cur.trim().to_owned());
+    }
+    Some(out)
+}
+
+/// A string literal's escapes (`\'`, `\{`, `\}`, `\\`) resolved.
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn truncate(s: &str) -> String {
@@ -787,6 +914,11 @@ impl Interpreter {
                     "Lambda.ResourceNotFoundException",
                     format!("Function not found: {f}"),
                 ));
+            }
+            // Unreachable from a definition (the Task input's 256 KiB limit above comes
+            // first), named as Step Functions names Lambda errors it has no class for.
+            Err(e @ InvokeError::RequestTooLarge { .. }) => {
+                return Err(states_err("Lambda.AWSLambdaException", e.to_string()));
             }
             // A missing or broken bootstrap fails every batch the same way: stop the run.
             Err(e) => return Err(Fail::Backend(e.into())),
@@ -1281,6 +1413,83 @@ mod tests {
         assert!(parse(&def).unwrap_err().to_string().contains("dynamodb"));
         let def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Credentials": {}, "End": true}}});
         assert!(parse(&def).unwrap_err().to_string().contains("Credentials"));
+    }
+
+    #[test]
+    fn states_format_fills_placeholders_in_order() {
+        let c = ctx();
+        let input = json!({"output_prefix": "s3://b/runs/r/out/", "n": 3, "ok": true});
+        let eval = |call: &str| match c.intrinsic(call, &input) {
+            Ok(v) => Ok(v),
+            Err(Fail::States(e)) => Err(e.error),
+            Err(Fail::Backend(e)) => Err(e.to_string()),
+        };
+        assert_eq!(
+            eval(&propack_step_functions::build::logs_prefix_path()),
+            Ok(json!("s3://b/runs/r/out/logs"))
+        );
+        assert_eq!(
+            eval(
+                r"States.Format('{} of {}, {} \{\} \' {}', $.n, 'a, b ', $.ok, $$.Map.Item.Index)"
+            ),
+            Ok(json!("3 of a, b , true {} ' 2"))
+        );
+        assert_eq!(eval("States.Format('x')"), Ok(json!("x")));
+        assert_eq!(
+            eval("States.Format('{}{}', $.n)"),
+            Err("States.IntrinsicFailure".into())
+        );
+        assert_eq!(
+            eval("States.Format('{}', $.n, $.n)"),
+            Err("States.IntrinsicFailure".into())
+        );
+        assert_eq!(
+            eval("States.Format('{}', $.missing)"),
+            Err("States.Runtime".into())
+        );
+        for unsupported in [
+            "States.Array($.n)",
+            "States.Format('{}', States.Format('x'))",
+            "States.Format('unterminated)",
+            "States.Format($.n)",
+        ] {
+            let e = eval(unsupported).unwrap_err();
+            assert!(e.contains("not supported locally"), "{unsupported}: {e}");
+        }
+    }
+
+    /// Runs one lambda:invoke Task on the sized stand-in, asking for a response of `n` bytes.
+    async fn respond(n: u64) -> Execution {
+        let dir = tempfile::tempdir().unwrap();
+        let (platform, _) = crate::backend::local::lambda::tests::sized_platform(dir.path());
+        let def = parse(&json!({"StartAt": "Call", "States": {"Call": {
+            "Type": "Task", "Resource": LAMBDA_INVOKE,
+            "Parameters": {"FunctionName": "f", "Payload.$": "$"}, "End": true}}}))
+        .unwrap();
+        let interp = Interpreter::new(platform.clone(), dir.path().join("s3"), None);
+        let run = interp
+            .execute(&def, "e", json!({ "respond_bytes": n }))
+            .await
+            .unwrap();
+        platform.shutdown();
+        run
+    }
+
+    #[tokio::test]
+    async fn lambdas_response_limit_comes_before_the_state_limit() {
+        // At Lambda's limit the response is returned, and Step Functions refuses it.
+        let at = respond(6_291_556).await.result.unwrap_err();
+        assert_eq!(at.error, "States.DataLimitExceeded", "{at:?}");
+        // One byte more and Lambda fails the invocation first: the Task's error is Lambda's.
+        let over = respond(6_291_557).await.result.unwrap_err();
+        assert_eq!(over.error, "Function.ResponseSizeTooLarge");
+        assert_eq!(
+            serde_json::from_str::<Value>(&over.cause).unwrap(),
+            json!({
+                "errorType": "Function.ResponseSizeTooLarge",
+                "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+            })
+        );
     }
 
     #[tokio::test]
