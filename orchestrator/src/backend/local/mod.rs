@@ -34,9 +34,11 @@ pub fn host_cpus() -> f64 {
     std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
 }
 
-/// Where S3 lives for a run: `<run_dir>/storage`.
+/// Where S3 lives for a run: `<run_dir>/storage`, absolute, because `file://` URIs into it
+/// (the batches' `logs_prefix`) must be (`resume run` gave a relative run directory).
 pub fn storage_dir(run_dir: &Path) -> PathBuf {
-    run_dir.join("storage")
+    let dir = run_dir.join("storage");
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// The local file behind `s3://bucket/key` in a run's storage.
@@ -508,6 +510,21 @@ impl ItemEnd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: `resume run` (a relative run directory) gave batches a
+    /// `logs_prefix` of `file://run/...`, which the runtime refuses, so every resumed batch failed.
+    #[test]
+    fn storage_is_absolute_for_a_relative_run_directory() {
+        let dir = storage_dir(Path::new("run/attempt-2"));
+        assert!(dir.is_absolute(), "{}", dir.display());
+        assert!(dir.ends_with("run/attempt-2/storage"), "{}", dir.display());
+        assert_eq!(
+            dir,
+            std::env::current_dir()
+                .unwrap()
+                .join("run/attempt-2/storage")
+        );
+    }
 
     #[test]
     fn s3_uris_map_into_the_run_storage() {
