@@ -260,6 +260,24 @@ pub struct ResumeSummary {
     pub status: RunStatus,
 }
 
+/// The summary of a resume that started no new attempt after its re-attaches (interrupted, or
+/// every task done): the re-attached results are merged into the report.
+fn nothing_more_ran(
+    dir: &Path,
+    reattached: Vec<Reattachment>,
+) -> Result<ResumeSummary, PipelineError> {
+    let status = status(dir)?;
+    merge_into_report(dir, &status)?;
+    Ok(ResumeSummary {
+        reattached,
+        attempt: None,
+        k: 0,
+        ran: 0,
+        measured: None,
+        status,
+    })
+}
+
 /// What re-attaching to an earlier attempt's Step Functions execution found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reattachment {
@@ -322,16 +340,7 @@ pub fn resume(dir: &Path, packing: Option<usize>, ui: Ui) -> Result<ResumeSummar
             let interrupted = r.interrupted;
             reattached.push(r);
             if interrupted {
-                let status = status(dir)?;
-                merge_into_report(dir, &status)?;
-                return Ok(ResumeSummary {
-                    reattached,
-                    attempt: None,
-                    k: 0,
-                    ran: 0,
-                    measured: None,
-                    status,
-                });
+                return nothing_more_ran(dir, reattached);
             }
         }
         let (state, done) = done_tasks(dir, &rec.tasks)?;
@@ -342,16 +351,7 @@ pub fn resume(dir: &Path, packing: Option<usize>, ui: Ui) -> Result<ResumeSummar
             .cloned()
             .collect();
         if rest.is_empty() {
-            let status = status(dir)?;
-            merge_into_report(dir, &status)?;
-            return Ok(ResumeSummary {
-                reattached,
-                attempt: None,
-                k: 0,
-                ran: 0,
-                measured: None,
-                status,
-            });
+            return nothing_more_ran(dir, reattached);
         }
         let number = state.next_attempt();
         let k = packing.unwrap_or(rec.k).clamp(1, rest.len());
