@@ -314,6 +314,25 @@ mod tests {
     use crate::platform::PlatformProfile;
 
     #[test]
+    fn shipped_profiles_offer_the_planner_only_their_platforms_memory_sizes() {
+        // Lambda's default range (128 MB … 10 GB, 1,769 MB per vCPU) would let the planner
+        // pick sizes these platforms do not have.
+        let sizes = |name: &str| {
+            let p = PlatformProfile::load(name).unwrap();
+            p.memory_candidates()
+                .into_iter()
+                .map(|m| (m, p.cpus_at(m)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sizes("funcx-2021"), [(10_240, 6.0)]);
+        assert_eq!(sizes("azure-flex"), [(2_048, 1.0), (4_096, 2.0)]);
+        assert_eq!(
+            sizes("cloud-run"),
+            [(2_048, 1.0), (4_096, 2.0), (6_144, 3.0), (8_192, 4.0)]
+        );
+    }
+
+    #[test]
     fn every_shipped_profile_loads_and_names_a_source_for_its_numbers() {
         for (name, _) in FILES {
             let p = PlatformProfile::load(name).unwrap();

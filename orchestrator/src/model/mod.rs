@@ -44,7 +44,8 @@
 //!
 //! Memory ([`Model::at_memory`]): the model predicts at `platform.memory_mb`, pricing
 //! that memory and scaling every duration by [`Model::memory_ratio`] — k tasks on v vCPUs
-//! take as long as k·V/v tasks on the profile's V (CPU-bound work shares the vCPUs).
+//! take as long as k·V/v tasks on the profile's V (CPU-bound work shares the vCPUs); below
+//! one vCPU, as on one vCPU divided by v (the memory's CPU share).
 //!
 //! A shared host ([`PlatformProfile::host_cpus`], the local platform): instances start by
 //! the scaling rule, then stretch by [`share::processor_sharing`] of their CPU demand;
@@ -261,8 +262,11 @@ impl Model {
     /// profile's, derived from the measured packing curve `P` under the documented
     /// assumption that CPU-bound work shares the instance's vCPUs: k tasks on v vCPUs
     /// take as long as `x = k · V / v` tasks on the profile's V vCPUs (the same load per
-    /// vCPU), so the ratio is `P(max(x, 1)) / P(k)`. Below one vCPU a task runs at the
-    /// memory's CPU share (x > k). 1 at the profile's memory, and wherever P is flat.
+    /// vCPU), so the ratio is `P(max(x, 1)) / P(k)`. Below one vCPU the k tasks run as on
+    /// one vCPU, stretched by the memory's CPU share: `P(k · V) / P(k) / v`. Not `P(k · V / v)`:
+    /// a curve that packs more cheaply than linearly (tasks overlapping their waits)
+    /// would make a lone task at a fraction of a vCPU overlap with itself, and price the
+    /// smallest memory below the rest. 1 at the profile's memory, and wherever P is flat.
     pub fn memory_ratio(&self, k: u64) -> f64 {
         let v = self.platform.cpus_at(self.platform.memory_mb);
         let big_v = self.platform.cpus_at(self.profile_memory_mb);
@@ -270,12 +274,12 @@ impl Model {
             return 1.0;
         }
         let k = k.max(1);
-        let x = (k as f64 * big_v / v).max(1.0);
+        let x = (k as f64 * big_v / v.max(1.0)).max(1.0);
         let pk = self.packing.seconds(k);
         if pk <= 0.0 {
             return 1.0;
         }
-        self.packing.curve.eval(x) / pk
+        self.packing.curve.eval(x) / pk / v.min(1.0)
     }
 
     /// Sets how the planned run reaches the function.

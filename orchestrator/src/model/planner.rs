@@ -625,6 +625,37 @@ mod tests {
         Model::new(&p, PlatformProfile::aws_2021(), ModelKind::Propack).unwrap()
     }
 
+    /// Tasks that overlap their waits: k tasks at 10,240 MB take 3 + k s, so packing
+    /// is cheaper than linear (P(1) = 4 s, P(6) = 9 s).
+    fn overlapping() -> Model {
+        let mut p = synthetic_profile();
+        p.packing.samples = (1u64..=30)
+            .map(|k| PackingSample {
+                k,
+                seconds: vec![3.0 + k as f64],
+                cpu_seconds: Vec::new(),
+            })
+            .collect();
+        Model::new(&p, PlatformProfile::aws_2021(), ModelKind::Propack).unwrap()
+    }
+
+    #[test]
+    fn below_one_vcpu_a_task_runs_as_on_one_vcpu_slowed_by_its_share() {
+        let m = overlapping();
+        // One task on one vCPU is six on the profile's six: P(6) / P(1) = 9 / 4; at
+        // 442 MB it gets 442/1,769 of that vCPU. (Reading the curve at 6 / v ≈ 24 tasks
+        // instead gave 27/4: a lone task overlapping with itself.)
+        let v = 442.0 / 1_769.0;
+        assert!((m.at_memory(442).memory_ratio(1) - 9.0 / 4.0 / v).abs() < 1e-9);
+        // From one vCPU up, k tasks on v vCPUs are k·6/v on six: at 3,538 MB (2 vCPUs)
+        // k = 2 reads P(6) / P(2) = 9 / 5.
+        assert!((m.at_memory(3_538).memory_ratio(2) - 9.0 / 5.0).abs() < 1e-9);
+        // Cost at k = 1 is memory × time: 1,769 · 9 below one vCPU (flat), 1,769 · (3v + 6)
+        // above it (rising), so the cheapest memory is 1,769 MB, not the smallest.
+        let p = plan(&m, &free_memory(1_000, Objective::Cost, 1)).unwrap();
+        assert_eq!((p.memory_mb, p.k), (1_769, 1));
+    }
+
     fn free_memory(tasks: u64, objective: Objective, kmax: u64) -> PlanRequest {
         PlanRequest {
             tasks,
