@@ -49,6 +49,7 @@ fn write_profile(path: &Path) {
                 })
                 .collect(),
         },
+        memory_curves: Vec::new(),
         workload: WorkloadProfile {
             schema_version: v,
             name: "syn".into(),

@@ -233,6 +233,7 @@ impl Profiler {
                 runs: vec![run],
             },
             packing,
+            memory_curves: Vec::new(),
             workload: WorkloadProfile {
                 schema_version: PROFILE_SCHEMA_VERSION,
                 name: app.to_owned(),
