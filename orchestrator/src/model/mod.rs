@@ -966,7 +966,7 @@ pub(crate) mod tests {
 
     /// The synthetic app plus a curve measured at 1,769 MB (1 vCPU): B(k) = 3k (knots 1, 2, 4),
     /// slower than what the 10,240 MB curve P(k) = 1 + 0.5 k derives for 1 vCPU (P(6k)).
-    fn two_curves() -> AppProfile {
+    pub(crate) fn two_curves() -> AppProfile {
         let mut p = synthetic_profile();
         p.memory_curves = vec![PackingProfile {
             memory_mb: 1_769,
