@@ -57,6 +57,7 @@ fn synthetic() -> AppProfile {
                 })
                 .collect(),
         },
+        memory_curves: Vec::new(),
         workload: WorkloadProfile {
             schema_version: v,
             name: "synthetic".into(),

@@ -442,9 +442,10 @@ impl PlatformProfile {
         v
     }
 
-    /// Whether the planner chooses the memory: not on a shared host, where a local
-    /// instance sees every CPU of the host whatever its memory (a lower memory would only
-    /// be predicted slower, never run slower); there memory stays `memory_mb` unless pinned.
+    /// Whether the planner chooses the memory: not on a shared host, where the host's CPUs,
+    /// shared by every instance, bound what they get together whatever their memory (an
+    /// instance is pinned to at most the CPUs its memory buys, see
+    /// [`crate::backend::local::affinity`]); there memory stays `memory_mb` unless pinned.
     pub fn plans_memory(&self) -> bool {
         self.host_cpus.is_none()
     }

@@ -49,6 +49,7 @@ fn write_profile(path: &Path) {
                 })
                 .collect(),
         },
+        memory_curves: Vec::new(),
         workload: WorkloadProfile {
             schema_version: v,
             name: "syn".into(),
@@ -160,6 +161,11 @@ fn plan_stores_reuses_refreshes_and_lists() {
         out.contains("k = 4") && out.contains("right-sized") && out.contains("reused"),
         "{out}"
     );
+    // The profile's one curve was measured at 10,240 MB.
+    assert!(
+        out.contains("10240 MB  k = 4") && out.contains("curve measured"),
+        "{out}"
+    );
 
     // Memory searched: its own key, the chosen memory and both k = 1 baselines.
     let free = json(&orchestrator(&[
@@ -176,6 +182,21 @@ fn plan_stores_reuses_refreshes_and_lists() {
     ]));
     assert_eq!(free["reused"], false);
     assert_eq!(free["memories"].as_array().unwrap().len(), 25);
+    // One curve, measured at 10,240 MB: every other memory is derived from it.
+    for m in free["memories"].as_array().unwrap() {
+        let want = if m["memory_mb"] == 10_240 {
+            "measured"
+        } else {
+            "derived"
+        };
+        assert_eq!(m["curve"], want, "{m}");
+    }
+    let chosen_source = if free["memory_mb"] == 10_240 {
+        "measured"
+    } else {
+        "derived"
+    };
+    assert_eq!(free["curve_source"], chosen_source);
     let mem = free["memory_mb"].as_u64().unwrap();
     assert_eq!(free["baselines"]["same_memory_k1"]["memory_mb"], mem);
     let rs = &free["baselines"]["right_sized_k1"];

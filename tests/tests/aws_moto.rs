@@ -278,6 +278,73 @@ fn lambda_function_is_created_then_updated() {
     });
 }
 
+/// `profile packing --memory` on AWS: each memory configured (UpdateFunctionConfiguration,
+/// update waited for) before its measurement, the function's own memory restored after.
+#[test]
+fn function_memory_is_set_for_each_measurement_and_restored() {
+    use propack_orchestrator::backend::aws::memory::{FunctionMemory, at_each_memory};
+    let Some(url) = moto_url() else { return };
+    rt().block_on(async {
+        let c = clients(&url);
+        let role = moto_role(&url, "propack-test");
+        let name = unique("mem");
+        let spec = FunctionSpec {
+            name: name.clone(),
+            role_arn: role,
+            code: Code::Zip(real_zip("mem")),
+            memory_mb: 2_048,
+            timeout_s: 60,
+            tmp_mb: 512,
+            arch: LambdaArch::X86_64,
+            runtime: LambdaRuntime::ProvidedAl2023,
+            handler: "bootstrap".into(),
+            layers: Vec::new(),
+            env: FunctionEnv::default(),
+        };
+        deploy_function(&c.lambda, &spec, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let backend = AwsBackend::with_clients(c.clone(), AwsOptions::new("unused"));
+        let config = backend.function_memory();
+        assert_eq!(config.memory_mb(&name).await.unwrap(), 2_048);
+        // What Lambda says the function's memory is while each measurement runs.
+        let seen = at_each_memory(
+            &config,
+            &name,
+            &[1_769, 3_538, 10_240],
+            async |m| -> Result<(u32, u32), propack_orchestrator::backend::aws::AwsError> {
+                Ok((m, config.memory_mb(&name).await?))
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(seen, vec![(1_769, 1_769), (3_538, 3_538), (10_240, 10_240)]);
+        let conf = c
+            .lambda
+            .get_function_configuration()
+            .function_name(&name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(conf.memory_size(), Some(2_048));
+        // A memory beyond Lambda's range: refused or not (moto may accept it), the original is restored.
+        let err = at_each_memory(
+            &config,
+            &name,
+            &[1_769, 20_000],
+            async |_| -> Result<(), propack_orchestrator::backend::aws::AwsError> { Ok(()) },
+        )
+        .await;
+        if let Err(e) = err {
+            assert!(
+                e.to_string().contains("lambda:UpdateFunctionConfiguration"),
+                "{e}"
+            );
+        }
+        assert_eq!(config.memory_mb(&name).await.unwrap(), 2_048);
+    });
+}
+
 #[test]
 fn lambda_errors_name_the_operation() {
     let Some(url) = moto_url() else { return };

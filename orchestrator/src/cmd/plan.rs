@@ -143,15 +143,24 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 /// The human summary: chosen memory and k, its predictions, both k = 1 baselines and the improvements.
 pub fn summary(p: &Plan, function: &str) -> String {
     let m = p.request.metric;
+    // Which packing curve predicted at a memory: measured there, or derived (see Model::memory_ratio).
+    let source = |memory: u32| {
+        p.memories
+            .iter()
+            .find(|x| x.memory_mb == memory)
+            .and_then(|x| x.curve)
+            .map_or(String::new(), |c| format!("   curve {}", c.name()))
+    };
     let row = |name: &str, memory: u32, x: &propack_orchestrator::model::Prediction| {
         format!(
-            "  {name:<18} {memory:>6} MB  k = {:<5} instances {:<7} {} {:>9.2} s   scale {:>9.2} s   expense ${:.4}\n",
+            "  {name:<18} {memory:>6} MB  k = {:<5} instances {:<7} {} {:>9.2} s   scale {:>9.2} s   expense ${:.4}{}\n",
             x.k,
             x.instances,
             m.name(),
             x.metric(m),
             x.scale_s,
-            x.expense_usd
+            x.expense_usd,
+            source(memory)
         )
     };
     let infeasible = p.curve.iter().filter(|c| !c.feasible).count();

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use propack_orchestrator::backend::local::find_bootstrap;
 use propack_orchestrator::model::artifact;
-use propack_orchestrator::model::profile::{AppProfile, PROFILE_SCHEMA_VERSION, ScalingProfile};
+use propack_orchestrator::model::profile::{
+    AppProfile, PROFILE_SCHEMA_VERSION, PackingFile, ScalingProfile,
+};
 use propack_orchestrator::pipeline::{BackendSpec, Profiler, Ui};
 use propack_orchestrator::platform::PlatformProfile;
 use propack_runtime::{BuiltinSpec, Task, TaskAction};
@@ -80,6 +82,16 @@ pub struct PackingArgs {
     /// Measurements per degree.
     #[arg(long, default_value_t = 1)]
     pub repeats: usize,
+    /// Measure the curve at each of these function memories, MB (comma list or repeated;
+    /// default: the platform's memory only). Each curve records its memory and the vCPUs the
+    /// instance saw. Local backend: an instance of M MB is pinned (CPU affinity) to
+    /// ⌈vCPUs at M⌉ of this host's CPUs, at most all of them — whole CPUs only, so below
+    /// 1 vCPU's memory it still gets one. AWS backend: the function's MemorySize is set
+    /// before each memory and restored after. `<app>.packing.json` holds the curve at the
+    /// platform's memory if measured, else at the largest, plus the others in
+    /// `memory_curves`; the artifact's `packed_performance` files hold that first curve.
+    #[arg(long, value_delimiter = ',')]
+    pub memory: Vec<u32>,
     /// Shared options.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -211,10 +223,14 @@ pub fn scaling(a: ScalingArgs) -> anyhow::Result<()> {
     let path = common.out.join(format!("{app}.scaling.json"));
     write_json(&path, &profile)?;
     let combined = AppProfile::combine_files(&common.out, &app, top as u64)?;
-    let rows: Vec<(u64, f64)> = profile
+    let rows: Vec<Row> = profile
         .runs
         .iter()
-        .map(|r| (r.concurrency, r.service_time_s.unwrap_or(0.0)))
+        .map(|r| Row {
+            x: r.concurrency,
+            seconds: r.service_time_s.unwrap_or(0.0),
+            memory: None,
+        })
         .collect();
     report(common.json, &rows, "C", &path, &dir, combined)
 }
@@ -230,43 +246,88 @@ pub fn packing(a: PackingArgs) -> anyhow::Result<()> {
     if degrees.is_empty() || degrees.contains(&0) {
         return Err(UsageError("degrees must be positive".into()).into());
     }
+    if a.memory.contains(&0) {
+        return Err(UsageError("--memory must be positive".into()).into());
+    }
     let platform = PlatformProfile::load(&common.platform)?;
     let rt = runtime()?;
     let app = common.app();
     let top = degrees.iter().copied().max().unwrap_or(1);
     let mut profiler = common.profiler(&rt, &platform, top)?;
-    let profile = rt.block_on(profiler.packing(&app, &degrees, a.repeats, common.ui()))?;
-    let dir = artifact::write_packing(&common.out, &app, &profile.samples)?;
-    let path = common.out.join(format!("{app}.packing.json"));
-    write_json(&path, &profile)?;
-    let combined = AppProfile::combine_files(&common.out, &app, 1000)?;
-    let rows: Vec<(u64, f64)> = profile
-        .samples
+    let curves = if a.memory.is_empty() {
+        vec![rt.block_on(profiler.packing(&app, &degrees, a.repeats, common.ui()))?]
+    } else {
+        rt.block_on(profiler.packing_at_memories(
+            &app,
+            &a.memory,
+            &degrees,
+            a.repeats,
+            common.ui(),
+        ))?
+    };
+    let rows: Vec<Row> = curves
         .iter()
-        .map(|s| (s.k, s.seconds[0]))
+        .flat_map(|c| {
+            c.samples.iter().map(|s| Row {
+                x: s.k,
+                seconds: s.seconds[0],
+                memory: (!a.memory.is_empty()).then_some((c.memory_mb, c.vcpus)),
+            })
+        })
         .collect();
+    let file = PackingFile::from_curves(curves, platform.memory_mb).expect("at least one curve");
+    let dir = artifact::write_packing(&common.out, &app, &file.packing.samples)?;
+    let path = common.out.join(format!("{app}.packing.json"));
+    write_json(&path, &file)?;
+    let combined = AppProfile::combine_files(&common.out, &app, 1000)?;
     report(common.json, &rows, "k", &path, &dir, combined)
+}
+
+/// One measured point: k (or C) and seconds, with the (memory MB, vCPUs) of its curve
+/// when several memories were measured.
+struct Row {
+    x: u64,
+    seconds: f64,
+    memory: Option<(u32, u32)>,
 }
 
 fn report(
     json: bool,
-    rows: &[(u64, f64)],
+    rows: &[Row],
     what: &str,
     profile: &Path,
     dir: &Path,
     combined: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     if json {
+        let rows: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::json!({what: r.x, "seconds": r.seconds});
+                if let Some((mb, vcpus)) = r.memory {
+                    v["memory_mb"] = mb.into();
+                    v["vcpus"] = vcpus.into();
+                }
+                v
+            })
+            .collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "profile": profile, "artifact_dir": dir, "combined": combined,
-                "rows": rows.iter().map(|(x, s)| serde_json::json!({what: x, "seconds": s})).collect::<Vec<_>>(),
+                "profile": profile, "artifact_dir": dir, "combined": combined, "rows": rows,
             }))?
         );
     } else {
-        for (x, s) in rows {
-            println!("{what} = {x}: {s:.3} s");
+        for r in rows {
+            match r.memory {
+                Some((mb, vcpus)) => println!(
+                    "{mb} MB ({vcpus} vCPU{}): {what} = {}: {:.3} s",
+                    if vcpus == 1 { "" } else { "s" },
+                    r.x,
+                    r.seconds
+                ),
+                None => println!("{what} = {}: {:.3} s", r.x, r.seconds),
+            }
         }
         println!("wrote {} and {}", profile.display(), dir.display());
         if let Some(c) = combined {

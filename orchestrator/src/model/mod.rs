@@ -43,9 +43,11 @@
 //!   same functions as the definition builder; or direct invokes).
 //!
 //! Memory ([`Model::at_memory`]): the model predicts at `platform.memory_mb`, pricing
-//! that memory and scaling every duration by [`Model::memory_ratio`] — k tasks on v vCPUs
-//! take as long as k·V/v tasks on the profile's V (CPU-bound work shares the vCPUs); below
-//! one vCPU, as on one vCPU divided by v (the memory's CPU share).
+//! that memory and scaling every duration by [`Model::memory_ratio`]: the packing curve
+//! measured at that memory where the profile has one (`profile packing --memory`), else
+//! derived from the measured curve nearest in vCPUs — k tasks on v vCPUs take as long as
+//! k·V/v tasks on that curve's V (CPU-bound work shares the vCPUs; below one vCPU, as
+//! on one vCPU slowed by the memory's CPU share); [`Model::curve_source`] says which.
 //!
 //! A shared host ([`PlatformProfile::host_cpus`], the local platform): instances start by
 //! the scaling rule, then stretch by [`share::processor_sharing`] of their CPU demand;
@@ -149,6 +151,26 @@ impl std::str::FromStr for ModelKind {
     }
 }
 
+/// Where the packing curve at a memory comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CurveSource {
+    /// Measured at exactly that memory.
+    Measured,
+    /// Derived from the curve measured nearest in vCPUs (see [`Model::memory_ratio`]).
+    Derived,
+}
+
+impl CurveSource {
+    /// `measured` or `derived`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Measured => "measured",
+            Self::Derived => "derived",
+        }
+    }
+}
+
 /// Predicted times (seconds from launch) and expense of one (C, k).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
@@ -203,6 +225,8 @@ pub struct Model {
     /// Memory the packing profile was measured at, MB (the model predicts at
     /// `platform.memory_mb`; see [`Model::memory_ratio`]).
     pub profile_memory_mb: u32,
+    /// Packing curves measured at other memories, `(MB, curve)` ascending by memory.
+    pub memory_curves: Vec<(u32, PackingCurve)>,
 }
 
 /// `Φ⁻¹(1 − 1/(n + 1))`, the expected rank of the maximum of n standard normals (asymptotic form).
@@ -224,6 +248,12 @@ impl Model {
         profile.validate()?;
         let scaling = ScalingModel::fit(&profile.scaling)?;
         let packing = PackingCurve::fit(&profile.packing)?;
+        let mut memory_curves = profile
+            .memory_curves
+            .iter()
+            .map(|c| Ok((c.memory_mb, PackingCurve::fit(c)?)))
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        memory_curves.sort_by_key(|c| c.0);
         let paper = PaperScaling::fit(&profile.scaling).ok();
         if kind == ModelKind::Paper && paper.is_none() {
             return Err(ModelError::Invalid(
@@ -247,6 +277,7 @@ impl Model {
                 task_bytes: profile.workload.payload_bytes_per_task.max(1),
             },
             profile_memory_mb: profile.packing.memory_mb,
+            memory_curves,
         })
     }
 
@@ -258,28 +289,58 @@ impl Model {
         m
     }
 
-    /// How much longer an instance of `k` tasks runs at the model's memory than at the
-    /// profile's, derived from the measured packing curve `P` under the documented
-    /// assumption that CPU-bound work shares the instance's vCPUs: k tasks on v vCPUs
-    /// take as long as `x = k · V / v` tasks on the profile's V vCPUs (the same load per
-    /// vCPU), so the ratio is `P(max(x, 1)) / P(k)`. Below one vCPU the k tasks run as on
-    /// one vCPU, stretched by the memory's CPU share: `P(k · V) / P(k) / v`. Not `P(k · V / v)`:
-    /// a curve that packs more cheaply than linearly (tasks overlapping their waits)
-    /// would make a lone task at a fraction of a vCPU overlap with itself, and price the
-    /// smallest memory below the rest. 1 at the profile's memory, and wherever P is flat.
-    pub fn memory_ratio(&self, k: u64) -> f64 {
-        let v = self.platform.cpus_at(self.platform.memory_mb);
-        let big_v = self.platform.cpus_at(self.profile_memory_mb);
-        if (v - big_v).abs() < 1e-9 || v <= 0.0 {
-            return 1.0;
+    /// The measured curve the model's memory is predicted from, `(its memory MB, curve)`:
+    /// the one measured at exactly that memory, else the one nearest in vCPUs (ties: the
+    /// larger memory).
+    fn base_curve(&self) -> (u32, &PackingCurve) {
+        let memory = self.platform.memory_mb;
+        let all = std::iter::once((self.profile_memory_mb, &self.packing))
+            .chain(self.memory_curves.iter().map(|(m, c)| (*m, c)));
+        if let Some(exact) = all.clone().find(|(m, _)| *m == memory) {
+            return exact;
         }
+        let v = self.platform.cpus_at(memory);
+        let distance = |m: u32| (self.platform.cpus_at(m) - v).abs();
+        all.min_by(|a, b| distance(a.0).total_cmp(&distance(b.0)).then(b.0.cmp(&a.0)))
+            .expect("the profile's own curve")
+    }
+
+    /// Whether the packing curve at the model's memory was measured there or derived.
+    pub fn curve_source(&self) -> CurveSource {
+        if self.base_curve().0 == self.platform.memory_mb {
+            CurveSource::Measured
+        } else {
+            CurveSource::Derived
+        }
+    }
+
+    /// How much longer an instance of `k` tasks runs at the model's memory than at the
+    /// profile's: `B(x) / P(k)`, `P` the profile's packing curve and `B` the curve of
+    /// [`Model::base_curve`] — measured at this memory (`x = k`), or else derived under the
+    /// documented assumption that CPU-bound work shares the instance's vCPUs: k tasks on v
+    /// vCPUs take as long as `x = max(k · V / v, 1)` tasks on B's V vCPUs (the same load per
+    /// vCPU). Below one vCPU the k tasks run as on one vCPU, stretched by the memory's CPU
+    /// share: `B(k · V) / P(k) / v` (and a curve measured below one vCPU is first brought
+    /// to one). Not `B(k · V / v)`: a curve that packs more cheaply than linearly (tasks
+    /// overlapping their waits) would make a lone task at a fraction of a vCPU overlap
+    /// with itself, and price the smallest memory below the rest. 1 at the profile's
+    /// memory, and wherever the curves are flat.
+    pub fn memory_ratio(&self, k: u64) -> f64 {
         let k = k.max(1);
-        let x = (k as f64 * big_v / v.max(1.0)).max(1.0);
         let pk = self.packing.seconds(k);
         if pk <= 0.0 {
             return 1.0;
         }
-        self.packing.curve.eval(x) / pk / v.min(1.0)
+        let (base_mb, base) = self.base_curve();
+        let v = self.platform.cpus_at(self.platform.memory_mb);
+        let big_v = self.platform.cpus_at(base_mb);
+        if base_mb == self.platform.memory_mb || (v - big_v).abs() < 1e-9 || v <= 0.0 {
+            return base.curve.eval(k as f64) / pk;
+        }
+        // From one vCPU up, the load per vCPU carries over; below one, the tasks run as on
+        // one vCPU slowed by the CPU share, on both sides of the conversion.
+        let x = (k as f64 * big_v.max(1.0) / v.max(1.0)).max(1.0);
+        base.curve.eval(x) / pk * big_v.min(1.0) / v.min(1.0)
     }
 
     /// Sets how the planned run reaches the function.
@@ -696,6 +757,7 @@ pub(crate) mod tests {
                     })
                     .collect(),
             },
+            memory_curves: Vec::new(),
             workload: WorkloadProfile {
                 schema_version: PROFILE_SCHEMA_VERSION,
                 name: "syn".into(),
@@ -905,5 +967,103 @@ pub(crate) mod tests {
         // Equal weights predict what the mean task does.
         let e = m.predict_weighted(&[1.0; 4], 2);
         assert!((e.total_s - m.predict(4, 2).total_s).abs() < 1e-9);
+    }
+
+    /// The synthetic app plus a curve measured at 1,769 MB (1 vCPU): B(k) = 3k (knots 1, 2, 4),
+    /// slower than what the 10,240 MB curve P(k) = 1 + 0.5 k derives for 1 vCPU (P(6k)).
+    pub(crate) fn two_curves() -> AppProfile {
+        let mut p = synthetic_profile();
+        p.memory_curves = vec![PackingProfile {
+            memory_mb: 1_769,
+            vcpus: 1,
+            samples: [1u64, 2, 4]
+                .iter()
+                .map(|&k| PackingSample {
+                    k,
+                    seconds: vec![3.0 * k as f64],
+                    cpu_seconds: Vec::new(),
+                })
+                .collect(),
+            ..p.packing.clone()
+        }];
+        p
+    }
+
+    #[test]
+    fn a_curve_measured_at_the_memory_is_used_not_derived() {
+        let paper = Model::new(&two_curves(), PlatformProfile::aws_2021(), ModelKind::Paper)
+            .unwrap()
+            .at_memory(1_769);
+        assert_eq!(paper.curve_source(), CurveSource::Measured);
+        // The paper model's handler time is the curve itself: B(2) = 6 s, B(4) = 12 s
+        // (derived from P it would be P(12) = 7 s and P(24) = 13 s).
+        assert!((paper.instance_duration_s(2) - 6.0).abs() < 1e-9);
+        assert!((paper.instance_duration_s(4) - 12.0).abs() < 1e-9);
+        assert!((paper.memory_ratio(2) - 3.0).abs() < 1e-12);
+        // ProPack's: the at-scale duration at 10,240 MB, D(2) = P(2) − 0.5 = 1.5 s, times
+        // B(2)/P(2) = 3 → 4.5 s; k = 1: the 1 s mean at scale times B(1)/P(1) = 2.
+        let m = Model::new(
+            &two_curves(),
+            PlatformProfile::aws_2021(),
+            ModelKind::Propack,
+        )
+        .unwrap()
+        .at_memory(1_769);
+        assert!((m.instance_duration_s(2) - 4.5).abs() < 1e-9);
+        assert!((m.instance_duration_s(1) - 2.0).abs() < 1e-9);
+        // The profile's own memory is measured too, ratio exactly 1.
+        let top = m.at_memory(10_240);
+        assert_eq!(top.curve_source(), CurveSource::Measured);
+        assert_eq!(top.memory_ratio(5), 1.0);
+    }
+
+    #[test]
+    fn an_unmeasured_memory_derives_from_the_curve_nearest_in_vcpus() {
+        let m = Model::new(&two_curves(), PlatformProfile::aws_2021(), ModelKind::Paper).unwrap();
+        // 2,048 MB = 2048/1769 vCPUs, nearest the 1-vCPU curve: x = 2 · 1769/2048 and
+        // B(x) = 3x = 5.1826171875 s, ratio B(x)/P(2) = 2.59130859375.
+        let low = m.at_memory(2_048);
+        assert_eq!(low.curve_source(), CurveSource::Derived);
+        assert!((low.instance_duration_s(2) - 5.182_617_187_5).abs() < 1e-9);
+        assert!((low.memory_ratio(2) - 2.591_308_593_75).abs() < 1e-12);
+        // k = 1: x = 1769/2048 < 1 runs as one task, B(1)/P(1) = 3/1.5.
+        assert!((low.memory_ratio(1) - 2.0).abs() < 1e-12);
+        // 8,192 MB = 8192/1769 vCPUs, nearest the 6-vCPU curve: x = 2 · 6 · 1769/8192,
+        // P(x) = 1 + 0.5x = 2.295654296875 s.
+        let high = m.at_memory(8_192);
+        assert_eq!(high.curve_source(), CurveSource::Derived);
+        assert!((high.instance_duration_s(2) - 2.295_654_296_875).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_single_curve_profile_predicts_as_before() {
+        let m = Model::new(
+            &synthetic_profile(),
+            PlatformProfile::aws_2021(),
+            ModelKind::Paper,
+        )
+        .unwrap();
+        // One curve, P(k) = 1 + 0.5 k at 6 vCPUs: at 1,769 MB k tasks take P(6k).
+        let one = m.at_memory(1_769);
+        assert_eq!(one.curve_source(), CurveSource::Derived);
+        assert!((one.instance_duration_s(2) - 7.0).abs() < 1e-9);
+        assert!((one.memory_ratio(1) - 4.0 / 1.5).abs() < 1e-12);
+        // At 2,048 MB: x = 12 · 1769/2048, P(x) = 1 + 6 · 1769/2048 = 6.1826171875.
+        assert!((m.at_memory(2_048).instance_duration_s(2) - 6.182_617_187_5).abs() < 1e-9);
+        assert_eq!(m.curve_source(), CurveSource::Measured);
+        assert_eq!(m.memory_ratio(3), 1.0);
+        // Predictions at the profile's memory are those of the hand-computed test above.
+        let p = Model::new(
+            &synthetic_profile(),
+            PlatformProfile::aws_2021(),
+            ModelKind::Propack,
+        )
+        .unwrap()
+        .predict(400, 4);
+        assert!(
+            (p.total_s - (2.0 + 4.95 + 2.5)).abs() < 1e-6,
+            "{}",
+            p.total_s
+        );
     }
 }

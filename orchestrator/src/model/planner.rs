@@ -218,6 +218,10 @@ pub struct MemoryPoint {
     pub score: Option<f64>,
     /// Its predictions (k = 1's when no k fits).
     pub prediction: Prediction,
+    /// Whether the packing curve at this memory was measured there or derived (absent in
+    /// plans stored before curves at several memories were measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curve: Option<super::CurveSource>,
 }
 
 /// The planner's answer.
@@ -234,6 +238,10 @@ pub struct Plan {
     pub memory_mb: u32,
     /// Chosen k.
     pub k: u64,
+    /// Whether the packing curve at the chosen memory was measured there or derived
+    /// ([`Model::curve_source`]; absent in plans stored before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curve_source: Option<super::CurveSource>,
     /// Predictions at the chosen memory and k.
     pub prediction: Prediction,
     /// Predictions at k = 1 and the chosen memory (no packing).
@@ -368,6 +376,10 @@ pub fn plan(model: &Model, req: &PlanRequest) -> Result<Plan, ModelError> {
         Some(m) => vec![model.platform.round_memory(m)],
         None => model.platform.memory_candidates(),
     };
+    let sources: Vec<super::CurveSource> = memories
+        .iter()
+        .map(|&m| model.at_memory(m).curve_source())
+        .collect();
     let mut curves: Vec<(u32, Vec<CurvePoint>)> = memories
         .iter()
         .map(|&m| (m, curve_of(&model.at_memory(m), req, kmax)))
@@ -400,7 +412,8 @@ pub fn plan(model: &Model, req: &PlanRequest) -> Result<Plan, ModelError> {
     }
     let memories: Vec<MemoryPoint> = curves
         .iter()
-        .map(|(m, curve)| {
+        .zip(&sources)
+        .map(|((m, curve), source)| {
             let best = curve
                 .iter()
                 .filter_map(|p| p.score.map(|s| (s, p)))
@@ -411,6 +424,7 @@ pub fn plan(model: &Model, req: &PlanRequest) -> Result<Plan, ModelError> {
                 k: best.map(|b| b.1.k),
                 score: best.map(|b| b.0),
                 prediction: best.map_or(curve[0].prediction, |b| b.1.prediction),
+                curve: Some(*source),
             }
         })
         .collect();
@@ -481,6 +495,7 @@ pub fn plan(model: &Model, req: &PlanRequest) -> Result<Plan, ModelError> {
         platform: model.platform.name.clone(),
         memory_mb,
         k,
+        curve_source: Some(sources[chosen]),
         prediction,
         baseline: same.prediction,
         time_improvement_pct: same.time_improvement_pct,
@@ -742,5 +757,44 @@ mod tests {
         r.memory_mb_per_task = 20_000.0;
         let e = plan(&m, &r).unwrap_err().to_string();
         assert!(e.contains("memory: needs 20000 MB > 10240 MB"), "{e}");
+    }
+
+    #[test]
+    fn memory_points_say_whether_their_curve_was_measured() {
+        let m = Model::new(
+            &super::super::tests::two_curves(),
+            PlatformProfile::aws_2021(),
+            ModelKind::Propack,
+        )
+        .unwrap();
+        let p = plan(&m, &free_memory(400, Objective::Cost, 4)).unwrap();
+        let measured: Vec<u32> = p
+            .memories
+            .iter()
+            .filter(|x| x.curve == Some(super::super::CurveSource::Measured))
+            .map(|x| x.memory_mb)
+            .collect();
+        assert_eq!(measured, vec![1_769, 10_240]);
+        assert!(p.memories.iter().all(|x| x.curve.is_some()
+            && (measured.contains(&x.memory_mb)
+                || x.curve == Some(super::super::CurveSource::Derived))));
+        let chosen = p
+            .memories
+            .iter()
+            .find(|x| x.memory_mb == p.memory_mb)
+            .unwrap();
+        assert_eq!(p.curve_source, chosen.curve);
+        let v = serde_json::to_value(&p).unwrap();
+        let at = |mb: u32| {
+            v["memories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["memory_mb"] == mb)
+                .unwrap()["curve"]
+                .clone()
+        };
+        assert_eq!(at(1_769), "measured");
+        assert_eq!(at(3_538), "derived");
     }
 }

@@ -1,8 +1,8 @@
 //! Versioned JSON profiles: how an app scales (k = 1 at several C), how it packs (k tasks on one instance), and the workload.
 //!
 //! A profile file (`<app>.json`, written by `orchestrator profile import`) is an
-//! [`AppProfile`]: one [`ScalingProfile`], one [`PackingProfile`] and a default
-//! [`WorkloadProfile`]. Every struct carries `schema_version`
+//! [`AppProfile`]: one [`ScalingProfile`], one [`PackingProfile`] (plus any curves measured at
+//! other memories, `profile packing --memory`) and a default [`WorkloadProfile`]. Every struct carries `schema_version`
 //! ([`PROFILE_SCHEMA_VERSION`]); readers reject versions they do not know.
 
 use std::path::{Path, PathBuf};
@@ -146,8 +146,43 @@ pub struct AppProfile {
     pub scaling: ScalingProfile,
     /// Packing samples.
     pub packing: PackingProfile,
+    /// Packing curves measured at other memories (`profile packing --memory`), each with its
+    /// `memory_mb` and `vcpus`; empty in profiles of one memory (see [`super::Model::at_memory`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory_curves: Vec<PackingProfile>,
     /// Default workload (C and per-task resources); `plan --tasks` overrides C.
     pub workload: WorkloadProfile,
+}
+
+/// What `profile packing` writes as `<app>.packing.json`: the curve at one memory, plus
+/// the curves at the other memories of `--memory` (absent without it, so the file is then a
+/// plain [`PackingProfile`], and a plain one reads as this).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackingFile {
+    /// The curve the model's memory ratio is relative to.
+    #[serde(flatten)]
+    pub packing: PackingProfile,
+    /// Curves at other memories, ascending by memory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory_curves: Vec<PackingProfile>,
+}
+
+impl PackingFile {
+    /// Splits curves measured at several memories: the one at `preferred_mb` if measured,
+    /// else the one at the largest memory, is the main curve; the rest ascend by memory.
+    /// `None` without curves.
+    pub fn from_curves(mut curves: Vec<PackingProfile>, preferred_mb: u32) -> Option<Self> {
+        curves.sort_by_key(|c| c.memory_mb);
+        let main = curves
+            .iter()
+            .position(|c| c.memory_mb == preferred_mb)
+            .or_else(|| curves.len().checked_sub(1))?;
+        let packing = curves.remove(main);
+        Some(Self {
+            packing,
+            memory_curves: curves,
+        })
+    }
 }
 
 impl AppProfile {
@@ -164,6 +199,7 @@ impl AppProfile {
             app: app.to_owned(),
             scaling,
             packing,
+            memory_curves: Vec::new(),
             workload: WorkloadProfile {
                 schema_version: PROFILE_SCHEMA_VERSION,
                 name: app.to_owned(),
@@ -197,10 +233,11 @@ impl AppProfile {
         };
         let scaling: ScalingProfile =
             serde_json::from_slice(&read(&s)?).map_err(|e| json(&s, e))?;
-        let packing: PackingProfile =
-            serde_json::from_slice(&read(&p)?).map_err(|e| json(&p, e))?;
+        let packing: PackingFile = serde_json::from_slice(&read(&p)?).map_err(|e| json(&p, e))?;
         let path = dir.join(format!("{app}.json"));
-        Self::from_measurements(app, scaling, packing, tasks).save(&path)?;
+        let mut profile = Self::from_measurements(app, scaling, packing.packing, tasks);
+        profile.memory_curves = packing.memory_curves;
+        profile.save(&path)?;
         Ok(Some(path))
     }
 
@@ -246,6 +283,23 @@ impl AppProfile {
             }
         }
         self.packing.validate()?;
+        let mut memories = vec![self.packing.memory_mb];
+        for c in &self.memory_curves {
+            if c.schema_version != PROFILE_SCHEMA_VERSION {
+                return Err(ModelError::Invalid(format!(
+                    "packing curve at {} MB: schema_version {} is not supported (expected {PROFILE_SCHEMA_VERSION})",
+                    c.memory_mb, c.schema_version
+                )));
+            }
+            c.validate()?;
+            if memories.contains(&c.memory_mb) {
+                return Err(ModelError::Invalid(format!(
+                    "two packing curves at {} MB",
+                    c.memory_mb
+                )));
+            }
+            memories.push(c.memory_mb);
+        }
         self.scaling.validate()
     }
 }
@@ -336,6 +390,7 @@ mod tests {
                     cpu_seconds: Vec::new(),
                 }],
             },
+            memory_curves: Vec::new(),
             workload: WorkloadProfile {
                 schema_version: PROFILE_SCHEMA_VERSION,
                 name: "t".into(),
@@ -399,5 +454,37 @@ mod tests {
         assert_eq!(p.cpu_capacity(16.0), Some(1.9));
         p.samples.iter_mut().for_each(|s| s.cpu_seconds.clear());
         assert_eq!(p.cpu_capacity(2.0), None);
+    }
+
+    #[test]
+    fn curves_at_other_memories_are_optional_and_distinct() {
+        // A profile written before memory curves existed has no such field, and one of a
+        // single memory writes none.
+        let p = tiny();
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(!text.contains("memory_curves"));
+        let at = |mb: u32| PackingProfile {
+            memory_mb: mb,
+            ..p.packing.clone()
+        };
+        // A plain packing file reads as a PackingFile of one curve.
+        let file: PackingFile =
+            serde_json::from_str(&serde_json::to_string(&p.packing).unwrap()).unwrap();
+        assert_eq!(file.packing, p.packing);
+        assert!(file.memory_curves.is_empty());
+        // The preferred memory is the main curve; else the largest.
+        let f = PackingFile::from_curves(vec![at(3_538), at(1_769), at(10_240)], 1_769).unwrap();
+        assert_eq!(f.packing.memory_mb, 1_769);
+        let rest: Vec<u32> = f.memory_curves.iter().map(|c| c.memory_mb).collect();
+        assert_eq!(rest, vec![3_538, 10_240]);
+        let f = PackingFile::from_curves(vec![at(3_538), at(1_769)], 10_240).unwrap();
+        assert_eq!(f.packing.memory_mb, 3_538);
+        assert!(PackingFile::from_curves(Vec::new(), 1).is_none());
+        let mut two = tiny();
+        two.memory_curves = vec![at(1_769)];
+        two.validate().unwrap();
+        two.memory_curves.push(at(10_240));
+        let e = two.validate().unwrap_err().to_string();
+        assert!(e.contains("two packing curves at 10240 MB"), "{e}");
     }
 }

@@ -36,6 +36,13 @@ pub enum PipelineError {
     Profile(String),
 }
 
+#[cfg(feature = "aws")]
+impl From<crate::backend::aws::AwsError> for PipelineError {
+    fn from(e: crate::backend::aws::AwsError) -> Self {
+        Self::Backend(e.into())
+    }
+}
+
 impl PipelineError {
     /// An I/O error with what was being done.
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {

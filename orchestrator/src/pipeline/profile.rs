@@ -188,6 +188,49 @@ impl Profiler {
         })
     }
 
+    /// The packing curve ([`Profiler::packing`]) at each of `memories`, MB (rounded to the
+    /// platform's step), ascending. The memory reaches the function with each job's
+    /// platform (the local platform pins each instance to the CPUs it buys); on AWS the
+    /// function is configured at each memory first and at its own memory again after.
+    pub async fn packing_at_memories(
+        &mut self,
+        app: &str,
+        memories: &[u32],
+        ks: &[usize],
+        repeats: usize,
+        ui: Ui,
+    ) -> Result<Vec<PackingProfile>, PipelineError> {
+        let base = self.platform.clone();
+        let mut memories: Vec<u32> = memories.iter().map(|&m| base.round_memory(m)).collect();
+        memories.sort_unstable();
+        memories.dedup();
+        #[cfg(feature = "aws")]
+        if let AnyBackend::Aws(aws) = &self.backend {
+            let config = aws.function_memory();
+            let function = self.function.clone();
+            let out = crate::backend::aws::memory::at_each_memory(
+                &config,
+                &function,
+                &memories,
+                async |m| {
+                    self.platform = base.at_memory(m);
+                    self.packing(app, ks, repeats, ui).await
+                },
+            )
+            .await;
+            self.platform = base;
+            return out;
+        }
+        let mut out = Vec::with_capacity(memories.len());
+        for &m in &memories {
+            self.platform = base.at_memory(m);
+            let curve = self.packing(app, ks, repeats, ui).await;
+            self.platform = base.clone();
+            out.push(curve?);
+        }
+        Ok(out)
+    }
+
     /// One scaling run: `c` tasks at k = 1.
     pub async fn scaling(&mut self, c: usize) -> Result<MeasuredScaling, PipelineError> {
         let outcome = self.run(c, 1).await?;
@@ -233,6 +276,7 @@ impl Profiler {
                 runs: vec![run],
             },
             packing,
+            memory_curves: Vec::new(),
             workload: WorkloadProfile {
                 schema_version: PROFILE_SCHEMA_VERSION,
                 name: app.to_owned(),

@@ -6,6 +6,7 @@
 //! - [`invoke`]: direct mode, ⌈C/k⌉ `Invoke` calls with bounded concurrency and backoff;
 //! - [`sfn`]: Step Functions mode (state machine, idempotent execution, ResultWriter);
 //! - [`deploy`], [`package`], [`policy`]: `orchestrator deploy` / `package` and the IAM policies;
+//! - [`memory`]: the function's MemorySize set for each memory `profile packing --memory` measures;
 //! - [`elf`], [`zip`]: the glibc symbol-version check and the deployment zip.
 //!
 //! The run layout in S3 is the step_functions crate's [`RunLayout`]:
@@ -25,6 +26,7 @@ pub mod deploy;
 pub mod elf;
 pub mod error;
 pub mod invoke;
+pub mod memory;
 pub mod package;
 pub mod policy;
 pub mod sfn;
@@ -235,6 +237,14 @@ impl AwsBackend {
         sfn::SdkExecutions {
             sfn: self.clients.sfn.clone(),
             store: self.store.clone(),
+        }
+    }
+
+    /// The function's memory configuration (`profile packing --memory`).
+    pub fn function_memory(&self) -> memory::SdkFunctionMemory {
+        memory::SdkFunctionMemory {
+            lambda: self.clients.lambda.clone(),
+            wait_limit: Duration::from_secs(300),
         }
     }
 

@@ -397,6 +397,8 @@ struct Inner {
     pool: Mutex<Pool>,
     pacer: Mutex<Pacer>,
     next_instance: AtomicU64,
+    /// Instances pinned so far, so the next takes the next CPUs (see `affinity::pick`).
+    cpu_turn: AtomicU64,
     seed: u64,
     idle_ttl_ms: AtomicU64,
     reaper_started: AtomicBool,
@@ -472,6 +474,7 @@ impl LambdaPlatform {
                     count: 0,
                 }),
                 next_instance: AtomicU64::new(0),
+                cpu_turn: AtomicU64::new(0),
                 seed,
                 idle_ttl_ms: AtomicU64::new(DEFAULT_IDLE_TTL.as_millis() as u64),
                 reaper_started: AtomicBool::new(false),
@@ -1003,11 +1006,22 @@ impl LambdaPlatform {
                     .stderr(std::process::Stdio::null());
             }
         }
-        // SAFETY: prctl is async-signal-safe; it only makes the kernel kill the
-        // instance if the platform dies, so no orphaned bootstraps linger.
+        // The CPUs the function's memory buys (see `affinity`); `None`: all of the host's.
+        let want = self.inner.profile.cpus_at(cfg.memory_mb).ceil() as usize;
+        let turn = self.inner.cpu_turn.fetch_add(1, Ordering::Relaxed) as usize;
+        let cpus = super::affinity::pick(&super::affinity::allowed_cpus(), want, turn)
+            .map(|c| super::affinity::cpu_set(&c));
+        // SAFETY: prctl and sched_setaffinity are async-signal-safe system calls on memory
+        // prepared before the fork; the first makes the kernel kill the instance if the
+        // platform dies (no orphaned bootstraps linger), the second pins it to its CPUs.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if let Some(set) = &cpus
+                    && libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }

@@ -2,10 +2,12 @@
 //!
 //! - [`lambda`]: the Lambda emulator (Runtime API per instance, real `bootstrap`
 //!   processes, scaling paced by the platform profile, timeouts, warm reuse);
+//! - [`affinity`]: the CPUs a function's memory buys, as the instance process's CPU affinity;
 //! - [`invoke_api`]: the Lambda Invoke API over HTTP, for any Lambda client;
 //! - [`sfn`]: the Step Functions interpreter for the ASL ProPack generates;
 //! - [`LocalBackend`]: runs a [`Job`] on both, with S3 as a directory of the run.
 
+pub mod affinity;
 pub mod invoke_api;
 pub mod lambda;
 pub mod sfn;
