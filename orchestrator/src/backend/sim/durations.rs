@@ -222,6 +222,27 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
+    fn extrapolation_takes_the_last_segment_and_one_point_scales_with_k() {
+        // Five points (so the last segment is not also the middle one): beyond k = 16 the
+        // slope of 8 → 16, 1 s per task.
+        let c =
+            PackingDurations::new([(1, 1.0), (2, 2.0), (4, 3.0), (8, 4.0), (16, 12.0)]).unwrap();
+        assert!((c.median_s(20) - 16.0).abs() < 1e-12);
+        // One point (k0 = 2, 4 s): its time at and below it, proportional to k beyond it.
+        let one = PackingDurations::new([(2, 4.0)]).unwrap();
+        assert_eq!(one.median_s(1), 4.0);
+        assert!((one.median_s(6) - 12.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_stored_curve_without_a_floor_keeps_half_the_median() {
+        let c: PackingDurations =
+            serde_json::from_value(serde_json::json!({"points": [[1, 2.0]], "residuals": []}))
+                .unwrap();
+        assert_eq!(c.floor_fraction, 0.5);
+    }
+
+    #[test]
     fn curve_interpolates_and_extrapolates_linearly() {
         let c = PackingDurations::new([(1, 2.0), (4, 5.0), (8, 13.0)]).unwrap();
         assert_eq!(c.median_s(1), 2.0);
