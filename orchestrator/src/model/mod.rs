@@ -332,11 +332,13 @@ impl Model {
             return 1.0;
         }
         let (base_mb, base) = self.base_curve();
-        let v = self.platform.cpus_at(self.platform.memory_mb);
-        let big_v = self.platform.cpus_at(base_mb);
-        if base_mb == self.platform.memory_mb || (v - big_v).abs() < 1e-9 || v <= 0.0 {
+        if base_mb == self.platform.memory_mb {
             return base.curve.eval(k as f64) / pk;
         }
+        // `cpus_at` is positive (memory and host CPUs are validated positive), and at the
+        // same vCPUs the rule below reads B at k (up to rounding), so no other case is special.
+        let v = self.platform.cpus_at(self.platform.memory_mb);
+        let big_v = self.platform.cpus_at(base_mb);
         // From one vCPU up, the load per vCPU carries over; below one, the tasks run as on
         // one vCPU slowed by the CPU share, on both sides of the conversion.
         let x = (k as f64 * big_v.max(1.0) / v.max(1.0)).max(1.0);
@@ -1033,6 +1035,43 @@ pub(crate) mod tests {
         let high = m.at_memory(8_192);
         assert_eq!(high.curve_source(), CurveSource::Derived);
         assert!((high.instance_duration_s(2) - 2.295_654_296_875).abs() < 1e-9);
+    }
+
+    /// A curve measured below one vCPU is first brought to one, then to the memory asked
+    /// for: at 442 MB (0.25 vCPU) from the 885 MB curve C(k) = 6k (0.5 vCPU), k tasks run
+    /// as on one vCPU, so x = k and the ratio is C(k)/P(k) · 885/442; at 1,300 MB likewise
+    /// with 885/1,300.
+    #[test]
+    fn a_curve_measured_below_one_vcpu_is_brought_to_one_vcpu_first() {
+        let mut p = two_curves();
+        let mut half = p.memory_curves[0].clone();
+        half.memory_mb = 885;
+        for s in &mut half.samples {
+            s.seconds = vec![6.0 * s.k as f64];
+        }
+        p.memory_curves.push(half);
+        let m = Model::new(&p, PlatformProfile::aws_2021(), ModelKind::Paper).unwrap();
+        let low = m.at_memory(442);
+        assert_eq!(low.curve_source(), CurveSource::Derived);
+        // P(2) = 2 s at 10,240 MB.
+        assert!((low.memory_ratio(2) - 12.0 / 2.0 * 885.0 / 442.0).abs() < 1e-9);
+        assert!((low.instance_duration_s(2) - 12.0 * 885.0 / 442.0).abs() < 1e-9);
+        let mid = m.at_memory(1_300);
+        assert!((mid.memory_ratio(4) - 24.0 / 3.0 * 885.0 / 1_300.0).abs() < 1e-9);
+        assert_eq!(m.at_memory(885).curve_source(), CurveSource::Measured);
+        assert!((m.at_memory(885).memory_ratio(4) - 24.0 / 3.0).abs() < 1e-12);
+    }
+
+    /// The names `plan` prints are the ones its JSON carries.
+    #[test]
+    fn curve_source_names_are_its_json_names() {
+        for (s, name) in [
+            (CurveSource::Measured, "measured"),
+            (CurveSource::Derived, "derived"),
+        ] {
+            assert_eq!(s.name(), name);
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(name));
+        }
     }
 
     #[test]

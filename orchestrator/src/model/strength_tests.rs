@@ -375,3 +375,44 @@ fn token_bucket_environment_groups_by_hand() {
     m.kind = ModelKind::Paper;
     assert!(!m.warm_reuse());
 }
+
+/// The last token-bucket group is what the account limit leaves when that is less than
+/// a whole interval's worth: burst 3, 5 per interval, limit 10 → 3 + 5 + 2.
+#[test]
+fn token_bucket_last_group_is_what_the_limit_leaves() {
+    let mut m = model();
+    m.measured_arrivals = false;
+    m.platform.cold_start.median_ms = 500.0;
+    m.platform.account_concurrency_limit = Some(10);
+    m.platform.scaling = crate::platform::Scaling::TokenBucket {
+        burst: 3,
+        per_interval: 5,
+        interval_s: 2.5,
+    };
+    assert_eq!(m.environment_groups(50), [(0.5, 3), (3.0, 5), (5.5, 2)]);
+    // Fewer invocations than the limit cap the groups instead.
+    assert_eq!(m.environment_groups(4), [(0.5, 3), (3.0, 1)]);
+}
+
+/// An instance's duration at the profile's memory, by hand. k = 1 is the mean duration at
+/// scale where the scaling runs measured one; otherwise (and for k > 1) the packing curve
+/// less the invoke overhead, at least 5 % of the curve, stretched by 1 + the duration CV.
+/// The synthetic profile's durations are all 1 s (CV 0, mean = P(1) − overhead), which
+/// hides both rules; here they differ.
+#[test]
+fn instance_duration_at_the_profile_memory_by_hand() {
+    let mut m = model();
+    m.scaling.duration_mean_s = 1.2;
+    m.scaling.duration_cv = 0.25;
+    // P(k) = 1 + 0.5 k, overhead 0.5 s.
+    close(m.instance_duration_s(1), 1.2);
+    close(m.instance_duration_s(4), (3.0 - 0.5) * 1.25);
+    m.scaling.duration_mean_s = 0.0;
+    close(m.instance_duration_s(1), (1.5 - 0.5) * 1.25);
+    // An overhead of nearly the whole curve leaves 5 % of it: 0.05 · P(4).
+    m.invoke_overhead_s = 2.9;
+    close(m.instance_duration_s(4), 0.05 * 3.0 * 1.25);
+    // The paper model takes the curve as it is.
+    m.kind = ModelKind::Paper;
+    close(m.instance_duration_s(4), 3.0);
+}
