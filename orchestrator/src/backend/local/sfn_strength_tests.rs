@@ -661,3 +661,47 @@ async fn the_item_callback_skips_children_whose_invocation_never_started() {
     assert!(ex.invocations.is_empty());
     assert_eq!(*seen.lock().unwrap(), 0);
 }
+
+/// Intrinsic arguments split on commas outside string literals; a literal keeps its quotes
+/// and escapes (an escaped quote does not end it), a quote inside a bare word starts none,
+/// a backslash outside a literal escapes nothing, and a parenthesis outside a literal is a
+/// nested call (refused).
+#[test]
+fn intrinsic_arguments_split_on_commas_outside_literals() {
+    let split = |s: &str| split_intrinsic_args(s);
+    let owned = |v: &[&str]| Some(v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+    assert_eq!(split(" 'a, b' , 1,$.x "), owned(&["'a, b'", "1", "$.x"]));
+    assert_eq!(split(r"'a\', b', 2"), owned(&[r"'a\', b'", "2"]));
+    assert_eq!(split("'(x)', 'y)'"), owned(&["'(x)'", "'y)'"]));
+    assert_eq!(split("x'y, 3"), owned(&["x'y", "3"]));
+    assert_eq!(split(r"a\,b"), owned(&[r"a\", "b"]));
+    assert_eq!(split(""), owned(&[]));
+    assert_eq!(split("  "), owned(&[]));
+    assert_eq!(split("1,"), owned(&["1", ""]));
+    assert_eq!(split("f(1)"), None);
+    assert_eq!(split("'open"), None);
+}
+
+/// A `{` not followed by `}` is text; an object or array literal is refused as unsupported
+/// (not failed as a States error); a number, boolean or null literal is its JSON text.
+#[test]
+fn states_format_lone_braces_and_literal_arguments() {
+    let c = ctx();
+    let input = json!({});
+    assert_eq!(
+        c.intrinsic("States.Format('x{y}')", &input).ok(),
+        Some(json!("x{y}"))
+    );
+    assert_eq!(
+        c.intrinsic("States.Format('{} {} {}', 2.5, false, null)", &input)
+            .ok(),
+        Some(json!("2.5 false null"))
+    );
+    for arg in ["[1]", r#"{"a": 1}"#] {
+        let call = format!("States.Format('{{}}', {arg})");
+        assert!(
+            unsupported_msg(c.intrinsic(&call, &input)).contains("intrinsic argument"),
+            "{call}"
+        );
+    }
+}
