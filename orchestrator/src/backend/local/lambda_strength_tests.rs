@@ -362,6 +362,92 @@ async fn new_instances_follow_the_scaling_rule() {
     platform.shutdown();
 }
 
+/// The scaling rule's schedule, reserved without starting anything: Interval 200 ms puts
+/// new instance i at zero + 0.2 i s, whatever the clock; once the schedule has fallen
+/// behind the clock (demand paused), the rule restarts at the request, as a rate rather
+/// than a debt to catch up in a burst.
+#[test]
+fn the_pacer_keeps_the_rules_schedule_and_restarts_after_a_pause() {
+    let mut profile = PlatformProfile::aws_2021();
+    profile.scaling = crate::platform::Scaling::Interval { interval_ms: 200.0 };
+    let p = LambdaPlatform::new(profile, vec![], 1);
+    let zero = p.inner.pacer.lock().unwrap().zero;
+    for want in 0..3u64 {
+        let (n, at) = p.reserve_arrival();
+        assert_eq!(n, want);
+        assert!(((at - zero).as_secs_f64() - 0.2 * want as f64).abs() < 1e-9);
+    }
+    // Paused: the next due arrival (zero + 0.6 s) is 10 s in the past.
+    let past = Instant::now() - Duration::from_secs(10);
+    p.inner.pacer.lock().unwrap().zero = past;
+    let before = Instant::now();
+    let (n, at) = p.reserve_arrival();
+    assert_eq!(n, 3, "instance numbers never restart");
+    assert!(at >= before && at - before < Duration::from_secs(1));
+    let (_, next) = p.reserve_arrival();
+    assert!(((next - at).as_secs_f64() - 0.2).abs() < 1e-9);
+}
+
+/// A token bucket's schedule may lag the clock by one interval before it restarts: the
+/// refill after a burst is a step, not a debt.
+#[test]
+fn the_token_bucket_pacer_restarts_only_one_interval_behind() {
+    let mut profile = PlatformProfile::aws_2021();
+    profile.scaling = crate::platform::Scaling::TokenBucket {
+        burst: 1,
+        per_interval: 1,
+        interval_s: 1.0,
+    };
+    let p = LambdaPlatform::new(profile, vec![], 1);
+    p.reserve_arrival();
+    // Due at zero + 1 s, now zero + 1.5 s: within the interval's slack, kept.
+    let zero = Instant::now() - Duration::from_millis(1_500);
+    p.inner.pacer.lock().unwrap().zero = zero;
+    let (_, at) = p.reserve_arrival();
+    assert_eq!(at, zero + Duration::from_secs(1));
+    // Due at zero + 2 s, now zero + 3.5 s: more than an interval behind, restarted.
+    let zero = Instant::now() - Duration::from_millis(3_500);
+    p.inner.pacer.lock().unwrap().zero = zero;
+    let before = Instant::now();
+    let (_, at) = p.reserve_arrival();
+    assert!(at >= before && at - before < Duration::from_secs(1));
+    assert_eq!(p.inner.pacer.lock().unwrap().count, 1);
+}
+
+/// Freed concurrency goes to the waiters in queue order up to the account limit; a waiter
+/// that gave up takes no slot.
+#[test]
+fn slots_go_to_waiters_in_order_up_to_the_limit() {
+    let mut pool = Pool {
+        busy: 1,
+        ..Pool::default()
+    };
+    let mut receivers = Vec::new();
+    for i in 0..4 {
+        let (tx, rx) = oneshot::channel();
+        pool.waiters.push_back((format!("f{i}"), tx));
+        receivers.push(Some(rx));
+    }
+    receivers[0] = None;
+    LambdaPlatform::grant_slots(&mut pool, Some(3));
+    assert_eq!(pool.busy, 3);
+    let left: Vec<&str> = pool.waiters.iter().map(|w| w.0.as_str()).collect();
+    assert_eq!(left, ["f3"]);
+    for rx in receivers.iter_mut().take(3).skip(1) {
+        assert!(matches!(rx.as_mut().unwrap().try_recv(), Ok(Grant::Slot)));
+    }
+    assert!(receivers[3].as_mut().unwrap().try_recv().is_err());
+    LambdaPlatform::grant_slots(&mut pool, Some(3));
+    assert_eq!(pool.busy, 3, "at the limit nobody else is granted");
+    LambdaPlatform::grant_slots(&mut pool, None);
+    assert_eq!(pool.busy, 4);
+    assert!(pool.waiters.is_empty());
+    assert!(matches!(
+        receivers[3].as_mut().unwrap().try_recv(),
+        Ok(Grant::Slot)
+    ));
+}
+
 /// Cold starts are capped at the function timeout (in ms), and the normal draw behind them
 /// is clamped to ±3σ, which a correct draw reaches rarely: of 2,000 seeded aws-2021 draws
 /// (median 250 ms, p90 600 ms, σ = ln 2.4 / 1.2816 = 0.683106) few sit at the upper
