@@ -416,3 +416,115 @@ fn instance_duration_at_the_profile_memory_by_hand() {
     m.kind = ModelKind::Paper;
     close(m.instance_duration_s(4), 3.0);
 }
+
+/// The model's spread: task durations log-normal with σ = 0.5 (median 1 s, p90 e^(0.5·z90)).
+fn spread(m: &mut Model) {
+    m.scaling.duration_median_s = 1.0;
+    m.scaling.duration_p90_s = (0.5 * 1.281_551_565_5_f64).exp();
+    close(m.scaling.task_sigma(), 0.5);
+}
+
+/// A host of `cpus` shared by every instance, all starting at the 0.5 s cold start
+/// (Unlimited scaling, warm reuse), no spread unless asked for.
+fn shared_host(cpus: f64) -> Model {
+    let mut m = model();
+    m.measured_arrivals = false;
+    m.platform.scaling = crate::platform::Scaling::Unlimited;
+    m.platform.cold_start.median_ms = 500.0;
+    m.platform.account_concurrency_limit = None;
+    m.platform.host_cpus = Some(cpus);
+    m
+}
+
+/// On a shared host of 2 CPUs, 10 tasks at k = 3 are 4 instances started at 0.5 s: three of
+/// D(3) = 2 s keeping 2 CPUs busy, the last of D(1) = 1 s keeping 1. Together they demand
+/// 7 CPUs, so each runs at 2/7: the last ends after 3.5 s (at 4 s); the others then share at
+/// 2/6 and need 3 s more for their remaining second (at 7 s). Durations 6.5, 6.5, 6.5 and
+/// 3.5 s; the median is the end at position ⌊0.5·4⌋, the tail at q = 0.2 the first end,
+/// at q = 1 the last.
+#[test]
+fn a_shared_host_stretches_instances_by_processor_sharing_by_hand() {
+    let m = shared_host(2.0);
+    let p = m.predict(10, 3);
+    assert_eq!((p.instances, p.waves), (4, 1));
+    close(p.scale_s, 0.5);
+    close(p.total_s, 7.0);
+    close(p.median_s, 7.0);
+    close(p.billed_instance_s, 3.0 * 6.5 + 3.5);
+    close(p.instance_s, (3.0 * 6.5 + 3.5) / 4.0);
+    close(
+        p.expense.compute_usd / m.platform.price_per_instance_second(),
+        23.0,
+    );
+    close(m.clone().with_tail_quantile(0.2).predict(10, 3).tail_s, 4.0);
+    close(m.with_tail_quantile(1.0).predict(10, 3).tail_s, 7.0);
+    // 5 tasks at k = 3: D(3) = 2 s and a last batch of two, D(2) = 1.5 s, both 2 CPUs:
+    // at 1/2 the second ends after 3 s (3.5 s), the first has 0.5 s left alone (4 s).
+    let p = shared_host(2.0).predict(5, 3);
+    close(p.total_s, 4.0);
+    close(p.billed_instance_s, 3.5 + 3.0);
+}
+
+/// The straggler allowance on a shared host counts the instances the host runs at once:
+/// 4 CPUs over min(vCPUs = 4, k = 2) = 2 instances. 6 tasks at k = 2 are 3 instances of
+/// D(2) = 1.5 s demanding 6 CPUs: each at 4/6, all end at 0.5 + 2.25 s; then
+/// 2.25 · (e^(σ/√2 · z(2)) − 1) for the slowest of two.
+#[test]
+fn a_shared_hosts_straggler_allowance_counts_instances_running_at_once() {
+    let mut m = shared_host(4.0);
+    spread(&mut m);
+    let p = m.predict(6, 2);
+    let allowance = 2.25 * ((0.5 / 2f64.sqrt() * z_of_max(2.0)).exp() - 1.0);
+    assert!(allowance > 0.1, "{allowance}");
+    close(p.total_s, 2.75 + allowance);
+    close(p.median_s, 2.75);
+}
+
+/// Off a shared host the allowance counts the instances still running when the last starts:
+/// aws-2021 adds one every 47 ms, so with D(4) = 2.5 s about 2.5/0.047 + 1 of them.
+/// 400 tasks at k = 4: the last of 100 starts at 99 · 0.047 + 0.25 s.
+#[test]
+fn the_straggler_allowance_counts_the_instances_a_rule_keeps_running() {
+    let mut m = model();
+    m.measured_arrivals = false;
+    spread(&mut m);
+    let p = m.predict(400, 4);
+    let competing = 2.5 / 0.047 + 1.0;
+    let allowance = 2.5 * ((0.5 / 2.0 * z_of_max(competing)).exp() - 1.0);
+    close(p.total_s, 99.0 * 0.047 + 0.25 + 2.5 + allowance);
+}
+
+/// The expense of a launch whose last batch is smaller bills that batch at its own
+/// duration: 5 tasks at k = 2 on aws-2021 are two batches of D(2) = 1.5 s and one of
+/// D(1) = 1 s, 4 billed seconds (aws-2021 bills no init).
+#[test]
+fn the_last_smaller_batch_is_billed_at_its_own_duration() {
+    let m = model();
+    let p = m.predict(5, 2);
+    close(p.billed_instance_s, 4.0);
+    close(
+        p.expense.compute_usd / m.platform.price_per_instance_second(),
+        4.0,
+    );
+}
+
+/// With measured CPU seconds, an instance keeps busy its CPU seconds over its duration,
+/// within [0.001, min(k, vCPUs)]; a zero duration (or zero CPU) falls back to the bound.
+#[test]
+fn cpu_demand_from_measured_cpu_seconds() {
+    let mut p = super::tests::synthetic_profile();
+    for s in &mut p.packing.samples {
+        s.cpu_seconds = vec![0.4 * s.k as f64];
+    }
+    let m = Model::new(&p, PlatformProfile::aws_2021(), ModelKind::Propack).unwrap();
+    close(m.cpu_demand(4, 2.0, 6.0), 0.8);
+    close(m.cpu_demand(4, 0.5, 6.0), 3.2);
+    close(m.cpu_demand(4, 0.5, 2.0), 2.0);
+    close(m.cpu_demand(4, 0.0, 6.0), 4.0);
+    for s in &mut p.packing.samples {
+        s.cpu_seconds = vec![0.0];
+    }
+    let idle = Model::new(&p, PlatformProfile::aws_2021(), ModelKind::Propack).unwrap();
+    close(idle.cpu_demand(4, 0.0, 6.0), 4.0);
+    close(idle.cpu_demand(4, 2.0, 6.0), 1e-3);
+}
