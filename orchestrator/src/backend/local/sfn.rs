@@ -464,6 +464,17 @@ impl Ctx {
     }
 }
 
+/// The wait before retry number `retry` (1-based) of `r`: its backoff, and under full
+/// jitter a uniform draw from `[0, backoff)`.
+fn retry_delay(r: &Retrier, retry: u32, rng: &mut impl Rng) -> f64 {
+    let delay = r.delay_seconds(retry);
+    if r.jitter_strategy == Some(JitterStrategy::Full) {
+        delay * rng.random::<f64>()
+    } else {
+        delay
+    }
+}
+
 /// The arguments of an intrinsic call, trimmed; a string literal keeps its quotes and
 /// escapes. `None` for an unterminated literal or a nested call.
 fn split_intrinsic_args(args: &str) -> Option<Vec<String>> {
@@ -823,11 +834,8 @@ impl Interpreter {
             if counts[ri] >= r.max_attempts.unwrap_or(3) {
                 return Err(Fail::States(e));
             }
-            let mut delay = r.delay_seconds(counts[ri] + 1);
-            if r.jitter_strategy == Some(JitterStrategy::Full) {
-                delay *= rng.random::<f64>();
-            }
             counts[ri] += 1;
+            let delay = retry_delay(r, counts[ri], &mut rng);
             attempt += 1;
             // A retry runs the state again, which Step Functions bills as a transition.
             self.transition(ctx);
@@ -1181,15 +1189,13 @@ impl Interpreter {
             .sum();
         let pct = state.tolerated_failure_percentage;
         let count = state.tolerated_failure_count;
-        let tolerated = if !distributed || (pct.is_none() && count.is_none()) {
-            failed == 0
-        } else {
-            let by_pct = pct.is_some_and(|p| {
-                total_items > 0 && (failed as f64) * 100.0 / (total_items as f64) <= f64::from(p)
-            });
-            let by_count = count.is_some_and(|c| failed as u64 <= c);
-            by_pct || by_count
-        };
+        // Nothing failed is always within the threshold (also for a Map of no items, whose
+        // failed percentage is undefined); otherwise failed ≤ total, so total > 0.
+        let tolerated = failed == 0
+            || (distributed
+                && (pct.is_some_and(|p| {
+                    (failed as f64) * 100.0 / (total_items as f64) <= f64::from(p)
+                }) || count.is_some_and(|c| failed as u64 <= c)));
 
         let map_run = self.inner.map_runs.fetch_add(1, Ordering::SeqCst);
         let label = state.label.as_deref().unwrap_or(name);

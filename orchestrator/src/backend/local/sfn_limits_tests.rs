@@ -115,9 +115,7 @@ async fn run(
     if let Some(l) = express_limit {
         interp.set_express_limit(l);
     }
-    let input = if items.is_empty() {
-        unreachable!("every test runs items")
-    } else if def
+    let input = if def
         .states
         .values()
         .any(|s| matches!(s, State::Map(m) if m.item_reader.is_some()))
@@ -413,4 +411,21 @@ async fn retried_error_runs_exactly_max_attempts_plus_one() {
     let built = build_definition(&o).unwrap();
     let r = run(&built.definition, items, 1, None).await;
     assert_eq!(attempts(&r, 1), [0]);
+}
+
+/// A Distributed Map with nothing to run has nothing that failed: with only a tolerated
+/// percentage set, 0 failed of 0 items succeeded (it was refused as "0 of 0 items … above the
+/// tolerated threshold", the percentage of nothing being undefined).
+#[tokio::test]
+async fn a_distributed_map_of_no_items_is_within_any_tolerated_percentage() {
+    let mut o = opts(10, 10, ModeRequest::Distributed);
+    o.tolerated_failure_percentage = 40;
+    let built = build_definition(&o).unwrap();
+    let r = run(&built.definition, Vec::new(), 10, None).await;
+    let out = r.execution.result.unwrap();
+    assert_eq!(
+        out["ResultWriterDetails"]["Key"],
+        "res/RunPackedBatches-0/manifest.json"
+    );
+    assert!(r.execution.invocations.is_empty());
 }

@@ -705,3 +705,22 @@ fn states_format_lone_braces_and_literal_arguments() {
         );
     }
 }
+
+/// The wait before each retry: the retrier's backoff for that retry (2 s, then 2 · 3, then
+/// capped at 10 s), and under full jitter a draw from [0, backoff) that averages half of it.
+#[test]
+fn retry_delays_back_off_and_full_jitter_draws_below_the_backoff() {
+    let mut r: Retrier = serde_json::from_value(json!({
+        "ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "BackoffRate": 3.0,
+        "MaxDelaySeconds": 10
+    }))
+    .unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let delays: Vec<f64> = (1..=3).map(|n| retry_delay(&r, n, &mut rng)).collect();
+    assert_eq!(delays, [2.0, 6.0, 10.0]);
+    r.jitter_strategy = Some(JitterStrategy::Full);
+    let draws: Vec<f64> = (0..400).map(|_| retry_delay(&r, 2, &mut rng)).collect();
+    assert!(draws.iter().all(|d| (0.0..6.0).contains(d)), "{draws:?}");
+    let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+    assert!((mean - 3.0).abs() < 0.3, "{mean}");
+}
