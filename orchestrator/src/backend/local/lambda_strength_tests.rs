@@ -335,6 +335,60 @@ async fn idle_instances_are_reclaimed_after_the_ttl() {
     platform.shutdown();
 }
 
+/// A reaper pass leaves a live instance within its TTL idle (the next call is warm on it)
+/// and drops one whose process died while idle from the idle list.
+#[tokio::test]
+async fn the_reaper_keeps_live_idle_instances_and_drops_dead_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = PlatformProfile::unlimited();
+    let f = echo(dir.path(), &profile);
+    let platform = LambdaPlatform::new(profile, vec![f], 1);
+    let idle = |p: &LambdaPlatform| -> usize {
+        p.inner
+            .pool
+            .lock()
+            .unwrap()
+            .idle
+            .values()
+            .map(Vec::len)
+            .sum()
+    };
+    let first = call(&platform, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let again = call(&platform, json!({})).await;
+    assert_eq!(
+        (again.instance_id.as_str(), again.cold_start),
+        (first.instance_id.as_str(), false)
+    );
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    assert_eq!(idle(&platform), 1);
+    let pid = platform.instances()[0].pid;
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for _ in 0..500 {
+        if platform.instances().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(platform.instances().is_empty());
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    assert_eq!(idle(&platform), 0);
+    platform.shutdown();
+}
+
+/// The platform's time zero in Unix epoch ms is taken when it is made.
+#[test]
+fn time_zero_is_the_epoch_ms_of_creation() {
+    let before = epoch_ms();
+    let p = LambdaPlatform::new(PlatformProfile::unlimited(), vec![], 1);
+    let after = epoch_ms();
+    assert!((before..=after).contains(&p.zero_epoch_ms()));
+}
+
 /// New instances appear at the scaling rule's pace: on a 200 ms interval the third of
 /// three concurrent calls cannot start before 0.4 s (a sleep's lower bound, so no flake).
 #[tokio::test]
