@@ -540,3 +540,26 @@ fn civil_dates_by_hand() {
     assert_eq!(civil_date(47_540), "2100/02/28");
     assert_eq!(civil_date(47_541), "2100/03/01");
 }
+
+/// The emulated layer is laid out as `package --layer` does: `bootstrap` linking to the
+/// runtime binary (absolute, so instances starting in their task root find it), and the
+/// exec wrapper, executable, at the path `AWS_LAMBDA_EXEC_WRAPPER` names under `/opt`.
+/// Writing it again replaces the link.
+#[test]
+fn the_layer_holds_the_bootstrap_link_and_the_exec_wrapper() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = dir.path().join("opt");
+    let bin = dir.path().join("bin");
+    std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+    for _ in 0..2 {
+        write_layer(&layer, &bin).unwrap();
+    }
+    assert_eq!(std::fs::read_link(layer.join("bootstrap")).unwrap(), bin);
+    let wrapper = layer.join(EXEC_WRAPPER_PATH.strip_prefix("/opt/").unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&wrapper).unwrap(),
+        EXEC_WRAPPER_SCRIPT
+    );
+    let mode = std::fs::metadata(&wrapper).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
+}
