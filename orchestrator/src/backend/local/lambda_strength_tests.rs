@@ -563,3 +563,20 @@ fn the_layer_holds_the_bootstrap_link_and_the_exec_wrapper() {
     let mode = std::fs::metadata(&wrapper).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o755);
 }
+
+/// A response posted under another request id is refused (400 `InvalidRequestID`, as
+/// Lambda answers) and does not complete the invocation in flight, which still gets the
+/// runtime's own response.
+#[tokio::test]
+async fn a_response_for_another_request_id_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = PlatformProfile::unlimited();
+    let f = echo(dir.path(), &profile);
+    let platform = LambdaPlatform::new(profile, vec![f], 1);
+    let inv = call(&platform, json!({"wrong_id": true})).await;
+    let b = body(&inv);
+    assert_eq!(b["wrong_id"]["status"], 400);
+    assert_eq!(b["wrong_id"]["body"]["errorType"], "InvalidRequestID");
+    assert_eq!(b["event"], json!({"wrong_id": true}));
+    platform.shutdown();
+}

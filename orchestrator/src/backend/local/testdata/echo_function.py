@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 # A stand-in function for the Lambda emulator's tests: it answers each event with what the
 # instance saw (request headers, environment, working directory, the event), or, as the
-# event asks, posts an error ("error"), sleeps past its timeout ("sleep_s") or exits ("exit").
+# event asks, posts an error ("error"), sleeps past its timeout ("sleep_s"), exits ("exit"), or
+# first posts a response under another request id ("wrong_id") and reports what it got.
 # ECHO_INIT=error posts an init error instead of starting; ECHO_INIT=exit exits during init.
-import json, os, sys, time, urllib.request
+import json, os, sys, time, urllib.error, urllib.request
 
 runtime = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/"
 api = runtime + "invocation/"
@@ -27,6 +28,15 @@ while True:
         req = urllib.request.Request(api + rid + "/error", data=body, method="POST")
         urllib.request.urlopen(req).read()
         continue
-    out = {"headers": headers, "env": dict(os.environ), "cwd": os.getcwd(), "event": ev}
+    wrong = None
+    if ev.get("wrong_id"):
+        req = urllib.request.Request(api + "not-" + rid + "/response", data=b'{"wrong": true}', method="POST")
+        try:
+            urllib.request.urlopen(req).read()
+            wrong = {"status": 202}
+        except urllib.error.HTTPError as e:
+            wrong = {"status": e.code, "body": json.loads(e.read())}
+    out = {"headers": headers, "env": dict(os.environ), "cwd": os.getcwd(), "event": ev,
+           "wrong_id": wrong}
     req = urllib.request.Request(api + rid + "/response", data=json.dumps(out).encode(), method="POST")
     urllib.request.urlopen(req).read()
