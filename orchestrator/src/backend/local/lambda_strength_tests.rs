@@ -380,13 +380,18 @@ async fn the_reaper_keeps_live_idle_instances_and_drops_dead_ones() {
     platform.shutdown();
 }
 
-/// The platform's time zero in Unix epoch ms is taken when it is made.
+/// The platform's time zero in Unix epoch ms is taken when it is made, and its clock counts
+/// seconds from then.
 #[test]
 fn time_zero_is_the_epoch_ms_of_creation() {
     let before = epoch_ms();
     let p = LambdaPlatform::new(PlatformProfile::unlimited(), vec![], 1);
     let after = epoch_ms();
     assert!((before..=after).contains(&p.zero_epoch_ms()));
+    let a = p.now_s();
+    std::thread::sleep(Duration::from_millis(30));
+    let b = p.now_s();
+    assert!(a < 0.5 && b - a >= 0.03 && b - a < 5.0, "{a} {b}");
 }
 
 /// New instances appear at the scaling rule's pace: on a 200 ms interval the third of
