@@ -270,6 +270,67 @@ async fn the_account_limit_throttles_or_waits_for_a_warm_instance() {
     );
     assert!(waited.start_s >= first.end_s);
     assert_eq!(platform.instances().len(), 1);
+    // A warm instance in use counts against the limit like a new one.
+    let busy = {
+        let p = platform.clone();
+        tokio::spawn(async move { call(&p, json!({"sleep_s": 1})).await })
+    };
+    while !platform.instances().iter().any(|i| i.busy) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let e = platform
+        .invoke("echo", "{}", AtLimit::Throttle)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, InvokeError::Throttled(1)), "{e}");
+    assert!(!busy.await.unwrap().cold_start);
+    platform.shutdown();
+}
+
+/// Waiting at the limit: the slot of an instance killed at its timeout goes to the waiter,
+/// which runs on a new instance; a stop requested while a call waits ends it unstarted
+/// when a warm instance frees up (the one running finishes).
+#[tokio::test]
+async fn waiting_at_the_limit_ends_on_a_freed_slot_or_a_stop() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let dir = tempfile::tempdir().unwrap();
+    let mut profile = PlatformProfile::unlimited();
+    profile.account_concurrency_limit = Some(1);
+    profile.timeout_s = 1.0;
+    let f = echo(dir.path(), &profile);
+    let platform = LambdaPlatform::new(profile, vec![f], 1);
+    platform.set_stop(crate::backend::Stop::new(&STOP));
+    let within = |f| tokio::time::timeout(Duration::from_secs(20), f);
+    let spawn_call = |event: Value| {
+        let p = platform.clone();
+        tokio::spawn(async move { p.invoke("echo", event.to_string(), AtLimit::Wait).await })
+    };
+    let killed = spawn_call(json!({"sleep_s": 3}));
+    while platform.instances().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let waiter = spawn_call(json!({}));
+    let ran = within(waiter).await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        (ran.instance_id.as_str(), ran.cold_start),
+        ("i-00002", true)
+    );
+    let timed_out = within(killed).await.unwrap().unwrap().unwrap();
+    assert_eq!(error_of(&timed_out).0, "Sandbox.Timedout");
+
+    let running = spawn_call(json!({"sleep_s": 0.5}));
+    while !platform.instances().iter().any(|i| i.busy) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let waiter = spawn_call(json!({}));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    STOP.store(true, Ordering::SeqCst);
+    let e = within(waiter).await.unwrap().unwrap().unwrap_err();
+    assert!(matches!(e, InvokeError::NotStarted), "{e}");
+    assert_eq!(
+        within(running).await.unwrap().unwrap().unwrap().instance_id,
+        "i-00002"
+    );
     platform.shutdown();
 }
 
