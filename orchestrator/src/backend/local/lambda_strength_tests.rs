@@ -646,3 +646,41 @@ async fn a_response_for_another_request_id_is_refused() {
     assert_eq!(b["event"], json!({"wrong_id": true}));
     platform.shutdown();
 }
+
+/// A new instance waits out its cold start (here exactly 1.5 s: median = p90) before its
+/// process starts, which `init_ms` reports in milliseconds with the process's own start;
+/// instances created side by side are all listed.
+#[tokio::test]
+async fn a_cold_start_delays_the_new_instance_and_every_instance_is_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut profile = PlatformProfile::unlimited();
+    profile.cold_start = crate::platform::DurationDist {
+        median_ms: 1_500.0,
+        p90_ms: 1_500.0,
+    };
+    let f = echo(dir.path(), &profile);
+    let platform = LambdaPlatform::new(profile, vec![f], 1);
+    let calls: Vec<_> = (0..2)
+        .map(|_| {
+            let p = platform.clone();
+            tokio::spawn(async move { call(&p, json!({"sleep_s": 0.3})).await })
+        })
+        .collect();
+    for c in calls {
+        let inv = tokio::time::timeout(Duration::from_secs(30), c)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(inv.cold_start);
+        assert!(
+            (1_500.0..15_000.0).contains(&inv.init_ms),
+            "init {} ms",
+            inv.init_ms
+        );
+        assert!(inv.start_s >= 1.5, "{}", inv.start_s);
+    }
+    let mut ids: Vec<String> = platform.instances().into_iter().map(|i| i.id).collect();
+    ids.sort();
+    assert_eq!(ids, ["i-00001", "i-00002"]);
+    platform.shutdown();
+}
