@@ -644,6 +644,23 @@ async fn a_response_for_another_request_id_is_refused() {
     assert_eq!(b["wrong_id"]["status"], 400);
     assert_eq!(b["wrong_id"]["body"]["errorType"], "InvalidRequestID");
     assert_eq!(b["event"], json!({"wrong_id": true}));
+    // Unknown routes are 404, also under `invocation/` with a kind other than
+    // `response`/`error`, and the invocation still ends with the runtime's response.
+    let paths = json!([
+        "invocation/{rid}/bogus",
+        "elsewhere/x/response",
+        "invocation/next2"
+    ]);
+    let inv = call(&platform, json!({ "post_paths": paths })).await;
+    let posted = body(&inv)["posted"].clone();
+    let statuses: Vec<u64> = posted
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [404, 404, 404], "{posted}");
+    assert_eq!(posted[1]["body"]["errorType"], "NotFound");
     platform.shutdown();
 }
 

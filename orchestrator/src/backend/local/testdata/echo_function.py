@@ -2,7 +2,8 @@
 # A stand-in function for the Lambda emulator's tests: it answers each event with what the
 # instance saw (request headers, environment, working directory, the event), or, as the
 # event asks, posts an error ("error"), sleeps past its timeout ("sleep_s"), exits ("exit"), or
-# first posts a response under another request id ("wrong_id") and reports what it got.
+# first posts a response under another request id ("wrong_id") or to other Runtime API paths
+# ("post_paths", "{rid}" standing for the request id) and reports what it got.
 # ECHO_INIT=error posts an init error instead of starting; ECHO_INIT=exit exits during init.
 import json, os, sys, time, urllib.error, urllib.request
 
@@ -36,7 +37,15 @@ while True:
             wrong = {"status": 202}
         except urllib.error.HTTPError as e:
             wrong = {"status": e.code, "body": json.loads(e.read())}
+    posted = []
+    for path in ev.get("post_paths", []):
+        req = urllib.request.Request(runtime + path.replace("{rid}", rid), data=b"{}", method="POST")
+        try:
+            urllib.request.urlopen(req).read()
+            posted.append({"status": 202})
+        except urllib.error.HTTPError as e:
+            posted.append({"status": e.code, "body": json.loads(e.read())})
     out = {"headers": headers, "env": dict(os.environ), "cwd": os.getcwd(), "event": ev,
-           "wrong_id": wrong}
+           "wrong_id": wrong, "posted": posted}
     req = urllib.request.Request(api + rid + "/response", data=json.dumps(out).encode(), method="POST")
     urllib.request.urlopen(req).read()
