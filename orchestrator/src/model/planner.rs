@@ -539,6 +539,41 @@ mod tests {
         }
     }
 
+    /// Memories whose scores tie are told apart by the other criterion: under `time` the
+    /// cheaper (scores 10 and 10.02 s are within 0.5 % of each other), under `both` the
+    /// faster, with an absolute tie of 0.005 on its normalised score (0.2 and 0.203 tie;
+    /// 0.5 % of 0.2 would not); beyond the tie the lower score wins.
+    #[test]
+    fn tied_memories_are_told_apart_by_the_other_criterion() {
+        let p = |t: f64, e: f64| Prediction {
+            total_s: t,
+            expense_usd: e,
+            ..model().predict(400, 4)
+        };
+        let time = req(Objective::Time);
+        assert_eq!(
+            pick_memory(&[(10.0, p(10.0, 2.0)), (10.02, p(10.02, 1.0))], &time),
+            Some(1)
+        );
+        assert_eq!(
+            pick_memory(&[(10.0, p(10.0, 2.0)), (10.1, p(10.1, 1.0))], &time),
+            Some(0)
+        );
+        let both = req(Objective::Both {
+            w_cost: DEFAULT_W_COST,
+            w_time: DEFAULT_W_TIME,
+        });
+        assert_eq!(
+            pick_memory(&[(0.2, p(9.0, 1.0)), (0.203, p(8.0, 1.5))], &both),
+            Some(1)
+        );
+        assert_eq!(
+            pick_memory(&[(0.2, p(9.0, 1.0)), (0.21, p(8.0, 1.5))], &both),
+            Some(0)
+        );
+        assert_eq!(pick_memory(&[(f64::INFINITY, p(1.0, 1.0))], &both), None);
+    }
+
     /// Hand computation for the synthetic app (T0 = 2 s, 50 ms per instance,
     /// D(k) = 1 + 0.5 (k − 1) s, no spread), n = ⌈400/k⌉, the last batch holds the rest:
     /// total(k) = max(2 + 0.05 (n − 1) + D(rest), 2 + 0.05 (n − 2) + D(k)).
