@@ -539,6 +539,49 @@ mod tests {
         }
     }
 
+    /// The right-sized baseline under `both` scores each memory's k = 1 point normalised by
+    /// the best time and expense among k = 1 points, not among all k: for the overlapping app
+    /// at C = 1,000 with weights 0.1 cost / 0.9 time that is 2,654 MB (the packed points'
+    /// minima, lower in both, would weigh cost more and pick 4,865 MB). 2,654 MB is also what
+    /// scoring every memory's own k = 1 prediction by hand picks (1,769 MB scores lowest, but
+    /// 2,654 MB is within the tie and faster).
+    #[test]
+    fn the_right_sized_baseline_under_both_is_normalised_among_k1_points() {
+        let m = overlapping();
+        let r = free_memory(
+            1_000,
+            Objective::Both {
+                w_cost: 0.1,
+                w_time: 0.9,
+            },
+            8,
+        );
+        let p = plan(&m, &r).unwrap();
+        let right_sized = p.baselines.unwrap().right_sized_k1;
+        assert_eq!(right_sized.memory_mb, 2_654);
+        let k1: Vec<(u32, Prediction)> = p
+            .memories
+            .iter()
+            .map(|x| (x.memory_mb, m.at_memory(x.memory_mb).predict(1_000, 1)))
+            .collect();
+        let t1 = k1.iter().map(|q| q.1.total_s).fold(f64::INFINITY, f64::min);
+        let e1 = k1
+            .iter()
+            .map(|q| q.1.expense_usd)
+            .fold(f64::INFINITY, f64::min);
+        let score =
+            |q: &Prediction| 0.1 * (q.expense_usd / e1 - 1.0) + 0.9 * (q.total_s / t1 - 1.0);
+        let best = k1.iter().map(|q| score(&q.1)).fold(f64::INFINITY, f64::min);
+        // Scores within the absolute tie of the best are equal; the faster wins.
+        let by_hand = k1
+            .iter()
+            .filter(|q| score(&q.1) <= best + MEMORY_TIE)
+            .min_by(|a, b| a.1.total_s.total_cmp(&b.1.total_s))
+            .unwrap();
+        assert_eq!(by_hand.0, 2_654);
+        assert_eq!(right_sized.prediction, by_hand.1);
+    }
+
     /// Memories whose scores tie are told apart by the other criterion: under `time` the
     /// cheaper (scores 10 and 10.02 s are within 0.5 % of each other), under `both` the
     /// faster, with an absolute tie of 0.005 on its normalised score (0.2 and 0.203 tie;
