@@ -1336,6 +1336,17 @@ mod tests {
             "field `tasks[0].handler.name`: must be a string, got an array"
         );
         assert_eq!(
+            err(json!({"tasks": [{"id": "b", "builtin": {"name": 3}}]})),
+            "field `tasks[0].builtin.name`: must be a string, got a number"
+        );
+        // A timeout in whole milliseconds, or null for none, passes the field check.
+        for timeout in [json!(5_000), Value::Null] {
+            let b = parse(
+                json!({"tasks": [{"id": "b", "builtin": {"name": "noop"}, "timeout_ms": timeout}]}),
+            );
+            assert!(b.is_ok(), "{timeout}: {b:?}");
+        }
+        assert_eq!(
             err(json!({"tasks": [noop], "BatchInput": {"logs_prefix": ""}})),
             "field `BatchInput.logs_prefix`: unsupported URI \"\": expected s3://bucket/key or file:///absolute/path"
         );
