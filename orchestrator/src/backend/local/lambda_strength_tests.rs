@@ -42,6 +42,28 @@ fn error_of(inv: &Invocation) -> (String, Value) {
     }
 }
 
+/// Starts `event` on the echo function in the background.
+fn spawn_call(platform: &LambdaPlatform, event: Value) -> tokio::task::JoinHandle<Invocation> {
+    let p = platform.clone();
+    tokio::spawn(async move { call(&p, event).await })
+}
+
+/// Polls the platform's instances every 10 ms until `ready` holds of them.
+async fn wait_for(platform: &LambdaPlatform, ready: impl Fn(&[InstanceInfo]) -> bool) {
+    while !ready(&platform.instances()) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// An Invoke API call is throttled at the account limit of 1.
+async fn assert_throttled(platform: &LambdaPlatform) {
+    let e = platform
+        .invoke("echo", "{}", AtLimit::Throttle)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, InvokeError::Throttled(1)), "{e}");
+}
+
 #[test]
 fn request_ids_are_uuid_shaped() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
@@ -248,19 +270,10 @@ async fn the_account_limit_throttles_or_waits_for_a_warm_instance() {
     profile.account_concurrency_limit = Some(1);
     let f = echo(dir.path(), &profile);
     let platform = LambdaPlatform::new(profile, vec![f], 1);
-    let busy = {
-        let p = platform.clone();
-        tokio::spawn(async move { call(&p, json!({"sleep_s": 1})).await })
-    };
+    let busy = spawn_call(&platform, json!({"sleep_s": 1}));
     // The slot is taken once the instance exists.
-    while platform.instances().is_empty() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let e = platform
-        .invoke("echo", "{}", AtLimit::Throttle)
-        .await
-        .unwrap_err();
-    assert!(matches!(e, InvokeError::Throttled(1)), "{e}");
+    wait_for(&platform, |i| !i.is_empty()).await;
+    assert_throttled(&platform).await;
     let waited = call(&platform, json!({})).await;
     let first = busy.await.unwrap();
     assert_eq!(first.instance_id, "i-00001");
@@ -271,18 +284,9 @@ async fn the_account_limit_throttles_or_waits_for_a_warm_instance() {
     assert!(waited.start_s >= first.end_s);
     assert_eq!(platform.instances().len(), 1);
     // A warm instance in use counts against the limit like a new one.
-    let busy = {
-        let p = platform.clone();
-        tokio::spawn(async move { call(&p, json!({"sleep_s": 1})).await })
-    };
-    while !platform.instances().iter().any(|i| i.busy) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let e = platform
-        .invoke("echo", "{}", AtLimit::Throttle)
-        .await
-        .unwrap_err();
-    assert!(matches!(e, InvokeError::Throttled(1)), "{e}");
+    let busy = spawn_call(&platform, json!({"sleep_s": 1}));
+    wait_for(&platform, |i| i.iter().any(|i| i.busy)).await;
+    assert_throttled(&platform).await;
     assert!(!busy.await.unwrap().cold_start);
     platform.shutdown();
 }
