@@ -39,7 +39,7 @@ pub struct ScalingModel {
 }
 
 /// z-value of the 90th percentile of the standard normal.
-const Z90: f64 = 1.281_551_565_5;
+pub(crate) const Z90: f64 = 1.281_551_565_5;
 
 impl ScalingModel {
     /// Fits the model from the scaling runs.

@@ -420,7 +420,7 @@ fn instance_duration_at_the_profile_memory_by_hand() {
 /// The model's spread: task durations log-normal with σ = 0.5 (median 1 s, p90 e^(0.5·z90)).
 fn spread(m: &mut Model) {
     m.scaling.duration_median_s = 1.0;
-    m.scaling.duration_p90_s = (0.5 * 1.281_551_565_5_f64).exp();
+    m.scaling.duration_p90_s = (0.5 * super::fit::Z90).exp();
     close(m.scaling.task_sigma(), 0.5);
 }
 

@@ -305,15 +305,14 @@ async fn waiting_at_the_limit_ends_on_a_freed_slot_or_a_stop() {
     let platform = LambdaPlatform::new(profile, vec![f], 1);
     platform.set_stop(crate::backend::Stop::new(&STOP));
     let within = |f| tokio::time::timeout(Duration::from_secs(20), f);
-    let spawn_call = |event: Value| {
+    // The calls' own results, to see the ones that never started.
+    let spawn_invoke = |event: Value| {
         let p = platform.clone();
         tokio::spawn(async move { p.invoke("echo", event.to_string(), AtLimit::Wait).await })
     };
-    let killed = spawn_call(json!({"sleep_s": 3}));
-    while platform.instances().is_empty() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let waiter = spawn_call(json!({}));
+    let killed = spawn_invoke(json!({"sleep_s": 3}));
+    wait_for(&platform, |i| !i.is_empty()).await;
+    let waiter = spawn_invoke(json!({}));
     let ran = within(waiter).await.unwrap().unwrap().unwrap();
     assert_eq!(
         (ran.instance_id.as_str(), ran.cold_start),
@@ -322,11 +321,9 @@ async fn waiting_at_the_limit_ends_on_a_freed_slot_or_a_stop() {
     let timed_out = within(killed).await.unwrap().unwrap().unwrap();
     assert_eq!(error_of(&timed_out).0, "Sandbox.Timedout");
 
-    let running = spawn_call(json!({"sleep_s": 0.5}));
-    while !platform.instances().iter().any(|i| i.busy) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let waiter = spawn_call(json!({}));
+    let running = spawn_invoke(json!({"sleep_s": 0.5}));
+    wait_for(&platform, |i| i.iter().any(|i| i.busy)).await;
+    let waiter = spawn_invoke(json!({}));
     tokio::time::sleep(Duration::from_millis(100)).await;
     STOP.store(true, Ordering::SeqCst);
     let e = within(waiter).await.unwrap().unwrap().unwrap_err();
@@ -476,10 +473,7 @@ async fn new_instances_follow_the_scaling_rule() {
     let f = echo(dir.path(), &profile);
     let platform = LambdaPlatform::new(profile, vec![f], 1);
     let calls: Vec<_> = (0..3)
-        .map(|i| {
-            let p = platform.clone();
-            tokio::spawn(async move { call(&p, json!({"i": i})).await })
-        })
+        .map(|i| spawn_call(&platform, json!({ "i": i })))
         .collect();
     let mut starts = Vec::new();
     for c in calls {
@@ -689,10 +683,7 @@ async fn a_cold_start_delays_the_new_instance_and_every_instance_is_listed() {
     let f = echo(dir.path(), &profile);
     let platform = LambdaPlatform::new(profile, vec![f], 1);
     let calls: Vec<_> = (0..2)
-        .map(|_| {
-            let p = platform.clone();
-            tokio::spawn(async move { call(&p, json!({"sleep_s": 0.3})).await })
-        })
+        .map(|_| spawn_call(&platform, json!({"sleep_s": 0.3})))
         .collect();
     for c in calls {
         let inv = tokio::time::timeout(Duration::from_secs(30), c)

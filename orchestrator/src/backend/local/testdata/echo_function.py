@@ -16,6 +16,14 @@ if os.environ.get("ECHO_INIT") == "error":
     req.add_header("Lambda-Runtime-Function-Error-Type", "Runtime.ConfigError")
     urllib.request.urlopen(req).read()
     time.sleep(30)
+def post(url, data):
+    """POSTs data to url; the status and, for an error, the JSON body the API answered."""
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST")).read()
+        return {"status": 202}
+    except urllib.error.HTTPError as e:
+        return {"status": e.code, "body": json.loads(e.read())}
+
 while True:
     with urllib.request.urlopen(api + "next") as r:
         rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
@@ -29,22 +37,8 @@ while True:
         req = urllib.request.Request(api + rid + "/error", data=body, method="POST")
         urllib.request.urlopen(req).read()
         continue
-    wrong = None
-    if ev.get("wrong_id"):
-        req = urllib.request.Request(api + "not-" + rid + "/response", data=b'{"wrong": true}', method="POST")
-        try:
-            urllib.request.urlopen(req).read()
-            wrong = {"status": 202}
-        except urllib.error.HTTPError as e:
-            wrong = {"status": e.code, "body": json.loads(e.read())}
-    posted = []
-    for path in ev.get("post_paths", []):
-        req = urllib.request.Request(runtime + path.replace("{rid}", rid), data=b"{}", method="POST")
-        try:
-            urllib.request.urlopen(req).read()
-            posted.append({"status": 202})
-        except urllib.error.HTTPError as e:
-            posted.append({"status": e.code, "body": json.loads(e.read())})
+    wrong = post(api + "not-" + rid + "/response", b'{"wrong": true}') if ev.get("wrong_id") else None
+    posted = [post(runtime + path.replace("{rid}", rid), b"{}") for path in ev.get("post_paths", [])]
     out = {"headers": headers, "env": dict(os.environ), "cwd": os.getcwd(), "event": ev,
            "wrong_id": wrong, "posted": posted}
     req = urllib.request.Request(api + rid + "/response", data=json.dumps(out).encode(), method="POST")
